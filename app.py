@@ -1,0 +1,81 @@
+"""LLM Playground: see how a model picks its next token, train a LoRA adapter by clicking, compare.
+
+Run `python app.py --help` for the flags. Services are created here and passed to the UI; nothing
+model-related lives at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# No analytics and no hub calls at start; set before gradio / huggingface_hub are imported.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from playground.models import DEFAULT_DATA_DIR
+
+    p = argparse.ArgumentParser(description="LLM Playground: decoding, LoRA training and adapter comparison.")
+    p.add_argument("--model", default="bundled",
+                   help="'bundled' (SmolLM2-135M-Instruct), a hub id, a checkpoint folder or a .gguf file")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help=f"where converted models, adapters and runs live (default {DEFAULT_DATA_DIR})")
+    p.add_argument("--device", choices=["cpu", "cuda", "mps"], default=None, help="default: cuda > mps > cpu")
+    quant = p.add_mutually_exclusive_group()
+    quant.add_argument("--load-in-4bit", action="store_true", help="NF4 + double quant via bitsandbytes")
+    quant.add_argument("--load-in-8bit", action="store_true", help="LLM.int8 via bitsandbytes")
+    p.add_argument("--auth", default=None, metavar="USER:PASS", help="require a login (use when sharing on a LAN)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own Python code to run")
+    args = p.parse_args(argv)
+    if args.auth is not None and (":" not in args.auth or args.auth.startswith(":") or args.auth.endswith(":")):
+        p.error("--auth takes USER:PASS")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from playground.models import LoadSettings, ModelLoadError, ModelStore
+    from playground.services import Services
+
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.auth:
+        print(f"WARNING: binding {args.host} without --auth: anyone on your network can use this app "
+              "and run training on your machine. Add --auth user:pass.", file=sys.stderr, flush=True)
+    quantization = "4bit" if args.load_in_4bit else "8bit" if args.load_in_8bit else "none"
+    settings = LoadSettings(source=args.model, data_dir=args.data_dir.expanduser(), device=args.device,
+                            quantization=quantization, trust_remote_code=args.trust_remote_code)
+    store = ModelStore(settings)
+    try:
+        loaded = store.load(progress=lambda msg: print(msg, flush=True))
+    except ModelLoadError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+    print(f"Loaded {loaded.name} in {loaded.load_seconds:.1f} s", flush=True)
+
+    services = Services.create(store, settings.data_dir)
+    from playground.ui.app_ui import build_app
+
+    demo = build_app(services)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    print(f"LLM Playground running at http://{args.host}:{args.port}", flush=True)
+    launch_app(demo, host=args.host, port=args.port, auth=auth)
+
+
+def launch_app(demo, *, host: str, port: int, auth: tuple[str, str] | None) -> None:
+    from playground.ui.app_ui import APP_CSS, APP_THEME
+
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=host, server_port=port, auth=auth, share=False, show_error=False,
+        theme=APP_THEME, css=APP_CSS, footer_links=["api"], ssr_mode=False, enable_monitoring=False,
+        max_file_size="200mb",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""'Look inside the model': facts, parameter counts, layer types and the rendered chat template."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+SAMPLE_CONVERSATION = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "What is the capital of France?"},
+    {"role": "assistant", "content": "The capital of France is Paris."},
+    {"role": "user", "content": "And of Italy?"},
+]
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    name: str
+    architecture: str
+    model_type: str
+    total_params: int
+    trainable_params: int
+    vocab_size: int
+    context_length: int | None
+    hidden_size: int | None
+    num_layers: int | None
+    num_heads: int | None
+    num_kv_heads: int | None
+    intermediate_size: int | None
+    device: str
+    dtype: str
+    memory_bytes: int
+
+
+def _cfg(cfg: Any, *names: str) -> int | None:
+    """First present config attribute: families name the same thing differently (n_embd, d_model…)."""
+    for n in names:
+        v = getattr(cfg, n, None)
+        if isinstance(v, int):
+            return v
+    return None
+
+
+def format_count(n: int) -> str:
+    """134515008 -> '134.5M' (the way model cards write sizes)."""
+    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return str(n)
+
+
+def format_bytes(n: float) -> str:
+    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= div:
+            return f"{n / div:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def count_params(model: torch.nn.Module) -> tuple[int, int]:
+    """(total, trainable); tied weights counted once; 4-bit packed weights counted as their real size."""
+    total = trainable = 0
+    for p in model.parameters():  # parameters() already yields a tied tensor once
+        n = p.numel()
+        if p.__class__.__name__ == "Params4bit":  # packed two 4-bit values per uint8
+            n = int(getattr(p, "quant_state").shape.numel()) if getattr(p, "quant_state", None) else n * 2
+        total += n
+        trainable += n if p.requires_grad else 0
+    return total, trainable
+
+
+def model_facts(model: Any, name: str) -> ModelFacts:
+    cfg = model.config
+    total, trainable = count_params(model)
+    first = next(model.parameters())
+    dtype = getattr(model, "dtype", first.dtype)
+    return ModelFacts(
+        name=name,
+        architecture=type(model).__name__,
+        model_type=getattr(cfg, "model_type", "?"),
+        total_params=total,
+        trainable_params=trainable,
+        vocab_size=_cfg(cfg, "vocab_size") or model.get_input_embeddings().weight.shape[0],
+        context_length=_cfg(cfg, "max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"),
+        hidden_size=_cfg(cfg, "hidden_size", "n_embd", "d_model"),
+        num_layers=_cfg(cfg, "num_hidden_layers", "n_layer", "num_layers"),
+        num_heads=_cfg(cfg, "num_attention_heads", "n_head"),
+        num_kv_heads=_cfg(cfg, "num_key_value_heads", "num_kv_heads", "multi_query_group_num")
+        or (1 if getattr(cfg, "multi_query", False) else _cfg(cfg, "num_attention_heads", "n_head")),
+        intermediate_size=_cfg(cfg, "intermediate_size", "n_inner", "ffn_dim"),
+        device=first.device.type,
+        dtype=str(dtype).removeprefix("torch."),
+        memory_bytes=int(model.get_memory_footprint()),
+    )
+
+
+def params_per_module(model: torch.nn.Module, depth: int = 2) -> list[tuple[str, int]]:
+    """Parameter count per module `depth` levels down (e.g. model.embed_tokens, model.layers, lm_head).
+
+    A tied weight is counted under the first module that owns it, so the rows add up to the total.
+    """
+    seen: set[int] = set()
+    counts: OrderedDict[str, int] = OrderedDict()
+    for pname, p in model.named_parameters(remove_duplicate=False):
+        key = ".".join(pname.split(".")[:depth])
+        if pname.count(".") < depth:  # a parameter directly on a shallow module
+            key = pname.rsplit(".", 1)[0] if "." in pname else pname
+        counts.setdefault(key, 0)
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        counts[key] += p.numel()
+    return list(counts.items())
+
+
+def _kind(module: torch.nn.Module) -> str | None:
+    cls = type(module).__name__
+    if isinstance(module, torch.nn.Embedding):
+        return "Embedding"
+    if isinstance(module, torch.nn.Linear) or cls in ("Linear4bit", "Linear8bitLt", "Conv1D"):
+        return "Linear"
+    if "Norm" in cls:
+        return "Norm"
+    return None
+
+
+def layer_type_table(model: torch.nn.Module) -> list[list[Any]]:
+    """Rows [kind, class, name (layer index as *), weight shape, count, params] grouped by pattern."""
+    groups: OrderedDict[tuple, list] = OrderedDict()
+    for name, module in model.named_modules():
+        kind = _kind(module)
+        if kind is None:
+            continue
+        weight = getattr(module, "weight", None)
+        shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else ()
+        if weight is not None and getattr(weight, "quant_state", None) is not None:
+            shape = tuple(weight.quant_state.shape)
+        pattern = re.sub(r"\.\d+\.", ".*.", name)
+        params = sum(p.numel() for p in module.parameters(recurse=False))
+        key = (kind, type(module).__name__, pattern, shape)
+        row = groups.setdefault(key, [kind, type(module).__name__, pattern, " × ".join(map(str, shape)), 0, 0])
+        row[4] += 1
+        row[5] += params
+    return list(groups.values())
+
+
+def linear_layer_names(model: torch.nn.Module) -> list[str]:
+    """Distinct leaf names of Linear layers inside the blocks (LoRA target candidates), lm_head excluded."""
+    names: list[str] = []
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if _kind(module) == "Linear" and leaf not in ("lm_head", "embed_out") and leaf not in names:
+            names.append(leaf)
+    return names
+
+
+def architecture_text(model: torch.nn.Module) -> str:
+    """Exactly what `print(model)` shows."""
+    return repr(model)
+
+
+def render_chat_template(tokenizer: Any, conversation: list[dict] | None = None) -> tuple[str, str]:
+    """(rendered text, HTML with special tokens highlighted) for a sample conversation."""
+    conversation = conversation or SAMPLE_CONVERSATION
+    if not getattr(tokenizer, "chat_template", None):
+        msg = "This model has no chat template: it is a plain text model (use the prompt as is)."
+        return msg, f"<p><em>{html.escape(msg)}</em></p>"
+    text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    specials = sorted({t for t in tokenizer.all_special_tokens if t} | set(
+        getattr(tokenizer, "added_tokens_encoder", {}).keys()), key=len, reverse=True)
+    pieces = re.split("(" + "|".join(map(re.escape, specials)) + ")", text) if specials else [text]
+    out = []
+    for piece in pieces:
+        esc = html.escape(piece).replace("\n", "↵\n")
+        out.append(f'<span class="pg-special">{esc}</span>' if piece in specials else esc)
+    body = "".join(out)
+    return text, f'<pre class="pg-template" style="white-space:pre-wrap">{body}</pre>'

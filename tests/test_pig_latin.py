@@ -1,0 +1,94 @@
+"""Unit tests of the Pig Latin rule and the scoring helpers (playground/pig_latin.py)."""
+
+import pytest
+
+from playground.pig_latin import exact_match, to_pig_latin, word_accuracy
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the reference example
+        (
+            "The birch canoe slid on the smooth planks.",
+            "ethay irchbay anoecay idslay onway ethay oothsmay anksplay.",
+        ),
+        # vowel start -> "way"
+        ("apple", "appleway"),
+        ("on it", "onway itway"),
+        ("under", "underway"),
+        # leading consonant cluster moves
+        ("string", "ingstray"),
+        ("chair", "airchay"),
+        ("quiet", "uietqay"),
+        # "y" is a consonant; no vowel at all -> "ay"
+        ("rhythm", "rhythmay"),
+        ("my", "myay"),
+        ("yellow", "ellowyay"),
+        ("shy", "shyay"),
+        # numbers stay unchanged
+        ("42", "42"),
+        ("I have 3 cats", "iway avehay 3 atscay"),
+        ("2024", "2024"),
+        # tokens with a letter are words; digits count as consonants
+        ("3d", "3day"),
+        ("mp3", "mp3ay"),
+        ("4ever", "ever4ay"),
+        # punctuation attaches to the token before it
+        ("Hello, world!", "ellohay, orldway!"),
+        ("Is it 5?", "isway itway 5?"),
+        ("Wait... what?!", "aitway... atwhay?!"),
+        ("a - b", "away- bay"),
+        # punctuation at the start attaches to the token after it
+        ('"Hi," she said.', '"ihay," eshay aidsay.'),
+        ("...well", "...ellway"),
+        ("!!!", "!!!"),
+        # apostrophes split words: "don", "'", "t"
+        ("don't", "onday' tay"),
+        ("It's late.", "itway' say atelay."),
+        # whitespace collapses, case is lowered
+        ("  the   big\tdog \n", "ethay igbay ogday"),
+        ("THE BIG DOG", "ethay igbay ogday"),
+        ("McDonald", "onaldmcday"),
+        # empty input
+        ("", ""),
+        ("   ", ""),
+    ],
+)
+def test_to_pig_latin(text: str, expected: str) -> None:
+    assert to_pig_latin(text) == expected
+
+
+def test_word_accuracy_counts_positional_matches() -> None:
+    assert word_accuracy("ethay igbay ogday", "ethay igbay ogday") == 1.0
+    assert word_accuracy("ethay igbay atcay", "ethay igbay ogday") == pytest.approx(2 / 3)
+    assert word_accuracy("igbay ethay ogday", "ethay igbay ogday") == pytest.approx(1 / 3)
+    assert word_accuracy("", "ethay igbay ogday") == 0.0
+
+
+def test_word_accuracy_uses_reference_length() -> None:
+    assert word_accuracy("ethay", "ethay igbay ogday igbay") == 0.25
+    assert word_accuracy("ethay igbay ogday extra words", "ethay igbay") == 1.0
+
+
+def test_word_accuracy_splits_on_any_whitespace() -> None:
+    assert word_accuracy("  ethay\tigbay\n", "ethay igbay") == 1.0
+
+
+def test_word_accuracy_is_case_sensitive() -> None:
+    assert word_accuracy("Ethay igbay", "ethay igbay") == 0.5
+
+
+def test_word_accuracy_empty_reference() -> None:
+    assert word_accuracy("", "") == 1.0
+    assert word_accuracy("   ", "") == 1.0
+    assert word_accuracy("ethay", "") == 0.0
+    assert word_accuracy("ethay", "  ") == 0.0
+
+
+def test_exact_match() -> None:
+    assert exact_match("ethay ogday.", "ethay ogday.") is True
+    assert exact_match("  ethay ogday.\n", "ethay ogday.") is True
+    assert exact_match("ethay ogday", "ethay ogday.") is False
+    assert exact_match("Ethay ogday.", "ethay ogday.") is False
+    assert exact_match("", "") is True
