@@ -39,14 +39,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def exposure_warning(host: str, auth: str | None) -> str | None:
+    """A loud warning when the app is reachable from other machines without a login."""
+    if host in ("127.0.0.1", "localhost", "::1") or auth:
+        return None
+    return (f"WARNING: binding {host} without --auth: anyone on your network can use this app "
+            "and run training on your machine. Add --auth user:pass.")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from playground.models import LoadSettings, ModelLoadError, ModelStore
     from playground.services import Services
 
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.auth:
-        print(f"WARNING: binding {args.host} without --auth: anyone on your network can use this app "
-              "and run training on your machine. Add --auth user:pass.", file=sys.stderr, flush=True)
+    warning = exposure_warning(args.host, args.auth)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     quantization = "4bit" if args.load_in_4bit else "8bit" if args.load_in_8bit else "none"
     settings = LoadSettings(source=args.model, data_dir=args.data_dir.expanduser(), device=args.device,
                             quantization=quantization, trust_remote_code=args.trust_remote_code)

@@ -1,0 +1,72 @@
+"""Startup benchmark: first GGUF conversion, cached load, and `python app.py` → HTTP 200.
+
+Baseline in the same run: a bare `from_pretrained(dir, gguf_file=...)` (what every load would cost
+without the safetensors cache). Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    from transformers import AutoModelForCausalLM
+
+    from playground.models import LoadSettings, bundled_gguf_path, load_model
+
+    data = Path(tempfile.mkdtemp(prefix="pg-bench-startup-"))
+    gguf = bundled_gguf_path()
+
+    t = time.perf_counter()
+    AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    bare_gguf_s = time.perf_counter() - t
+
+    first = load_model(LoadSettings(data_dir=data))
+    cached = [load_model(LoadSettings(data_dir=data)) for _ in range(3)]
+    assert not first.from_cache and all(c.from_cache for c in cached)
+    cached_s = sorted(c.load_seconds for c in cached)[1]
+
+    port = free_port()
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--data-dir", str(data)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None:
+                    raise SystemExit("app exited")
+                time.sleep(0.1)
+        app_ready_s = time.perf_counter() - t
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+    print(json.dumps({"gguf_first_load_s": round(first.load_seconds, 2), "cached_load_s": round(cached_s, 2),
+                      "bare_gguf_load_s": round(bare_gguf_s, 2), "app_ready_s": round(app_ready_s, 2),
+                      "goal_cached_load_s": 5, "goal_app_ready_s": 10}))
+
+
+if __name__ == "__main__":
+    main()
