@@ -240,6 +240,8 @@ class AdapterManager:
     def _apply(self, lm: LoadedModel, name: str | None) -> None:
         """Make `name` (loaded) the active adapter, or the base when None; updates the header via set_model."""
         peft = lm.model
+        if name is not None and name not in self._loaded:
+            name = None  # not loaded by this manager (e.g. set by another component): fall back to the base
         if _is_peft(peft) and peft.peft_config:
             if name is None:
                 peft.set_adapter(next(iter(peft.peft_config)), inference_mode=True)

@@ -167,6 +167,10 @@ def _sequence(lm: LoadedModel, generated: list[int], score: float, sum_logprob: 
 @torch.inference_mode()
 def generate_beams(lm: LoadedModel, prompt_ids: list[int], settings: BeamSettings) -> list[RankedSequence]:
     """generate()'s own beam search: all B returned beams, best first, with their scores."""
+    if settings.num_beams == 1:  # generate() runs greedy search then, which reports no sequence score
+        g = greedy_path(lm, prompt_ids, settings.steps)
+        return [_sequence(lm, g.token_ids, g.sum_logprob / (len(g.token_ids) ** settings.length_penalty),
+                          g.sum_logprob)]
     input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
     out = lm.model.generate(
         input_ids=input_ids, attention_mask=torch.ones_like(input_ids),

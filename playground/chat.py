@@ -28,7 +28,7 @@ MAX_NEW_TOKENS = 1024
 COLUMNS = ("base", "tuned", "other")
 NO_ADAPTER_HINT = ("No adapter is active, so only the base model answers. Activate an adapter in the "
                    "Adapters tab to compare base and tuned side by side.")
-Message = dict[str, str]
+Message = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -256,11 +256,13 @@ def run_compare(adapters: AdapterManager, request: CompareRequest) -> CompareRes
 
 def next_histories(histories: dict[str, tuple[Message, ...]], message: str,
                    result: CompareResult) -> dict[str, tuple[Message, ...]]:
-    """Each column's history plus this turn (columns that did not answer keep theirs)."""
+    """Each column's history plus this turn (columns that did not answer keep theirs); every answer records
+    the adapter that produced it (None = the base)."""
     out = dict(histories)
     for col, res in result.columns.items():
         if res.error is None:
             out[col] = tuple(histories.get(col, ())) + ({"role": "user", "content": message},
-                                                        {"role": "assistant", "content": res.text})
+                                                        {"role": "assistant", "content": res.text,
+                                                         "adapter": res.adapter})
     return out
 

@@ -121,7 +121,7 @@ def what_changed_html(changed: WhatChanged | None, adapter: str | None) -> str:
              '<div class="pg-diff-text" style="font-family: ui-monospace, monospace; white-space: pre-wrap; '
              'line-height: 1.9; font-size: 14px;">']
     for i, t in enumerate(changed.tokens):
-        hover = (f"{t.label}: p(tuned) = {math.exp(t.logp_tuned):.4f} · p(base) = {math.exp(t.logp_base):.4f}"
+        hover = (f"{t.label}: p(tuned) = {math.exp(t.logp_tuned):.3g} · p(base) = {math.exp(t.logp_base):.3g}"
                  f" · Δ log p = {t.delta:+.2f}")
         mark = ""
         style = f"background:{delta_color(t.delta)}; border-radius:3px; padding:1px 0;"

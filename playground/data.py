@@ -165,7 +165,8 @@ def load_file(path: Path) -> Any:
 
     loader = check_file(path)
     try:
-        ds = load_dataset(loader, data_files=str(path), split="train", keep_in_memory=True)
+        with quiet_datasets():
+            ds = load_dataset(loader, data_files=str(path), split="train", keep_in_memory=True)
     except Exception as err:  # datasets wraps parse errors; find the line ourselves for a useful message
         detail = _explain_json_error(path) if loader == "json" else None
         first = (str(err.__cause__ or err).strip().splitlines() or [type(err).__name__])[0]
@@ -297,8 +298,9 @@ def format_rows(raw: RawData, source: DataSource, has_chat_template: bool = True
         raise ValueError(f"{raw.name} has no rows.")
     fmt, columns = resolve_format(list(ds.column_names), source)
     chat = source.use_chat_template and has_chat_template
-    mapped = ds.map(lambda row, i: to_training_row(row, i + 1, fmt, columns, source, chat), with_indices=True,
-                    remove_columns=ds.column_names, keep_in_memory=True)
+    with quiet_datasets():
+        mapped = ds.map(lambda row, i: to_training_row(row, i + 1, fmt, columns, source, chat), with_indices=True,
+                        remove_columns=ds.column_names, keep_in_memory=True)
     return mapped, fmt, columns
 
 

@@ -111,3 +111,37 @@ def preview_table(ds: Any, n: int = 8) -> tuple[list[str], list[list[str]]]:
     headers = list(ds.column_names)
     rows = [[_cell(ds[i][h]) for h in headers] for i in range(min(n, len(ds)))]
     return headers, rows
+
+
+@dataclass
+class DataPreview:
+    headers: list[str]
+    rows: list[list[str]]
+    summary: str  # markdown
+    lengths: list[int]
+    columns: list[str]  # source columns (for the mapping dropdowns)
+    mask: LossMaskView
+    mask_row: int  # 1-based row shown in the mask view
+
+
+def build_preview(source: Any, tokenizer: Any, max_length: int, row: int = 1, seed: int = 42,
+                  raw: Any = None) -> DataPreview:
+    """Everything the Data section shows for a source; raises ValueError like training would."""
+    from playground.data import format_rows, load_raw, split_rows
+
+    raw = raw or load_raw(source)
+    with_template = bool(getattr(tokenizer, "chat_template", None))
+    mapped, fmt, columns = format_rows(raw, source, with_template)
+    train, evals = split_rows(mapped, source.eval_fraction, seed)
+    headers, rows = preview_table(raw.dataset)
+    lengths = token_lengths(mapped, tokenizer)
+    index = min(max(1, int(row or 1)), len(mapped))
+    mask = loss_mask_view(mapped[index - 1], tokenizer, source.completion_only_loss, max_length)
+    over = sum(n > max_length for n in lengths)
+    mapping = ", ".join(f"{role} ← `{col}`" for role, col in columns.items())
+    summary = (f"**{raw.name}**: {len(mapped):,} rows → **{len(train):,} train** / "
+               f"**{0 if evals is None else len(evals):,} eval** · format **{fmt.replace('_', '/')}** ({mapping})"
+               f" · tokens per row: median {sorted(lengths)[len(lengths) // 2]}, max {max(lengths)}"
+               + (f" · ⚠️ {over} of {len(lengths)} rows longer than {max_length} tokens get truncated" if over else ""))
+    return DataPreview(headers=headers, rows=rows, summary=summary, lengths=lengths,
+                       columns=list(raw.dataset.column_names), mask=mask, mask_row=index)

@@ -23,33 +23,38 @@ def _pct(p: float) -> str:
 
 def distribution_figure(rows: Sequence[TokenRow], settings: SamplingSettings) -> go.Figure:
     """Raw vs final probability of the top tokens side by side (removed ones grey), the cumulative
-    probability line and the top-p threshold."""
+    probability line and the top-p threshold. Built unvalidated from plain dicts: it is redrawn on every
+    slider move and plotly's per-property validation would cost more than the maths."""
     x = [r.rank for r in rows]
     hover = [[r.token_id, r.rank, r.raw_prob, r.scaled_prob, r.final_prob, r.cumulative,
               r.removed_by or "kept", r.token] for r in rows]
     template = ("<b>%{customdata[7]}</b><br>id %{customdata[0]} · rank %{customdata[1]}<br>"
                 "raw %{customdata[2]:.2%} · after temperature %{customdata[3]:.2%}<br>"
                 "final %{customdata[4]:.2%} · cumulative %{customdata[5]:.2%}<br>%{customdata[6]}<extra></extra>")
-    fig = go.Figure()
-    fig.add_bar(x=x, y=[r.raw_prob for r in rows], name="raw probability", customdata=hover,
-                hovertemplate=template, marker_color=[KEPT_RAW if r.kept else GREY_RAW for r in rows])
-    fig.add_bar(x=x, y=[r.final_prob for r in rows], name="final probability", customdata=hover,
-                hovertemplate=template, marker_color=[KEPT_FINAL if r.kept else GREY_FINAL for r in rows],
-                text=[_pct(r.final_prob) if r.kept else "removed" for r in rows], textposition="outside",
-                textfont_size=10, cliponaxis=False)
-    fig.add_scatter(x=x, y=[r.cumulative for r in rows], name="cumulative (after temperature)",
-                    mode="lines+markers", line=dict(color="#f59e0b", width=2), marker_size=5,
-                    customdata=hover, hovertemplate=template)
+    data = [
+        dict(type="bar", x=x, y=[r.raw_prob for r in rows], name="raw probability", customdata=hover,
+             hovertemplate=template, marker=dict(color=[KEPT_RAW if r.kept else GREY_RAW for r in rows])),
+        dict(type="bar", x=x, y=[r.final_prob for r in rows], name="final probability", customdata=hover,
+             hovertemplate=template, marker=dict(color=[KEPT_FINAL if r.kept else GREY_FINAL for r in rows]),
+             text=[_pct(r.final_prob) if r.kept else "removed" for r in rows], textposition="outside",
+             textfont=dict(size=10), cliponaxis=False),
+        dict(type="scatter", x=x, y=[r.cumulative for r in rows], name="cumulative (after temperature)",
+             mode="lines+markers", line=dict(color="#f59e0b", width=2), marker=dict(size=5),
+             customdata=hover, hovertemplate=template),
+    ]
+    shapes, notes = [], []
     if settings.top_p < 1 and not settings.greedy:
-        fig.add_hline(y=settings.top_p, line_dash="dash", line_color="#dc2626",
-                      annotation_text=f"top-p = {settings.top_p:g}", annotation_position="top left")
+        shapes.append(dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=settings.top_p, y1=settings.top_p,
+                           line=dict(color="#dc2626", dash="dash")))
+        notes.append(dict(xref="paper", x=0, yref="y", y=settings.top_p, text=f"top-p = {settings.top_p:g}",
+                          showarrow=False, xanchor="left", yanchor="bottom", font=dict(color="#dc2626")))
     top = max([r.final_prob for r in rows] + [r.cumulative for r in rows] + [settings.top_p if settings.top_p < 1 else 0])
-    fig.update_layout(barmode="group", height=420, margin=dict(l=40, r=10, t=40, b=90),
-                      title=_title(settings), legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"),
-                      yaxis=dict(title="probability", tickformat=".0%", range=[0, min(1.15, top * 1.15 + 0.02)]),
-                      xaxis=dict(tickmode="array", tickvals=x, ticktext=[r.token for r in rows], tickangle=-45),
-                      bargap=0.15)
-    return fig
+    layout = dict(barmode="group", height=420, margin=dict(l=40, r=10, t=40, b=90), title=dict(text=_title(settings)),
+                  legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"), shapes=shapes, annotations=notes,
+                  yaxis=dict(title=dict(text="probability"), tickformat=".0%", range=[0, min(1.15, top * 1.15 + 0.02)]),
+                  xaxis=dict(tickmode="array", tickvals=x, ticktext=[r.token for r in rows], tickangle=-45),
+                  bargap=0.15)
+    return go.Figure(data=data, layout=layout, _validate=False)
 
 
 def _title(s: SamplingSettings) -> str:

@@ -75,11 +75,11 @@ class _TokenStreamer(TextIteratorStreamer):
 
     def _record(self, tid: int) -> ChosenToken:
         probs, raw = self.recorder.probs, self.recorder.raw
-        order = torch.sort(probs, descending=True, stable=True).indices
-        alts = tuple((token_label(self.tokenizer, int(i)), float(probs[i])) for i in order[:ALTERNATIVES])
+        top = torch.topk(probs, min(ALTERNATIVES, probs.numel()))
+        alts = tuple((token_label(self.tokenizer, int(i)), float(p)) for p, i in zip(top.values, top.indices))
         return ChosenToken(token_id=tid, label=token_label(self.tokenizer, tid), prob=float(probs[tid]),
                            raw_prob=float(raw[tid]) if raw is not None else float("nan"),
-                           rank=int((order == tid).nonzero()[0, 0]) + 1, how="generated", alternatives=alts)
+                           rank=int((probs > probs[tid]).sum()) + 1, how="generated", alternatives=alts)
 
 
 @dataclass(frozen=True)

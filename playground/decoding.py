@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ from playground.tokens_display import token_label
 # Why a token was removed (index into this tuple is stored per vocab entry).
 KEPT, BY_TOP_K, BY_TOP_P, BY_MIN_P, BY_GREEDY = range(5)
 REMOVED_BY = ("", "top-k", "top-p", "min-p", "greedy")
+RANKED = 1024  # tokens ranked for tables and charts (the rest only count towards totals)
 
 # generate() fills every unset option from the model's generation_config; these pin the ones that would add
 # processors we do not show, so a model whose config sets e.g. no_repeat_ngram_size cannot change the result.
@@ -141,7 +143,13 @@ class Distribution:
     scaled_probs: torch.Tensor  # after repetition penalty and temperature (greedy: penalty only)
     final_probs: torch.Tensor   # after top-k/top-p/min-p, renormalised: what generate() samples from
     removed_by: torch.Tensor    # int8 code per token: KEPT or the stage that removed it
-    order: torch.Tensor         # token ids by descending scaled probability (the rank order)
+
+    @cached_property
+    def order(self) -> torch.Tensor:
+        """The best RANKED token ids by descending scaled probability (rank order). topk, not a full sort
+        of the vocabulary: a slider move must stay cheap."""
+        k = min(RANKED, self.scaled_probs.numel())
+        return torch.topk(self.scaled_probs, k, sorted=True).indices
 
     @property
     def kept(self) -> torch.Tensor:
@@ -194,7 +202,6 @@ def analyze(logits: torch.Tensor, input_ids: torch.Tensor | list[int], settings:
         removed[newly] = {"top-k": BY_TOP_K, "top-p": BY_TOP_P, "min-p": BY_MIN_P}[name]
     if scaled is None:
         scaled = scores.softmax(-1)[0]
-    order = torch.sort(scaled, descending=True, stable=True).indices
     if settings.greedy:  # generate() takes argmax of the processed scores: one token at 100 %
         final = torch.zeros_like(scaled)
         top = int(torch.argmax(scores[0]))
@@ -203,7 +210,7 @@ def analyze(logits: torch.Tensor, input_ids: torch.Tensor | list[int], settings:
         removed[top] = KEPT
     else:
         final = scores.softmax(-1)[0]
-    return Distribution(settings, raw_probs.cpu(), scaled.cpu(), final.cpu(), removed.cpu(), order.cpu())
+    return Distribution(settings, raw_probs.cpu(), scaled.cpu(), final.cpu(), removed.cpu())
 
 
 @dataclass(frozen=True)
@@ -227,7 +234,7 @@ class TokenRow:
 
 
 def top_rows(dist: Distribution, tokenizer: Any, n: int) -> list[TokenRow]:
-    """The n best-ranked tokens with their probabilities at each stage."""
+    """The n best-ranked tokens with their probabilities at each stage (n at most RANKED)."""
     n = max(1, min(int(n), dist.order.numel()))
     cum = dist.cumulative()[:n].tolist()
     rows = []
@@ -241,8 +248,8 @@ def top_rows(dist: Distribution, tokenizer: Any, n: int) -> list[TokenRow]:
 
 
 def rank_of(dist: Distribution, token_id: int) -> int:
-    """1-based rank of a token in the distribution."""
-    return int((dist.order == int(token_id)).nonzero()[0, 0]) + 1
+    """1-based rank of a token in the distribution (ties share the better rank)."""
+    return int((dist.scaled_probs > dist.scaled_probs[int(token_id)]).sum()) + 1
 
 
 def sample_token(dist: Distribution, seed: int, step: int) -> int:

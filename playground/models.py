@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,6 +226,8 @@ def _quant_config(quantization: Quantization, dtype: torch.dtype) -> Any:
     from transformers import BitsAndBytesConfig
 
     if quantization == "8bit":
+        # bitsandbytes warns on every forward that fp32 inputs are cast to fp16: expected, and noisy.
+        warnings.filterwarnings("ignore", message=".*MatMul8bitLt: inputs will be cast.*")
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                               bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)

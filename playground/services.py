@@ -5,15 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from playground.adapters import AdapterManager
+from playground.decode_session import DecodeService
 from playground.models import ModelStore
+from playground.training import TrainingManager
 
 
 @dataclass
 class Services:
     store: ModelStore
     data_dir: Path
+    decode: DecodeService  # Decode tab: logits + KV caches keyed on store.revision
+    trainer: TrainingManager  # Train tab: runs in worker processes, state in <data_dir>/runs
+    adapters: AdapterManager  # Adapters/Compare tabs: <data_dir>/adapters and which one is active
 
     @classmethod
     def create(cls, store: ModelStore, data_dir: Path) -> "Services":
         data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(store=store, data_dir=data_dir)
+        return cls(store=store, data_dir=data_dir, decode=DecodeService(store),
+                   trainer=TrainingManager(data_dir, store),
+                   adapters=AdapterManager.for_data_dir(store, data_dir))

@@ -13,7 +13,7 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ class JobResult:
     adapter_dir: Path | None
     steps: int
     message: str = ""
+    model: Any = field(default=None, repr=False)  # the trained PeftModel (in-process callers, tests)
 
 
 def explain_error(err: BaseException) -> str:
@@ -84,7 +85,7 @@ def build_trainer(config: TrainJobConfig, loaded: Any, data: Any, run_dir: Path,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
         gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
         warmup_steps=t.warmup, max_length=t.max_seq_length, packing=t.packing,
-        gradient_checkpointing=t.gradient_checkpointing, optim=t.optimizer, seed=t.seed, data_seed=t.seed,
+        activation_checkpointing=t.gradient_checkpointing, optim=t.optimizer, seed=t.seed, data_seed=t.seed,
         logging_steps=1, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
         eval_strategy="steps" if data.eval is not None else "no", eval_steps=t.eval_steps,
         completion_only_loss=config.data.completion_only_loss if data.format != "text" else None,
@@ -192,7 +193,7 @@ def _run(config: TrainJobConfig, run_dir: Path, log: EventLog, resume: bool, par
     log.emit("end", state=state, adapter=folder.name, adapter_dir=str(folder), step=step,
              final_train_loss=meta["final_train_loss"], final_eval_loss=final_eval, duration_s=meta["duration_s"],
              message=f"Saved adapter {folder.name} after {step} steps.")
-    return JobResult(state, folder, step)
+    return JobResult(state, folder, step, model=trainer.model)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from playground.services import Services
-from playground.ui import model_tab
+from playground.ui import adapters_tab, compare_tab, decode_tab, model_tab, train_tab
 
 # System fonts only: the app must render offline (no font CDN).
 APP_THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
@@ -29,6 +29,14 @@ def build_app(services: Services) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Model", id="model"):
                 model_tab.build(services, header)
+            with gr.Tab("Decode", id="decode"):
+                decode_tab.build(services, header)
+            with gr.Tab("Train", id="train"):
+                train_tab.build(services, header)
+            with gr.Tab("Adapters", id="adapters"):
+                adapters_tab.build(services, header)
+            with gr.Tab("Compare", id="compare"):
+                compare_tab.build(services, header)
         # The header follows model/adapter changes made in any tab or browser session.
         timer = gr.Timer(2.0)
         timer.tick(services.store.header_markdown, outputs=header, show_progress="hidden", queue=False,

@@ -1,0 +1,331 @@
+"""AdapterManager on the live (tiny) model: activate / swap / deactivate, mix, merge, delete, rename, and
+the bad inputs of the issue. Outputs are compared as logits of a fixed input."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+
+from playground.adapter_library import AdapterError
+from playground.adapter_mixing import MixSpec
+from playground.adapters import AdapterManager, base_context, next_token_probs_base_vs_tuned
+from playground.models import ModelStore
+from test_adapters_fixtures import logits_of, make_adapter, manager, plain_logits  # noqa: F401
+
+ATOL = 1e-5
+
+
+def test_activate_changes_outputs_and_deactivate_restores_base_exactly(manager, tiny_llama_dir):
+    store = manager.store
+    base = logits_of(store)
+    assert torch.equal(base, plain_logits(tiny_llama_dir))
+    manager.activate("alpha")
+    alpha = logits_of(store)
+    assert (alpha - base).abs().max() > 1e-2  # a random non-identity adapter really changes the output
+    assert store.current.active_adapter == "alpha" and "`alpha`" in store.header_markdown()
+    manager.deactivate()
+    assert torch.equal(logits_of(store), base)  # exactly, not approximately
+    assert torch.equal(plain_logits(tiny_llama_dir), base)
+    # Even a caller that bypasses generation_context and runs the bare base model sees the base.
+    with store.use() as lm, torch.no_grad():
+        bare = lm.base_model(input_ids=torch.tensor([[1, 5, 9, 42, 7, 3]])).logits[0, -1]
+    assert torch.equal(bare, base)
+    assert "base (no adapter)" in store.header_markdown()
+
+
+def test_swap_between_loaded_adapters_without_reloading_the_base(manager):
+    store = manager.store
+    manager.activate("alpha")
+    alpha = logits_of(store)
+    base_obj = store.current.base_model
+    rev = store.revision
+    manager.activate("beta")
+    beta = logits_of(store)
+    assert (beta - alpha).abs().max() > 1e-2
+    manager.activate("alpha")
+    assert torch.allclose(logits_of(store), alpha, atol=ATOL)
+    assert store.current.base_model is base_obj  # the base was never reloaded
+    assert store.revision > rev  # caches keyed on the revision see every swap
+    assert sorted(manager.loaded_names()) == ["alpha", "beta"]
+    assert manager.set_active("").startswith("Base model only") and store.current.active_adapter is None
+
+
+def test_using_runs_another_adapter_and_restores_the_active_one(manager):
+    store = manager.store
+    manager.activate("beta")
+    beta = logits_of(store)
+    manager.activate("alpha")
+    alpha = logits_of(store)
+    with manager.using("beta") as lm, torch.no_grad():
+        inside = lm.model(input_ids=torch.tensor([[1, 5, 9, 42, 7, 3]])).logits[0, -1]
+    assert torch.allclose(inside, beta, atol=ATOL)
+    assert torch.allclose(logits_of(store), alpha, atol=ATOL) and store.current.active_adapter == "alpha"
+
+
+def test_next_token_probs_base_vs_tuned(manager, tiny_llama_dir):
+    ids = torch.tensor([1, 5, 9, 42, 7, 3])
+    out = next_token_probs_base_vs_tuned(manager.store, ids)
+    assert out.tuned is None and out.adapter is None
+    manager.activate("alpha")
+    out = next_token_probs_base_vs_tuned(manager.store, ids)
+    assert out.adapter == "alpha"
+    assert torch.allclose(out.base, plain_logits(tiny_llama_dir).softmax(-1), atol=1e-6)
+    assert torch.allclose(out.tuned, logits_of(manager.store).softmax(-1), atol=1e-6)
+    assert (out.tuned.log() - out.base.log()).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("method", ["linear", "cat", "svd"])
+def test_mix_with_weights_one_zero_equals_the_first_adapter(manager, method):
+    store = manager.store
+    manager.activate("alpha")
+    alpha = logits_of(store)
+    manager.deactivate()
+    info = manager.mix(MixSpec(("alpha", "beta"), (1.0, 0.0), f"mix-{method}", method))
+    assert store.current.active_adapter is None  # mixing does not change what is active
+    meta = json.loads((info.path / "playground.json").read_text())
+    assert meta["kind"] == "mixed" and meta["base_fingerprint"] == store.current.fingerprint
+    assert meta["settings"]["mix"] == {"adapters": ["alpha", "beta"], "weights": [1.0, 0.0], "method": method,
+                                       "datasets": ["pig-latin", "pig-latin"]}
+    assert (info.path / "adapter_model.safetensors").is_file() and (info.path / "adapter_config.json").is_file()
+    assert info.rank == (8 if method == "cat" else 4)
+    manager.activate(info.name)
+    assert torch.allclose(logits_of(store), alpha, atol=1e-4)
+    # After a restart (new store, new manager) the saved mix loads from disk with the same outputs.
+    restarted = ModelStore(store.settings)
+    restarted.load()
+    AdapterManager.for_data_dir(restarted, store.settings.data_dir).activate(info.name)
+    assert torch.allclose(logits_of(restarted), alpha, atol=1e-4)
+
+
+def test_mix_half_and_half_is_between(manager):
+    info = manager.mix(MixSpec(("alpha", "beta"), (0.5, 0.5), "half", "cat"))
+    manager.activate(info.name)
+    mixed = logits_of(manager.store)
+    manager.activate("alpha")
+    assert (mixed - logits_of(manager.store)).abs().max() > 1e-3
+
+
+def test_merge_and_save_reloads_as_plain_model_with_tuned_outputs(manager):
+    store = manager.store
+    manager.activate("alpha")
+    tuned = logits_of(store)
+    folder = manager.merge_and_save("alpha-merged")
+    assert folder == store.settings.data_dir / "merged" / "alpha-merged"
+    assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+    assert not list(folder.glob("*.bin")) and not (folder / "adapter_config.json").exists()
+    assert torch.allclose(plain_logits(folder), tuned, atol=1e-4)
+    # The live model is untouched: still tuned, and the base still comes back exactly.
+    assert torch.allclose(logits_of(store), tuned, atol=ATOL)
+    with pytest.raises(AdapterError, match="already exists"):
+        manager.merge_and_save("alpha-merged")
+
+
+def test_delete_active_deactivates_first(manager, tiny_llama_dir):
+    manager.activate("alpha")
+    folder = manager.library.folder("alpha")
+    assert manager.delete("alpha").startswith("Deleted")
+    assert not folder.exists() and manager.store.current.active_adapter is None
+    assert "alpha" not in manager.library.names() and "alpha" not in manager.loaded_names()
+    assert torch.equal(logits_of(manager.store), plain_logits(tiny_llama_dir))
+    assert not [p for p in manager.library.root.iterdir() if p.name.startswith(".")]  # no trash left behind
+    manager.activate("beta")  # the other adapter still works
+    manager.delete("beta")  # the last loaded adapter: the PEFT wrapper goes away entirely
+    assert not hasattr(manager.store.current.model, "peft_config")
+    assert torch.equal(logits_of(manager.store), plain_logits(tiny_llama_dir))
+
+
+def test_rename_keeps_it_active_and_updates_metadata(manager):
+    manager.activate("alpha")
+    before = logits_of(manager.store)
+    manager.rename("alpha", "alpha.v2")
+    assert manager.store.current.active_adapter == "alpha.v2" and "`alpha.v2`" in manager.store.header_markdown()
+    meta = json.loads((manager.library.folder("alpha.v2") / "playground.json").read_text())
+    assert meta["name"] == "alpha.v2" and not manager.library.folder("alpha").exists()
+    manager.activate("beta")
+    manager.activate("alpha.v2")  # the dotted name works (PEFT keys are internal)
+    assert torch.allclose(logits_of(manager.store), before, atol=ATOL)
+    with pytest.raises(AdapterError, match="already exists"):
+        manager.rename("alpha.v2", "beta")
+
+
+def test_library_table_and_metadata(manager):
+    manager.activate("beta")
+    rows = {r[0]: r for r in manager.table()}
+    assert set(rows) == {"alpha", "beta"}
+    assert rows["beta"][1] == "● active" and rows["alpha"][1] == ""
+    assert rows["alpha"][4] == "pig-latin" and rows["alpha"][5] == 4 and rows["alpha"][6] == "q_proj, v_proj"
+    summary = {s["name"]: s for s in manager.summaries()}
+    assert summary["beta"]["active"] and summary["alpha"]["final_eval_loss"] == 2.5
+    info, card = manager.detail("alpha")
+    assert "learning_rate" in card and "pig-latin" in card
+    from playground.adapter_library import loss_curve_figure
+
+    fig = loss_curve_figure(info)
+    assert [t.name for t in fig.data] == ["train loss", "eval loss"] and len(fig.data[0].x) == 10
+
+
+def test_model_switch_resets_loaded_adapters(manager, tiny_llama_dir):
+    store = manager.store
+    manager.activate("alpha")
+    store.load()  # a new base model object (same checkpoint)
+    assert store.current.active_adapter is None and manager.loaded_names() == []
+    assert torch.equal(logits_of(store), plain_logits(tiny_llama_dir))
+    manager.activate("beta")
+    assert manager.loaded_names() == ["beta"]
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("name", ["nope", "../x", "a/b", "..", ""])
+def test_bad_names_are_refused_with_a_sentence(manager, name):
+    ops = [lambda: manager.activate(name), lambda: manager.delete(name), lambda: manager.rename(name, "fine"),
+           lambda: manager.library.get(name), lambda: manager.export_zip(name, manager.library.root.parent)]
+    if name != "nope":  # an invalid new name
+        ops.append(lambda: manager.rename("alpha", name))
+    for op in ops:
+        with pytest.raises(AdapterError) as err:
+            op()
+        assert "Traceback" not in str(err.value) and len(str(err.value)) > 10
+    assert manager.library.names() == ["beta", "alpha"]
+
+
+def _assert_base_untouched(manager, tiny_llama_dir):
+    assert manager.store.current.active_adapter is None
+    assert torch.equal(logits_of(manager.store), plain_logits(tiny_llama_dir))
+
+
+def test_corrupted_safetensors_is_refused_and_base_untouched(manager, tiny_llama_dir):
+    weights = manager.library.folder("alpha") / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-40])  # truncated
+    with pytest.raises(AdapterError, match="corrupted or truncated"):
+        manager.activate("alpha")
+    _assert_base_untouched(manager, tiny_llama_dir)
+    weights.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(AdapterError, match="corrupted or truncated"):
+        manager.activate("alpha")
+    _assert_base_untouched(manager, tiny_llama_dir)
+    manager.activate("beta")  # the library and the live model still work
+    manager.deactivate()
+
+
+def test_adapter_for_another_base_is_refused_naming_both(manager, tiny_llama_dir, smol_tokenizer_dir, tmp_path):
+    from conftest import make_tiny_llama
+
+    lm = manager.store.current
+    wider = make_tiny_llama(tmp_path / "wider-llama", smol_tokenizer_dir, hidden_size=64, intermediate_size=96)
+    make_adapter(manager.library.root, "wide", wider, seed=3, base_name="wider-llama", fingerprint=None)
+    with pytest.raises(AdapterError) as err:
+        manager.activate("wide")
+    assert "wider-llama" in str(err.value) and lm.name in str(err.value) and "64" in str(err.value)
+    _assert_base_untouched(manager, tiny_llama_dir)
+    # Same shapes, but the metadata says another base: refused by the fingerprint.
+    twin = make_tiny_llama(tmp_path / "twin-llama", smol_tokenizer_dir, seed=7)
+    make_adapter(manager.library.root, "twin", twin, seed=4, base_name="twin-llama", fingerprint="0123456789abcdef")
+    with pytest.raises(AdapterError, match="trained on twin-llama, but the loaded base model is"):
+        manager.activate("twin")
+    _assert_base_untouched(manager, tiny_llama_dir)
+
+
+def test_adapter_targeting_missing_layers_is_refused(manager, tiny_llama_dir):
+    folder = manager.library.folder("alpha")
+    cfg = json.loads((folder / "adapter_config.json").read_text())
+    from safetensors.torch import load_file, save_file
+
+    tensors = {k.replace("self_attn", "cross_attn"): v for k, v in load_file(folder / "adapter_model.safetensors").items()}
+    save_file(tensors, folder / "adapter_model.safetensors")
+    (folder / "adapter_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(AdapterError, match="has no layer model.layers.0.cross_attn"):
+        manager.activate("alpha")
+    _assert_base_untouched(manager, tiny_llama_dir)
+
+
+def test_pickle_only_adapter_is_refused(manager, tmp_path):
+    folder = manager.library.folder("alpha")
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "adapter_config.json").write_text((folder / "adapter_config.json").read_text())
+    (pickled / "adapter_model.bin").write_bytes(b"not really a pickle")
+    with pytest.raises(AdapterError, match="pickle file.*only safetensors"):
+        manager.import_folder(pickled)
+    (folder / "adapter_model.safetensors").rename(folder / "adapter_model.bin")
+    with pytest.raises(AdapterError, match="only has adapter_model.bin"):
+        manager.activate("alpha")
+
+
+def test_mix_bad_inputs(manager):
+    with pytest.raises(AdapterError, match="All mix weights are 0"):
+        manager.mix(MixSpec(("alpha", "beta"), (0.0, 0.0), "m0"))
+    with pytest.raises(AdapterError, match="at least two"):
+        manager.mix(MixSpec(("alpha",), (1.0,), "m1"))
+    with pytest.raises(AdapterError, match="weights must be ≥ 0"):
+        manager.mix(MixSpec(("alpha", "beta"), (1.0, -0.5), "m2", "linear"))
+    with pytest.raises(AdapterError, match="no adapter named 'ghost'"):
+        manager.mix(MixSpec(("alpha", "ghost"), (1.0, 1.0), "m3"))
+    with pytest.raises(AdapterError, match="already exists"):
+        manager.mix(MixSpec(("alpha", "beta"), (1.0, 1.0), "beta"))
+    with pytest.raises(AdapterError, match="path parts"):
+        manager.mix(MixSpec(("alpha", "beta"), (1.0, 1.0), "../evil"))
+    with pytest.raises(AdapterError, match="Unknown mix method"):
+        manager.mix(MixSpec(("alpha", "beta"), (1.0, 1.0), "m4", "magic"))
+    assert manager.library.names() == ["beta", "alpha"]  # nothing half-written
+
+
+def test_mix_of_different_ranks_with_linear_gives_a_sentence(manager, tiny_llama_dir):
+    lm = manager.store.current
+    make_adapter(manager.library.root, "rank8", tiny_llama_dir, seed=5, r=8, base_name=lm.name,
+                 fingerprint=lm.fingerprint)
+    with pytest.raises(AdapterError, match="PEFT could not mix"):
+        manager.mix(MixSpec(("alpha", "rank8"), (1.0, 1.0), "bad-linear", "linear"))
+    assert not manager.library.folder("bad-linear").exists()
+    assert manager.mix(MixSpec(("alpha", "rank8"), (1.0, 1.0), "good-cat", "cat")).rank == 12
+
+
+def test_merge_with_nothing_active_is_refused(manager):
+    with pytest.raises(AdapterError, match="no adapter is active"):
+        manager.merge_and_save("x")
+    assert not (manager.store.settings.data_dir / "merged").exists()
+
+
+def test_import_folder_without_metadata_fills_it_from_the_config(manager, tiny_llama_dir, tmp_path):
+    src = make_adapter(tmp_path, "plain peft", tiny_llama_dir, seed=9, base_name="", fingerprint=None, meta=False)
+    info = manager.import_folder(src)
+    assert info.name == "plain-peft" and info.kind == "imported" and info.rank == 4
+    assert info.base_model == str(tiny_llama_dir)
+    meta = json.loads((info.path / "playground.json").read_text())
+    assert meta["base_fingerprint"] is None and sorted(meta["settings"]["target_modules"]) == ["q_proj", "v_proj"]
+    manager.activate(info.name)  # unknown fingerprint: the shapes decide, and they fit
+    assert manager.store.current.active_adapter == "plain-peft"
+    again = manager.import_folder(src)  # same folder again: a unique name, never an overwrite
+    assert again.name == "plain-peft-2"
+    with pytest.raises(AdapterError, match="not a folder"):
+        manager.import_folder(tmp_path / "missing")
+
+
+def test_swap_during_a_streaming_generation_waits_and_corrupts_nothing(manager):
+    from playground.chat import CompareRequest, CompareSettings, run_compare, stream_compare
+
+    manager.activate("alpha")
+    request = CompareRequest("Hello", CompareSettings.from_dict({"max_new_tokens": 24, "temperature": 0.9}, seed=5))
+    expected = run_compare(manager, request)
+    stream = stream_compare(manager, request)
+    first = next(stream)  # the worker now holds the model lock
+    swapped = threading.Event()
+
+    def swap():
+        manager.activate("beta")
+        swapped.set()
+
+    t = threading.Thread(target=swap)
+    t.start()
+    *_, last = [first, *stream]
+    t.join(30)
+    assert swapped.is_set() and manager.store.current.active_adapter == "beta"
+    got = last.result
+    assert got.adapter == "alpha"  # the turn finished with the adapter it started with
+    assert got.columns["tuned"].token_ids == expected.columns["tuned"].token_ids
+    assert got.columns["base"].token_ids == expected.columns["base"].token_ids
+    with manager.store.use() as lm, base_context(lm):
+        pass  # the lock is free again

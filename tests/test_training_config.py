@@ -1,0 +1,113 @@
+"""Settings validation (before anything starts), form values -> config, API overrides, recipe defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from playground.train_config import (
+    DataSource, LoraSettings, TrainJobConfig, TrainSettings, apply_overrides, precision_flags,
+)
+from playground.train_form import config_from_form, form_values, recipe_config, request_config
+
+
+@pytest.mark.parametrize("lora, match", [
+    (LoraSettings(r=0), "LoRA rank r must be a whole number of at least 1 \\(got 0\\)"),
+    (LoraSettings(r=-4), "LoRA rank r"),
+    (LoraSettings(lora_alpha=0), "LoRA alpha must be greater than 0"),
+    (LoraSettings(lora_alpha=-1), "LoRA alpha"),
+    (LoraSettings(lora_dropout=1.0), "LoRA dropout"),
+    (LoraSettings(target_modules=[]), "at least one target module"),
+])
+def test_bad_lora_settings(lora, match):
+    with pytest.raises(ValueError, match=match):
+        TrainJobConfig(lora=lora).validate("cpu")
+
+
+@pytest.mark.parametrize("train, match", [
+    (TrainSettings(learning_rate=0), "Learning rate must be greater than 0"),
+    (TrainSettings(learning_rate=-1e-4), "Learning rate must be greater than 0"),
+    (TrainSettings(learning_rate=float("nan")), "Learning rate"),
+    (TrainSettings(batch_size=0), "Batch size must be a whole number of at least 1 \\(got 0\\)"),
+    (TrainSettings(epochs=0), "Epochs must be greater than 0"),
+    (TrainSettings(max_steps=0), "Max steps must be a whole number of at least 1"),
+    (TrainSettings(grad_accum=0), "Gradient accumulation"),
+    (TrainSettings(max_seq_length=4), "at least 8 tokens"),
+    (TrainSettings(probe_every=-1), "Probe every N steps"),
+    (TrainSettings(optimizer="paged_adamw_8bit"), "needs a CUDA GPU"),
+    (TrainSettings(lr_scheduler="zigzag"), "Scheduler must be one of"),
+])
+def test_bad_training_settings(train, match):
+    with pytest.raises(ValueError, match=match):
+        TrainJobConfig(train=train).validate("cpu")
+
+
+def test_paged_optimizer_allowed_on_cuda_and_bad_adapter_names():
+    TrainJobConfig(train=TrainSettings(optimizer="paged_adamw_8bit")).validate("cuda")
+    for name in ("", "../evil", "a/b", "sp ace"):
+        with pytest.raises(ValueError, match="adapter name"):
+            TrainJobConfig(adapter_name=name).validate("cpu")
+
+
+def test_to_dict_from_dict_roundtrip_ignores_unknown_keys():
+    cfg = TrainJobConfig(data=DataSource(kind="file", path="/x.jsonl", columns={"prompt": "q"}),
+                         lora=LoraSettings(r=8, target_modules=["q_proj", "v_proj"]),
+                         train=TrainSettings(max_steps=5, quantization="4bit"), adapter_name="abc")
+    d = cfg.to_dict()
+    d["future_field"] = 1
+    d["train"]["also_new"] = 2
+    assert TrainJobConfig.from_dict(d) == cfg
+    flat = cfg.flat_settings()
+    assert flat["r"] == 8 and flat["target_modules"] == ["q_proj", "v_proj"] and flat["quantization"] == "4bit"
+    assert flat["lora_alpha"] == 32 and flat["completion_only_loss"] is True
+
+
+def test_form_values_roundtrip_and_empty_boxes():
+    cfg = recipe_config("pig-latin")
+    values = form_values(cfg)
+    back = config_from_form(values)
+    assert back.lora == cfg.lora and back.train == cfg.train and back.data == cfg.data
+    assert back.adapter_name == "pig-latin"
+    bad = dict(values, r=None)
+    with pytest.raises(ValueError, match="LoRA rank r is empty"):
+        config_from_form(bad)
+    with pytest.raises(ValueError, match="Batch size must be a whole number"):
+        config_from_form(dict(values, batch_size=2.5))
+    steps = config_from_form(dict(values, length_mode="steps", max_steps=7.0))
+    assert steps.train.max_steps == 7 and isinstance(steps.train.max_steps, int)
+    epochs = config_from_form(dict(values, length_mode="epochs", max_steps=7))
+    assert epochs.train.max_steps is None
+    mapped = config_from_form(dict(values, col_prompt="question", col_text=""))
+    assert mapped.data.columns == {"prompt": "question"}
+
+
+def test_overrides_and_api_requests():
+    cfg = apply_overrides(TrainJobConfig(), {"r": 4, "learning_rate": 1e-3, "eval_fraction": 0.0, "adapter_name": "z"})
+    assert (cfg.lora.r, cfg.train.learning_rate, cfg.data.eval_fraction, cfg.adapter_name) == (4, 1e-3, 0.0, "z")
+    with pytest.raises(ValueError, match="Unknown setting 'rank'"):
+        apply_overrides(TrainJobConfig(), {"rank": 4})
+    req = request_config("pig-latin", '{"max_steps": 3}')
+    assert req.train.max_steps == 3 and req.data.recipe == "pig-latin" and req.train.probe_prompt
+    with pytest.raises(ValueError, match="not valid JSON"):
+        request_config("pig-latin", "{oops")
+    with pytest.raises(ValueError, match="Unknown recipe"):
+        request_config("klingon", "{}")
+
+
+def test_recipe_defaults_are_applied_and_valid():
+    from playground.data import list_recipes
+
+    for recipe in list_recipes():
+        cfg = recipe_config(recipe.id)
+        cfg.validate("cpu")
+        for key, value in recipe.defaults.items():
+            section = next(s for s in (cfg.lora, cfg.train, cfg.data) if key in dataclasses.asdict(s))
+            assert getattr(section, key) == value
+
+
+def test_precision_from_hardware():
+    assert precision_flags("cpu") == {"bf16": False, "fp16": False}  # TRL's bf16=True default is ~10x slower
+    assert precision_flags("mps") == {"bf16": False, "fp16": False}
+    assert precision_flags("cuda", bf16_supported=True) == {"bf16": True, "fp16": False}
+    assert precision_flags("cuda", bf16_supported=False) == {"bf16": False, "fp16": True}

@@ -1,0 +1,120 @@
+"""TrainingManager: the worker subprocess (one test), and status derivation from event logs (no processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from playground.run_events import EventLog, read_events
+from playground.run_status import EventSummary, summarize
+from playground.train_config import DataSource, LoraSettings, TrainJobConfig, TrainSettings
+from playground.training import RunInProgressError, TrainingManager
+
+
+def wait_for(predicate, timeout: float = 300, poll: float = 0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise TimeoutError("condition not met")
+
+
+def test_worker_process_start_status_stop_and_crash(tiny_store, tmp_path):
+    manager = TrainingManager(tmp_path / "data", tiny_store)
+    cfg = TrainJobConfig(data=DataSource(recipe="pig-latin", max_rows=16, eval_fraction=0),
+                         lora=LoraSettings(r=2, lora_alpha=4, target_modules=["q_proj"]),
+                         train=TrainSettings(max_steps=1000, batch_size=2, max_seq_length=64, probe_every=0,
+                                             warmup=0, save_steps=1000),
+                         adapter_name="proc")
+    run_id = manager.start(cfg)
+    assert manager.active_run_id() == run_id
+    with pytest.raises(RunInProgressError, match="in progress"):
+        manager.start(cfg)
+    st = wait_for(lambda: (s := manager.status(run_id)).step >= 1 and s)
+    assert st.state == "training" and st.total_steps == 1000 and st.losses[0]["step"] == 1
+    assert st.eta_s is not None and st.eta_s > 0 and st.tokens_per_s and st.peak_mem_mb > 0
+    assert "Stopping" in manager.stop()
+    final = manager.wait(run_id, timeout=300)
+    assert final.state == "stopped" and final.adapter == "proc" and 1 <= final.step < 1000
+    assert (tmp_path / "data" / "adapters" / "proc" / "adapter_model.safetensors").is_file()
+    json.dumps(final.to_dict())  # the /train_status payload is plain JSON
+    assert manager.active_run_id() is None
+
+    # After an app restart a new manager rebuilds the same state from the run folder.
+    again = TrainingManager(tmp_path / "data", tiny_store).status(run_id)
+    assert again.state == "stopped" and again.adapter == "proc" and len(again.losses) == final.step
+
+    # A worker killed outright (OOM killer) is reported, and the app can start another run.
+    second = manager.start(cfg)
+    wait_for(lambda: any(e["type"] == "start" for e in read_events(manager.runs_dir / second / "events.jsonl")[0]))
+    os.kill(manager._procs[second].pid, signal.SIGKILL)
+    crashed = manager.wait(second, timeout=60)
+    assert crashed.state == "failed" and "exit code -9" in crashed.message and "out of memory" in crashed.message
+    assert manager.active_run_id() is None and manager.list_runs()[0] == second
+
+
+def test_start_refuses_bad_input_before_any_process(tiny_store, tmp_path):
+    manager = TrainingManager(tmp_path / "data", tiny_store)
+    bad = [
+        (TrainJobConfig(lora=LoraSettings(r=0)), "LoRA rank r"),
+        (TrainJobConfig(train=TrainSettings(learning_rate=0)), "Learning rate"),
+        (TrainJobConfig(lora=LoraSettings(target_modules=["gate"])), "not in this model"),
+        (TrainJobConfig(data=DataSource(kind="file", path=str(tmp_path / "missing.jsonl"))), "does not exist"),
+    ]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    bad.append((TrainJobConfig(data=DataSource(kind="file", path=str(empty))), "is empty"))
+    for cfg, match in bad:
+        with pytest.raises(ValueError, match=match):
+            manager.start(cfg)
+    assert manager.list_runs() == [] and manager.status().state == "idle"
+    with pytest.raises(ValueError, match="Unknown run"):
+        manager.status("../etc")
+
+
+def test_event_log_reader_keeps_half_written_lines_for_later(tmp_path):
+    path = tmp_path / "events.jsonl"
+    EventLog(path).emit("log", step=1, loss=2.0)
+    with path.open("a") as f:
+        f.write('{"type": "log", "step": 2, "lo')
+    events, offset = read_events(path)
+    assert [e["step"] for e in events] == [1]
+    with path.open("a") as f:
+        f.write('ss": 1.5}\nnot json\n')
+    more, _ = read_events(path, offset)
+    assert [e["step"] for e in more] == [2]
+
+
+def _summary(*events: dict) -> EventSummary:
+    s = EventSummary()
+    s.add(list(events))
+    return s
+
+
+def test_status_from_events_running_eta_and_dead_workers():
+    t0 = 1000.0
+    s = _summary({"type": "start", "t": t0}, {"type": "status", "t": t0 + 1, "state": "training", "message": "x"},
+                 {"type": "train_begin", "t": t0 + 10, "total_steps": 100, "start_step": 0},
+                 {"type": "log", "t": t0 + 20, "step": 5, "loss": 1.0, "tokens_per_s": 50.0},
+                 {"type": "eval", "t": t0 + 21, "step": 5, "eval_loss": 1.2},
+                 {"type": "probe", "t": t0 + 22, "step": 5, "answer": "ethay"})
+    live = summarize("r", s, alive=True, now=t0 + 30)
+    assert (live.state, live.step, live.total_steps, live.eta_s, live.elapsed_s) == ("training", 5, 100, 190.0, 30.0)
+    assert live.evals == [{"step": 5, "eval_loss": 1.2}] and live.probes[0]["answer"] == "ethay"
+    assert summarize("r", s, alive=True, stop_requested=True, now=t0 + 30).state == "stopping"
+    dead = summarize("r", s, alive=False, exit_code=-9)
+    assert dead.state == "failed" and "killed: likely out of memory" in dead.message and not dead.resumable
+    s.add([{"type": "checkpoint", "t": t0 + 23, "step": 5}])
+    restarted = summarize("r", s, alive=False, has_checkpoint=True)
+    assert restarted.state == "interrupted" and restarted.resumable and restarted.last_checkpoint == 5
+    # A resume starts a new attempt: the old "interrupted" ending no longer applies.
+    s.add([{"type": "end", "t": t0 + 24, "state": "interrupted", "step": 5},
+           {"type": "start", "t": t0 + 40}, {"type": "log", "t": t0 + 50, "step": 6, "loss": 0.9}])
+    resumed = summarize("r", s, alive=True, now=t0 + 55)
+    assert resumed.state == "starting" and resumed.step == 6 and len(resumed.losses) == 2
