@@ -9,7 +9,7 @@ Measures, server side:
   bare_generate_tok_s  plain model.generate() with the same settings and seed (ratio goal >= 0.95)
   parity_max_abs_diff  shown final probabilities vs softmax(generate(output_scores=True)) (goal < 1e-5)
 
-Run: .venv/bin/python bench/decode.py [--data-dir DIR] [--repeats N]
+Run: .venv/bin/python bench/decode.py [--data-dir DIR] [--repeats N] [--threads N]
 """
 
 from __future__ import annotations
@@ -131,7 +131,11 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's own choice, as the app runs)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     store = ModelStore(LoadSettings(data_dir=args.data_dir or default_data_dir(), device="cpu"))
     store.load(progress=lambda msg: print(msg, flush=True))
     svc = DecodeService(store)

@@ -94,7 +94,7 @@ def small_multiples_figure(panels: Sequence[tuple[float, Sequence[tuple[str, flo
                     cliponaxis=False, hovertemplate="%{x}: %{y:.2%}<extra></extra>", row=1, col=col)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.1])
     fig.update_xaxes(tickangle=-60, tickfont_size=9)
-    fig.update_layout(height=320, margin=dict(l=40, r=10, t=40, b=80))
+    fig.update_layout(height=340, margin=dict(l=40, r=10, t=70, b=80))
     return fig
 
 

@@ -30,8 +30,8 @@ class _StepRecorder(LogitsProcessor):
     """Last processor in the list: keeps the probabilities of the step about to be sampled."""
 
     def __init__(self) -> None:
-        self.probs: torch.Tensor | None = None
-        self.raw: torch.Tensor | None = None
+        self.probs: torch.Tensor | None = None  # what generate() samples from at this step
+        self.raw: torch.Tensor | None = None    # the model's own probabilities (set by _RawRecorder)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         self.probs = scores[0].float().softmax(-1)
@@ -62,9 +62,9 @@ class _Cancel(StoppingCriteria):
 class _TokenStreamer(TextIteratorStreamer):
     """TextIteratorStreamer that also pairs each new token with the recorder's probabilities."""
 
-    def __init__(self, tokenizer: Any, recorder: _StepRecorder, greedy: bool) -> None:
+    def __init__(self, tokenizer: Any, recorder: _StepRecorder) -> None:
         super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=False, timeout=None)
-        self.recorder, self.greedy = recorder, greedy
+        self.recorder = recorder
         self.tokens: list[ChosenToken] = []
 
     def put(self, value: torch.Tensor) -> None:
@@ -115,7 +115,7 @@ def stream_generate(store: ModelStore, request: GenerateRequest) -> Iterator[lis
         room = context_limit(lm) - len(request.ids)
     if room < 1:
         raise ValueError("The context is full: undo some tokens or shorten the prompt.")
-    streamer = _TokenStreamer(tokenizer, recorder, request.settings.greedy)
+    streamer = _TokenStreamer(tokenizer, recorder)
     processors = LogitsProcessorList([_RawRecorder(recorder), *build_processors(request.settings), recorder])
 
     def run() -> None:

@@ -69,6 +69,9 @@ def loss_figure(losses: list[dict[str, Any]], evals: list[dict[str, Any]], *, lo
     fig.update_xaxes(title_text="step", row=2, col=1)
     if total_steps:
         fig.update_xaxes(range=[0, total_steps * 1.02], row=2, col=1)
+    if not xs:
+        fig.add_annotation(text="Start a run: the loss appears here step by step", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.75, font=dict(size=14, color="#6b7280"))
     fig.update_layout(height=480, margin=dict(l=50, r=50, t=40 if title else 20, b=40), title=title or None,
                       legend=dict(orientation="h", y=1.08, x=0), hovermode="x unified", uirevision="loss")
     return fig

@@ -7,10 +7,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from playground.export_script import export_script
 from playground.train_config import BaseModelRef, DataSource, LoraSettings, TrainJobConfig, TrainSettings
 
 
+@pytest.mark.slow
 def test_exported_script_trains_two_steps_and_saves_an_adapter(tiny_llama_dir, tmp_path):
     from peft import PeftConfig
 

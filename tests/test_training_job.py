@@ -15,6 +15,8 @@ from playground.run_events import CHECKPOINTS, EVENTS_FILE, STOP_FILE, read_even
 from playground.train_config import BaseModelRef, DataSource, LoraSettings, TrainJobConfig, TrainSettings
 from playground.train_worker import run_job
 
+pytestmark = pytest.mark.slow  # each test trains a tiny model for a few steps
+
 CONTRACT_KEYS = {"name", "kind", "base_model", "base_source", "base_fingerprint", "dataset", "settings",
                  "loss_history", "eval_history", "final_train_loss", "final_eval_loss", "duration_s",
                  "created_at", "run_id"}

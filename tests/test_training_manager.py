@@ -25,6 +25,7 @@ def wait_for(predicate, timeout: float = 300, poll: float = 0.2):
     raise TimeoutError("condition not met")
 
 
+@pytest.mark.slow
 def test_worker_process_start_status_stop_and_crash(tiny_store, tmp_path):
     manager = TrainingManager(tmp_path / "data", tiny_store)
     cfg = TrainJobConfig(data=DataSource(recipe="pig-latin", max_rows=16, eval_fraction=0),

@@ -113,7 +113,8 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
                 compare_tokens = gr.Slider(5, 60, value=25, step=1, label="new tokens", elem_id="decode-compare-n")
                 compare = gr.Button("Compare greedy · beam · sampled", elem_id="decode-compare-run")
             comparison = gr.Dataframe(headers=["strategy", "settings", "continuation", "log-prob", "mean token prob"],
-                                      interactive=False, wrap=True, elem_id="decode-comparison")
+                                      interactive=False, wrap=True, elem_id="decode-comparison",
+                                      column_widths=["12%", "20%", "46%", "10%", "12%"])
 
     view_out = [state, chart, stats, table, candidates, text]
 
@@ -179,12 +180,13 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
             raise gr.Error("Show a next-token distribution first.")
         settings = _settings(t, k, p, m, r)
         tokenizer = svc.tokenizer()
-        skip = [gr.skip()] * (len(view_out) - 1)
+        skip = [gr.skip()] * (len(view_out) - 2)
         with _user_errors():
             request = GenerateRequest(st.ids, settings, check_int("N", count, 1, 200), check_int("seed", sd, 0, 2**32 - 1))
             tokens = []
             for tokens in stream_generate(svc.store, request):
-                yield (*skip, built_text_html(tokenizer, st.extend(tokens)))
+                grown = st.extend(tokens)  # the state follows the stream, so Undo mid-stream acts on what is shown
+                yield (grown, *skip, built_text_html(tokenizer, grown))
         yield _view(st.extend(tokens), settings, n)
 
     def on_beam(st, prompt_text, use_chat, b, s, lp):

@@ -6,6 +6,7 @@ plus the few display components the tab wires; no logic lives here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gradio as gr
@@ -42,7 +43,7 @@ def recipe_markdown(recipe_id: str) -> str:
     return ""
 
 
-def build_settings(target_choices: list[str], device_type: str) -> SettingsUI:
+def build_settings(target_choices: list[str], device_type: str, params_value: Callable[[], str]) -> SettingsUI:
     recipes = list_recipes()
     first = recipes[0].id if recipes else ""
     v = form_values(recipe_config(first) if first else TrainJobConfig())
@@ -101,7 +102,7 @@ def build_settings(target_choices: list[str], device_type: str) -> SettingsUI:
     f["quantization"] = gr.Radio([("None", "none"), ("8-bit", "8bit"), ("4-bit NF4 + double quant (QLoRA)", "4bit")],
                                  value=v["quantization"], label="Base model quantization (training copy)",
                                  elem_id="train-quant")
-    params_info = gr.Markdown(elem_id="train-params")
+    params_info = gr.Markdown(params_value, elem_id="train-params")  # callable: recomputed on page load
 
     gr.Markdown("### 3 · Training")
     with gr.Row():

@@ -41,9 +41,20 @@ def build(services: Services, header: gr.Markdown) -> None:
         with store.use() as lm:
             return lm.device.type
 
+    def initial_params() -> str:
+        """Trainable parameters / memory for the first recipe's defaults (shown before any change)."""
+        from playground.data import list_recipes
+
+        recipes = list_recipes()
+        try:
+            cfg = recipe_config(recipes[0].id) if recipes else None
+            return trainer.describe_settings(cfg) if cfg else ""
+        except ValueError as err:
+            return f"⚠️ {err}"
+
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=420):
-            ui = build_settings(model_targets(), device_type())
+            ui = build_settings(model_targets(), device_type(), initial_params)
         with gr.Column(scale=7):
             with gr.Row():
                 start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")

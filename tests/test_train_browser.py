@@ -1,0 +1,82 @@
+"""Train tab in a real browser on the bundled model: recipe -> Start -> live chart, probe answers, adapter."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import ARTIFACTS
+
+ADAPTER = "browser-pig"
+
+
+def set_number(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} input")
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def chart_points(page, trace: str) -> int:
+    """Number of x values of a named trace in the live plotly chart (0 while it is not drawn)."""
+    return page.evaluate(
+        """([trace]) => {
+            const plot = document.querySelector('#train-chart .js-plotly-plot');
+            if (!plot || !plot.data) return 0;
+            const t = plot.data.find(d => d.name === trace);
+            return t && t.x ? t.x.length : 0;
+        }""", [trace])
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.browser
+def test_pig_latin_recipe_trains_live_in_the_browser(app_url, page):
+    from gradio_client import Client
+
+    page.goto(app_url)
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-recipe").wait_for()
+    assert "Pig Latin" in page.locator("#train-recipe-info").inner_text()
+    # The loss-mask view of one formatted example: the answer is highlighted, the prompt is not.
+    page.locator("#train-preview-btn").click()
+    page.locator("#train-data-summary").get_by_text("624 train").wait_for(timeout=120_000)
+    assert "tokens carry loss" in page.locator("#train-mask-info").inner_text()
+
+    page.locator("#train-length-mode").get_by_text("Max steps").click()
+    set_number(page, "train-max-steps", 3)
+    set_number(page, "train-probe-every", 1)
+    set_number(page, "train-batch", 2)
+    page.locator("#train-adapter-name textarea, #train-adapter-name input").first.fill(ADAPTER)
+    page.locator("#train-start").click()
+    page.locator("#train-status").get_by_text("Started run").wait_for(timeout=60_000)
+
+    # The chart gains points and the probe timeline gains answers while it trains.
+    wait_until(lambda: chart_points(page, "train loss") >= 1, 400, "the first loss point")
+    wait_until(lambda: page.locator("#train-probes tbody tr").count() >= 1
+               and page.locator("#train-probes tbody tr").first.inner_text().strip(), 300, "a probe answer")
+    status = page.locator("#train-status")
+    status.get_by_text(ADAPTER).wait_for(timeout=400_000)
+    assert "completed" in status.inner_text()
+    wait_until(lambda: chart_points(page, "train loss") == 3, 30, "3 loss points")
+    assert chart_points(page, "eval loss") >= 1
+    assert page.locator("#train-probes tbody tr").count() >= 3  # step 0 (base), 1, 2, 3
+    bar = page.locator("#train-progress-bar")
+    assert bar.get_attribute("data-step") == "3" and bar.get_attribute("data-state") == "completed"
+    page.screenshot(path=str(ARTIFACTS / "train.png"), full_page=True)
+
+    # The same run through the scripting API; a second start with bad settings is refused politely.
+    client = Client(app_url, verbose=False)
+    st = client.predict("", api_name="/train_status")
+    assert st["state"] == "completed" and st["adapter"] == ADAPTER and len(st["losses"]) == 3 and st["probes"]
+    with pytest.raises(Exception, match="LoRA rank r"):
+        client.predict("pig-latin", '{"r": 0}', api_name="/train_start")
+    assert "No run is in progress" in client.predict("", api_name="/train_stop")
