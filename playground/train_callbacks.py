@@ -26,18 +26,31 @@ def peak_memory_mb(device_type: str) -> float:
 
 
 class EventLogCallback(TrainerCallback):
-    """Append train loss / LR / grad norm (every step), eval loss and checkpoints to the event log."""
+    """Append train loss / LR / grad norm (every step), eval loss and checkpoints to the event log.
+
+    Tokens/s counts only the time inside optimizer steps, so probes and evals do not make training look slow.
+    Keep it first in the callback list: its on_step_end then runs before the probe's.
+    """
 
     def __init__(self, log: EventLog, device_type: str):
         self.log, self.device_type = log, device_type
         self.t_begin = time.time()
-        self._last: tuple[float, float] | None = None  # (time, num_tokens) at the previous log
+        self._step_start = 0.0
+        self._busy = 0.0  # seconds inside steps since the last log
+        self._tokens: float | None = None  # num_tokens at the last log
+        self._start_step = 0
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.t_begin = time.time()
-        self._last = None
+        self._busy, self._tokens, self._start_step = 0.0, None, state.global_step
         self.log.emit("train_begin", total_steps=state.max_steps, start_step=state.global_step,
                       epochs=args.num_train_epochs)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_start = time.time()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._busy += time.time() - self._step_start
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
@@ -45,11 +58,11 @@ class EventLogCallback(TrainerCallback):
         if "loss" in logs:
             tokens = float(logs.get("num_tokens") or 0.0)
             rate = None
-            if self._last is not None and now > self._last[0] and tokens > self._last[1]:
-                rate = (tokens - self._last[1]) / (now - self._last[0])
-            elif tokens and now > self.t_begin:
-                rate = tokens / (now - self.t_begin)
-            self._last = (now, tokens)
+            if self._tokens is not None and self._busy > 0 and tokens > self._tokens:
+                rate = (tokens - self._tokens) / self._busy
+            elif self._tokens is None and self._busy > 0 and tokens and self._start_step == 0:
+                rate = tokens / self._busy  # first log of a fresh run (after a resume the count is unknown)
+            self._tokens, self._busy = tokens, 0.0
             self.log.emit("log", step=state.global_step, loss=logs["loss"], learning_rate=logs.get("learning_rate"),
                           grad_norm=logs.get("grad_norm"), epoch=logs.get("epoch"), num_tokens=tokens,
                           tokens_per_s=rate, peak_mem_mb=round(peak_memory_mb(self.device_type), 1),

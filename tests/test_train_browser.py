@@ -28,6 +28,14 @@ def chart_points(page, trace: str) -> int:
         }""", [trace])
 
 
+PROBES = "#train-probes"
+
+
+def probe_rows(page) -> int:
+    """Rows of the probe timeline (Gradio 6 renders a virtualised grid, not <tbody> rows)."""
+    return page.locator(f"{PROBES} .virtual-row").count()
+
+
 def wait_until(predicate, timeout: float, what: str):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -61,14 +69,15 @@ def test_pig_latin_recipe_trains_live_in_the_browser(app_url, page):
 
     # The chart gains points and the probe timeline gains answers while it trains.
     wait_until(lambda: chart_points(page, "train loss") >= 1, 400, "the first loss point")
-    wait_until(lambda: page.locator("#train-probes tbody tr").count() >= 1
-               and page.locator("#train-probes tbody tr").first.inner_text().strip(), 300, "a probe answer")
+    wait_until(lambda: probe_rows(page) >= 1 and page.locator(f"{PROBES} [data-testid='cell-0-1']").inner_text(),
+               300, "a probe answer")
     status = page.locator("#train-status")
     status.get_by_text(ADAPTER).wait_for(timeout=400_000)
     assert "completed" in status.inner_text()
     wait_until(lambda: chart_points(page, "train loss") == 3, 30, "3 loss points")
     assert chart_points(page, "eval loss") >= 1
-    assert page.locator("#train-probes tbody tr").count() >= 3  # step 0 (base), 1, 2, 3
+    wait_until(lambda: probe_rows(page) >= 4, 30, "4 probe answers")  # step 0 (the base model), 1, 2, 3
+    assert page.locator(f"{PROBES} [data-testid='cell-0-0']").inner_text().strip() == "3"  # newest first
     bar = page.locator("#train-progress-bar")
     assert bar.get_attribute("data-step") == "3" and bar.get_attribute("data-state") == "completed"
     page.screenshot(path=str(ARTIFACTS / "train.png"), full_page=True)

@@ -80,7 +80,8 @@ def build_settings(target_choices: list[str], device_type: str, params_value: Ca
         mask_row = gr.Number(value=1, precision=0, label="Example row for the loss mask", scale=1,
                              elem_id="train-mask-row")
     data_summary = gr.Markdown(elem_id="train-data-summary")
-    preview_table = gr.Dataframe(label="First rows", interactive=False, wrap=True, max_height=260,
+    preview_table = gr.Dataframe(value=[["Click Preview data to see the first rows."]], headers=["rows"],
+                                 label="First rows", interactive=False, wrap=True, max_height=260,
                                  elem_id="train-preview-table")
     length_plot = gr.Plot(label="Token lengths", elem_id="train-length-plot")
     mask_info = gr.Markdown(elem_id="train-mask-info")

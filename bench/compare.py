@@ -1,0 +1,147 @@
+"""Adapters + Compare benchmark on the bundled model.
+
+* swap_ms_p50: AdapterManager.activate between two loaded adapters (goal < 50 ms on CPU); baseline: a bare
+  PEFT `set_adapter` on the same model.
+* compare_tok_s: a whole Compare turn (base + tuned, streamed, plus the "what changed" pass) in generated
+  tokens per second; baseline: two bare `generate` calls (adapter disabled / enabled) with the same settings
+  and seed (goal: ratio >= 0.9).
+* diff_pass_ms: the "what changed" computation for a 100-token answer; baseline: one bare forward pass.
+
+Run: `.venv/bin/python bench/compare.py` (data dir .data/bench; the converted model is linked from
+.data/test-cache/models when present). Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+DATA = ROOT / ".data" / "bench"
+NAMES = ("bench-a", "bench-b")
+
+
+def link_converted_models() -> None:
+    """Reuse the test cache's converted bundled model instead of converting again."""
+    (DATA / "models").mkdir(parents=True, exist_ok=True)
+    for d in (ROOT / ".data" / "test-cache" / "models").glob("*"):
+        target = DATA / "models" / d.name
+        if d.is_dir() and not d.name.startswith(".") and not target.exists():
+            os.symlink(d.resolve(), target)
+
+
+def make_adapters(lm, library) -> None:
+    """Two random non-identity LoRAs on a separate copy of the base (the live model is not touched)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    for seed, name in enumerate(NAMES):
+        if library.folder(name).exists():
+            library.delete(name)
+        copy = AutoModelForCausalLM.from_pretrained(lm.checkpoint_dir, dtype=lm.dtype)
+        torch.manual_seed(seed)
+        peft = get_peft_model(copy, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                               init_lora_weights=False))
+        with library.create(name) as tmp:
+            peft.save_pretrained(tmp)
+            (tmp / "playground.json").write_text(json.dumps({
+                "name": name, "kind": "trained", "base_model": lm.name, "base_fingerprint": lm.fingerprint,
+                "dataset": None, "settings": {"r": 8}, "created_at": "2025-01-01T00:00:00+00:00"}))
+
+
+def p50(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+def main() -> None:
+    import torch
+
+    from playground.adapters import AdapterManager
+    from playground.chat import CompareRequest, CompareSettings, build_prompt_ids, run_compare
+    from playground.compare_diff import what_changed
+    from playground.decoding import generate_kwargs
+    from playground.models import LoadSettings, ModelStore
+
+    link_converted_models()
+    store = ModelStore(LoadSettings(data_dir=DATA))
+    lm = store.load()
+    adapters = AdapterManager.for_data_dir(store, DATA)
+    make_adapters(lm, adapters.library)
+
+    # ---- swap between two loaded adapters
+    for name in NAMES:
+        adapters.activate(name)
+    swaps = []
+    for i in range(40):
+        t = time.perf_counter()
+        adapters.activate(NAMES[i % 2])
+        swaps.append((time.perf_counter() - t) * 1000)
+    keys = [adapters._loaded[n].key for n in NAMES]  # bare PEFT baseline on the same wrapper
+    bare_swaps = []
+    for i in range(40):
+        t = time.perf_counter()
+        lm.model.set_adapter(keys[i % 2], inference_mode=True)
+        bare_swaps.append((time.perf_counter() - t) * 1000)
+    adapters.activate(NAMES[0])
+
+    # ---- a compare turn vs two bare generate() calls
+    settings = CompareSettings.from_dict({"max_new_tokens": 100, "temperature": 0.7, "top_p": 0.95}, seed=7)
+    request = CompareRequest("Write a short story about a lighthouse keeper.", settings)
+    prompt = torch.tensor([build_prompt_ids(lm.tokenizer, "", (), request.message)])
+    kwargs = dict(attention_mask=torch.ones_like(prompt), max_new_tokens=settings.max_new_tokens,
+                  pad_token_id=lm.tokenizer.pad_token_id, **generate_kwargs(settings.sampling))
+    run_compare(adapters, request)  # warm-up
+    ours, bare = [], []
+    for _ in range(3):
+        t = time.perf_counter()
+        result = run_compare(adapters, request)
+        elapsed = time.perf_counter() - t
+        n_ours = len(result.columns["base"].token_ids) + len(result.columns["tuned"].token_ids)
+        ours.append(n_ours / elapsed)
+        t = time.perf_counter()
+        n_bare = 0
+        with torch.inference_mode():
+            with lm.model.disable_adapter():
+                torch.manual_seed(settings.seed)
+                n_bare += lm.model.generate(input_ids=prompt, **kwargs).shape[1] - prompt.shape[1]
+            torch.manual_seed(settings.seed)
+            n_bare += lm.model.generate(input_ids=prompt, **kwargs).shape[1] - prompt.shape[1]
+        bare.append(n_bare / (time.perf_counter() - t))
+
+    # ---- the "what changed" pass for a 100-token answer
+    ids = prompt[0].tolist()
+    answer = torch.randint(100, 40000, (100,), generator=torch.Generator().manual_seed(0)).tolist()
+    with torch.inference_mode():
+        logits = lm.model(input_ids=torch.tensor([ids + answer])).logits[0, len(ids) - 1:-1]
+    diff_ms, bare_fwd_ms = [], []
+    for _ in range(5):
+        with store.use():
+            t = time.perf_counter()
+            what_changed(lm, ids, answer, logits, answer[:50])
+            diff_ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            with torch.inference_mode(), lm.model.disable_adapter():
+                lm.model(input_ids=torch.tensor([ids + answer]))
+            bare_fwd_ms.append((time.perf_counter() - t) * 1000)
+
+    compare_tok_s, bare_tok_s = statistics.median(ours), statistics.median(bare)
+    print(json.dumps({
+        "device": lm.device.type, "model": lm.name, "torch_threads": torch.get_num_threads(),
+        "swap_ms_p50": p50(swaps), "swap_bare_set_adapter_ms_p50": p50(bare_swaps), "swap_goal_ms": 50,
+        "compare_tok_s": round(compare_tok_s, 2), "bare_generate_tok_s": round(bare_tok_s, 2),
+        "compare_ratio": round(compare_tok_s / bare_tok_s, 3), "compare_ratio_goal": 0.9,
+        "compare_tokens_per_turn": n_ours,
+        "diff_pass_ms": p50(diff_ms), "diff_bare_forward_ms": p50(bare_fwd_ms), "diff_answer_tokens": len(answer),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Training throughput: the app's training job vs a bare TRL SFTTrainer script, same model, data and settings.
+
+Both run as fresh subprocesses with the same environment, alternating order (app, bare, bare, app, …), on the
+bundled model and the Pig Latin recipe (completion-only loss, LoRA r=16 all-linear, no eval, no probe).
+Tokens/s = tokens trained / seconds from the start of the training loop to the last logged step.
+Last line: {"app_tok_s", "bare_tok_s", "ratio", "peak_rss_mb", ...}. Goals: ratio >= 1.0, peak_rss_mb < 3000.
+
+    python bench/train.py [--steps 20] [--rounds 2] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from playground.models import bundled_gguf_path, convert_gguf  # noqa: E402
+from playground.run_events import EVENTS_FILE, read_events  # noqa: E402
+from playground.train_config import DataSource, LoraSettings, TrainJobConfig, TrainSettings  # noqa: E402
+from playground.training import TrainingManager  # noqa: E402
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_WAIT_POLICY": "PASSIVE",
+            "PYTHONPATH": str(ROOT)}
+
+
+def run_app(manager: TrainingManager, checkpoint: Path, a: argparse.Namespace, i: int) -> dict:
+    from playground.train_config import BaseModelRef
+
+    cfg = TrainJobConfig(
+        data=DataSource(recipe="pig-latin", eval_fraction=0.0),
+        lora=LoraSettings(r=a.r, lora_alpha=2 * a.r, lora_dropout=0.05),
+        train=TrainSettings(max_steps=a.steps, batch_size=a.batch, max_seq_length=a.max_length,
+                            learning_rate=a.lr, lr_scheduler="cosine", warmup=0.05, probe_every=0,
+                            save_steps=10_000, seed=42),
+        base=BaseModelRef(name="bundled", source="bundled", checkpoint_dir=str(checkpoint)),
+        adapter_name=f"bench-train-{i}", overwrite=True)
+    run_id = manager.start(cfg)
+    st = manager.wait(run_id, timeout=3600)
+    if st.state != "completed":
+        raise SystemExit(f"app run {run_id} ended {st.state}: {st.message}")
+    events, _ = read_events(manager.runs_dir / run_id / EVENTS_FILE)
+    begin = next(e for e in events if e["type"] == "train_begin")
+    logs = [e for e in events if e["type"] == "log"]
+    train_s = logs[-1]["t"] - begin["t"]
+    return {"tok_s": logs[-1]["num_tokens"] / train_s, "train_s": round(train_s, 2),
+            "peak_rss_mb": max(e["peak_mem_mb"] for e in logs)}
+
+
+def run_bare(checkpoint: Path, a: argparse.Namespace, tmp: Path, i: int) -> dict:
+    from playground.data import get_recipe
+
+    out = tmp / f"bare-{i}.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "bare_sft.py"), str(checkpoint), str(get_recipe("pig-latin").train),
+           str(out), "--steps", str(a.steps), "--batch", str(a.batch), "--max-length", str(a.max_length),
+           "--lr", str(a.lr), "--r", str(a.r), "--alpha", str(2 * a.r), "--output-dir", str(tmp / f"bare-{i}")]
+    proc = subprocess.run(cmd, env=env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"bare run failed:\n{proc.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=2, help="each round runs app and bare once")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--r", type=int, default=16)
+    p.add_argument("--data-dir", type=Path, default=None, help="default: a temp dir (bundled weights are linked)")
+    a = p.parse_args()
+
+    os.environ.update(env())
+    data_dir = a.data_dir or Path(tempfile.mkdtemp(prefix="bench-train-"))
+    cache = ROOT / ".data" / "test-cache"
+    checkpoint, _ = convert_gguf(bundled_gguf_path(), cache if cache.is_dir() else data_dir)
+    manager = TrainingManager(data_dir)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-bare-"))
+    app, bare = [], []
+    started = time.time()
+    for i in range(a.rounds):
+        order = ("app", "bare") if i % 2 == 0 else ("bare", "app")
+        for kind in order:
+            result = run_app(manager, checkpoint, a, i) if kind == "app" else run_bare(checkpoint, a, tmp, i)
+            (app if kind == "app" else bare).append(result)
+            print(f"round {i + 1} {kind}: {result['tok_s']:.1f} tok/s over {result['train_s']} s", flush=True)
+    app_tok_s = statistics.mean(r["tok_s"] for r in app)
+    bare_tok_s = statistics.mean(r["tok_s"] for r in bare)
+    print(json.dumps({
+        "app_tok_s": round(app_tok_s, 2), "bare_tok_s": round(bare_tok_s, 2), "ratio": round(app_tok_s / bare_tok_s, 3),
+        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in app), 1),
+        "bare_peak_rss_mb": round(max(r["peak_rss_mb"] for r in bare), 1),
+        "app_runs_tok_s": [round(r["tok_s"], 2) for r in app], "bare_runs_tok_s": [round(r["tok_s"], 2) for r in bare],
+        "steps": a.steps, "batch": a.batch, "rounds": a.rounds, "load_avg_1m": round(os.getloadavg()[0], 2),
+        "wall_s": round(time.time() - started, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()
