@@ -157,9 +157,11 @@ class AdapterManager:
                 del self._loaded[name]
 
     def loaded_names(self) -> list[str]:
-        with self.store.use() as lm:
-            self._sync(lm)
-            return list(self._loaded)
+        """Adapters loaded in the live model. Lock-free (a display snapshot), so listing the library never
+        waits for a running generation."""
+        if not self.store.loaded or self._base_ref is None or self._base_ref() is not self.store.current.base_model:
+            return []
+        return list(self._loaded)
 
     def active(self) -> str | None:
         return self.store.current.active_adapter if self.store.loaded else None

@@ -230,13 +230,10 @@ def test_adapter_for_another_base_is_refused_naming_both(manager, tiny_llama_dir
 
 
 def test_adapter_targeting_missing_layers_is_refused(manager, tiny_llama_dir):
-    folder = manager.library.folder("alpha")
-    cfg = json.loads((folder / "adapter_config.json").read_text())
     from safetensors.torch import load_file, save_file
 
-    tensors = {k.replace("self_attn", "cross_attn"): v for k, v in load_file(folder / "adapter_model.safetensors").items()}
-    save_file(tensors, folder / "adapter_model.safetensors")
-    (folder / "adapter_config.json").write_text(json.dumps(cfg))
+    weights = manager.library.folder("alpha") / "adapter_model.safetensors"
+    save_file({k.replace("self_attn", "cross_attn"): v for k, v in load_file(weights).items()}, weights)
     with pytest.raises(AdapterError, match="has no layer model.layers.0.cross_attn"):
         manager.activate("alpha")
     _assert_base_untouched(manager, tiny_llama_dir)

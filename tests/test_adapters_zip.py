@@ -12,7 +12,7 @@ import torch
 
 from playground.adapter_library import AdapterError, AdapterLibrary
 from playground.adapter_zip import export_zip, import_zip
-from test_adapters_fixtures import logits_of, make_adapter, manager  # noqa: F401
+from test_adapters_fixtures import logits_of, manager  # noqa: F401
 
 
 def _library_state(lib: AdapterLibrary) -> list[str]:

@@ -87,7 +87,7 @@ def test_activate_then_compare_shows_two_answers_with_divergence(adapter_app, pa
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
 
 
-def test_adapter_and_compare_api(adapter_app):
+def test_adapter_and_compare_api(adapter_app, tmp_path):
     from gradio_client import Client
 
     client = Client(adapter_app, verbose=False)
@@ -105,9 +105,12 @@ def test_adapter_and_compare_api(adapter_app):
         client.predict([ADAPTER, ADAPTER + "-x"], [0, 0], "m", "linear", api_name="/adapter_mix")
     with pytest.raises(Exception, match="path parts"):
         client.predict("../x", api_name="/adapter_activate")
-    metrics = client.predict(ADAPTER, "pig-latin", 2, api_name="/evaluate")
+    held_out = tmp_path / "held-out.jsonl"  # loss only (no generation), so this stays quick on a CPU
+    held_out.write_text('{"prompt": "Capital of Italy?", "completion": "Rome."}\n'
+                        '{"prompt": "Capital of Spain?", "completion": "Madrid."}\n')
+    metrics = client.predict(ADAPTER, str(held_out), 60, api_name="/evaluate")
     assert metrics["rows"] == 2 and metrics["tuned"]["adapter"] == ADAPTER and metrics["base"]["adapter"] is None
-    assert 0 <= metrics["tuned"]["word_accuracy"] <= 1
+    assert metrics["tuned"]["loss"] != metrics["base"]["loss"] and metrics["base"]["word_accuracy"] is None
     assert "Base model only" in client.predict("", api_name="/adapter_activate")
     with pytest.raises(Exception, match="no adapter named"):
         client.predict("ghost", api_name="/adapter_delete")

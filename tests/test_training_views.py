@@ -1,0 +1,64 @@
+"""Charts and text views of a run (pure functions: no model, no process)."""
+
+from __future__ import annotations
+
+import math
+
+from playground.run_status import RunStatus
+from playground.train_charts import length_histogram, loss_figure, smooth
+from playground.train_views import format_duration, probe_rows, progress_html, status_markdown
+
+LOSSES = [{"step": s, "loss": 3.0 / s, "learning_rate": 1e-3 * (1 - s / 10), "grad_norm": 1.0 + s} for s in range(1, 6)]
+EVALS = [{"step": 2, "eval_loss": 1.7}, {"step": 4, "eval_loss": 1.1}]
+
+
+def trace(fig, name):
+    return next(t for t in fig.data if t.name == name)
+
+
+def test_loss_figure_has_every_series_on_its_axis():
+    fig = loss_figure(LOSSES, EVALS, overlays={"old-run": LOSSES[:3]}, total_steps=10)
+    assert list(trace(fig, "train loss").x) == [1, 2, 3, 4, 5]
+    assert list(trace(fig, "eval loss").y) == [1.7, 1.1]
+    assert trace(fig, "learning rate").yaxis == "y2"  # the second axis of the top panel
+    assert trace(fig, "grad norm").yaxis == "y3" and list(trace(fig, "grad norm").y) == [2, 3, 4, 5, 6]
+    assert len(trace(fig, "old-run (earlier run)").x) == 3
+    smoothed = list(trace(fig, "train loss (smoothed)").y)
+    assert smoothed[0] == 3.0 and smoothed[-1] > LOSSES[-1]["loss"]  # debiased EMA lags a falling loss
+    assert fig.layout.yaxis.type == "linear"
+    assert loss_figure(LOSSES, EVALS, log_scale=True).layout.yaxis.type == "log"
+
+
+def test_nan_points_are_left_out_and_empty_chart_says_so():
+    fig = loss_figure(LOSSES + [{"step": 6, "loss": float("nan"), "learning_rate": 0, "grad_norm": None}], [])
+    assert list(trace(fig, "train loss").x) == [1, 2, 3, 4, 5, 6][:5]
+    empty = loss_figure([], [])
+    assert "Start a run" in empty.layout.annotations[0].text
+
+
+def test_smooth_is_debiased_ema():
+    assert all(math.isclose(v, 2.0) for v in smooth([2.0, 2.0, 2.0]))
+    out = smooth([4.0, 0.0], weight=0.5)
+    assert out[0] == 4.0 and math.isclose(out[1], (0.5 * 2.0) / 0.75)
+
+
+def test_length_histogram_marks_the_cut():
+    fig = length_histogram([10, 20, 30, 200, 300], max_length=128)
+    assert list(fig.data[0].x) == [10, 20, 30, 200, 300]
+    assert fig.layout.shapes[0].x0 == 128 and "2 rows truncated" in fig.layout.annotations[0].text
+
+
+def test_progress_status_and_probe_timeline():
+    st = RunStatus(run_id="r1", state="training", step=25, total_steps=100, elapsed_s=75, eta_s=225,
+                   tokens_per_s=812.4, peak_mem_mb=1700, losses=[{"step": 25, "loss": 1.23456}],
+                   probes=[{"step": 0, "answer": "base"}, {"step": 10, "answer": ""}], trainable_params=4096,
+                   train_rows=624, eval_rows=70)
+    html = progress_html(st)
+    assert 'data-step="25"' in html and "width:25.0%" in html and "ETA 3:45" in html and "812 tokens/s" in html
+    assert "peak memory 1.66 GiB" in html and "loss 1.2346" in html
+    assert probe_rows(st) == [["10", "(empty answer)"], ["0", "base"]]
+    md = status_markdown(st)
+    assert "**training**" in md and "4,096 trainable parameters" in md and "624 train / 70 eval" in md
+    done = RunStatus(run_id="r1", state="interrupted", resumable=True, last_checkpoint=20)
+    assert "checkpoint at step 20" in status_markdown(done)
+    assert format_duration(3725) == "1:02:05" and format_duration(None) == "–"
