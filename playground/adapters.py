@@ -178,11 +178,12 @@ class AdapterManager:
         from peft import LoraConfig, PeftModelForCausalLM
 
         self._sync(lm)
-        info = self.library.get(name)
+        folder = self.library.folder(name)  # validates the name
         slot = self._loaded.get(name)
-        if slot is not None and slot.stamp == _stamp(info.path):
-            slot.used = time.monotonic()
+        if slot is not None and (folder / WEIGHTS_FILE).is_file() and slot.stamp == _stamp(folder):
+            slot.used = time.monotonic()  # fast path: already loaded and unchanged on disk
             return slot.key
+        info = self.library.get(name)
         shapes = check_adapter_files(info.path, full=True)
         self.last_notes = check_compatible(info, shapes, lm)
         if slot is not None:  # the files changed on disk since it was loaded: reload

@@ -24,6 +24,7 @@ from playground.tokens_display import token_label
 # Why a token was removed (index into this tuple is stored per vocab entry).
 KEPT, BY_TOP_K, BY_TOP_P, BY_MIN_P, BY_GREEDY = range(5)
 REMOVED_BY = ("", "top-k", "top-p", "min-p", "greedy")
+FILTER_CODE = {"top-k": BY_TOP_K, "top-p": BY_TOP_P, "min-p": BY_MIN_P}
 RANKED = 1024  # tokens ranked for tables and charts (the rest only count towards totals)
 
 # generate() fills every unset option from the model's generation_config; these pin the ones that would add
@@ -189,17 +190,18 @@ def analyze(logits: torch.Tensor, input_ids: torch.Tensor | list[int], settings:
     scores = logits.detach().float().reshape(1, -1).clone()
     raw_probs = scores.softmax(-1)[0]
     removed = torch.zeros(scores.shape[-1], dtype=torch.int8, device=scores.device)
-    scaled = None
+    scaled, alive = None, None
     for name, proc in pipeline_stages(settings):
-        if name in ("penalty", "temperature"):
+        if name not in FILTER_CODE:  # penalty, temperature: reshape, remove nothing
             scores = proc(ids, scores)
             continue
         if scaled is None:  # the distribution the filters see
             scaled = scores.softmax(-1)[0]
-        before = torch.isinf(scores[0]) & (scores[0] < 0)
+            alive = scores[0] != -math.inf
         scores = proc(ids, scores)
-        newly = torch.isinf(scores[0]) & (scores[0] < 0) & ~before
-        removed[newly] = {"top-k": BY_TOP_K, "top-p": BY_TOP_P, "min-p": BY_MIN_P}[name]
+        still = scores[0] != -math.inf
+        removed.masked_fill_(alive & ~still, FILTER_CODE[name])
+        alive = still
     if scaled is None:
         scaled = scores.softmax(-1)[0]
     if settings.greedy:  # generate() takes argmax of the processed scores: one token at 100 %

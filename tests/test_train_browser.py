@@ -56,7 +56,7 @@ def test_pig_latin_recipe_trains_live_in_the_browser(app_url, page):
     assert "Pig Latin" in page.locator("#train-recipe-info").inner_text()
     # The loss-mask view of one formatted example: the answer is highlighted, the prompt is not.
     page.locator("#train-preview-btn").click()
-    page.locator("#train-data-summary").get_by_text("624 train").wait_for(timeout=120_000)
+    page.locator("#train-data-summary").get_by_text("673 train").wait_for(timeout=120_000)
     assert "tokens carry loss" in page.locator("#train-mask-info").inner_text()
 
     page.locator("#train-length-mode").get_by_text("Max steps").click()

@@ -86,7 +86,8 @@ def build_settings(target_choices: list[str], device_type: str, params_value: Ca
     length_plot = gr.Plot(label="Token lengths", elem_id="train-length-plot")
     mask_info = gr.Markdown(elem_id="train-mask-info")
     mask_view = gr.HighlightedText(label="Loss mask: green tokens are training targets, the rest is masked",
-                                   color_map={"loss": "#86efac"}, show_legend=False, combine_adjacent=True,
+                                   color_map={"loss": "#86efac"}, show_legend=False, show_inline_category=False,
+                                   combine_adjacent=True,
                                    elem_id="train-mask")
 
     gr.Markdown("### 2 · LoRA")

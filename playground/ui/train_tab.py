@@ -186,6 +186,8 @@ def build(services: Services, header: gr.Markdown) -> None:
                        *[fields[f"col_{r}"] for r in ROLE_FIELDS]]
     ui.preview_btn.click(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private")
     ui.mask_row.submit(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private")
+    for name in ("completion_only_loss", "use_chat_template"):  # the loss mask follows the masking switches
+        fields[name].input(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private")
     watched = ["r", "lora_alpha", "target_modules", "use_dora", "bias", "quantization", "batch_size",
                "max_seq_length", "gradient_checkpointing", "optimizer"]
     for name in watched:
