@@ -14,7 +14,7 @@ def test_header_and_model_tab(app_url, page):
     badge = page.locator("#pg-model-badge")
     badge.get_by_text("SmolLM2-135M-Instruct").wait_for()
     assert "cpu" in badge.inner_text() and "float32" in badge.inner_text()
-    assert "134.5M" in page.locator("#model-summary").inner_text()
+    page.locator("#model-summary").get_by_text("134.5M").wait_for()  # filled by the page-load event
     facts = page.locator("#model-facts").inner_text()
     assert "134,515,008" in facts and "49,152" in facts
     assert "<|im_start|>" in page.locator("#model-template").inner_text()

@@ -107,6 +107,8 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
                                   interactive=False, elem_id="decode-finals")
         with gr.Tab("Temperature & strategies", id="decode-explore"):
             explore = gr.Button("Explore temperature for this text", elem_id="decode-explore-run")
+            gr.Markdown("Temperature alone (after any repetition penalty); top-k/top-p/min-p are left out here "
+                        "so the change of shape shows.")
             sweep_chart = gr.Plot(label="Top-1 probability and entropy vs temperature", elem_id="decode-sweep")
             multiples = gr.Plot(label="The distribution at a few temperatures", elem_id="decode-multiples")
             with gr.Row():

@@ -69,9 +69,6 @@ def build(services: Services, header: gr.Markdown) -> None:
             cache[rev] = _overview(services)
         return cache[rev]
 
-    def part(i: int):
-        return lambda: overview()[i]
-
     with gr.Row():
         choice = gr.Dropdown(KNOWN_MODELS, value=services.store.settings.source
                              if services.store.settings.source in KNOWN_MODELS else None,
@@ -79,19 +76,18 @@ def build(services: Services, header: gr.Markdown) -> None:
         custom = gr.Textbox(label="…or a hub id / local folder / .gguf path", scale=3, elem_id="model-custom")
         load_btn = gr.Button("Load model", variant="primary", scale=1, elem_id="model-load")
     status = gr.Markdown(elem_id="model-status")
-    # Callable values are re-evaluated on every page load, so a reload shows the current model.
-    summary = gr.Markdown(part(0), elem_id="model-summary")
+    summary = gr.Markdown(elem_id="model-summary")
     with gr.Row():
-        facts = gr.Dataframe(part(1), headers=["Fact", "Value"], label="Overview", interactive=False,
+        facts = gr.Dataframe(headers=["Fact", "Value"], label="Overview", interactive=False,
                              elem_id="model-facts")
-        modules = gr.Dataframe(part(2), headers=["Module", "Parameters", "Share"], label="Parameters per module",
+        modules = gr.Dataframe(headers=["Module", "Parameters", "Share"], label="Parameters per module",
                                interactive=False)
-    layers = gr.Dataframe(part(3), headers=["Kind", "Class", "Name", "Weight shape", "Count", "Parameters"],
+    layers = gr.Dataframe(headers=["Kind", "Class", "Name", "Weight shape", "Count", "Parameters"],
                           label="Layer types", interactive=False, elem_id="model-layers")
     with gr.Accordion("Architecture (print(model))", open=False):
-        arch = gr.Code(part(4), language=None, elem_id="model-arch")
+        arch = gr.Code(language=None, elem_id="model-arch")
     with gr.Accordion("Chat template for a sample conversation (special tokens highlighted)", open=True):
-        template = gr.HTML(part(5), elem_id="model-template")
+        template = gr.HTML(elem_id="model-template")
 
     gr.Markdown("### Fine-tuning memory estimator")
     d = MemoryEstimateConfig()
@@ -109,8 +105,8 @@ def build(services: Services, header: gr.Markdown) -> None:
             attention = gr.Radio([("Eager", "eager"), ("SDPA", "sdpa"), ("Flash attention", "flash")],
                                  value=d.attention, label="Attention")
         with gr.Column(scale=2):
-            mem_plot = gr.Plot(lambda: _memory(services, d)[0], elem_id="memory-chart")
-            mem_text = gr.Markdown(lambda: _memory(services, d)[1], elem_id="memory-total")
+            mem_plot = gr.Plot(elem_id="memory-chart")
+            mem_text = gr.Markdown(elem_id="memory-total")
 
     overview_outputs = [summary, facts, modules, layers, arch, template]
     mem_inputs = [batch, seq, precision, method, rank, optimizer, checkpointing, attention]
@@ -131,9 +127,11 @@ def build(services: Services, header: gr.Markdown) -> None:
             return f"⚠️ {err} The previous model ({services.store.current.name}) stays loaded."
         return f"✅ Loaded **{loaded.name}** in {loaded.load_seconds:.1f} s."
 
-    for comp in mem_inputs:
-        comp.change(refresh_memory, mem_inputs, [mem_plot, mem_text], show_progress="hidden",
-                    api_visibility="private")
+    # triggers=None: on every page load (a reload shows the current model) and, for the estimator,
+    # whenever one of its inputs changes.
+    gr.on(None, overview, None, overview_outputs, api_visibility="private")
+    gr.on(None, refresh_memory, mem_inputs, [mem_plot, mem_text], show_progress="hidden",
+          api_visibility="private")
     load_btn.click(load, [choice, custom], status, api_name="load_model").then(
         overview, None, overview_outputs, api_visibility="private").then(
         refresh_memory, mem_inputs, [mem_plot, mem_text], api_visibility="private").then(
