@@ -186,9 +186,9 @@ class AdapterManager:
         info = self.library.get(name)
         shapes = check_adapter_files(info.path, full=True)
         self.last_notes = check_compatible(info, shapes, lm)
-        if slot is not None:  # the files changed on disk since it was loaded: reload
+        if slot is not None:  # the files changed on disk since it was loaded (e.g. retrained): reload
+            self._loaded.pop(name, None)
             self._unload_key(lm, slot.key)
-            del self._loaded[name]
         self._evict(lm)
         peft = lm.model if _is_peft(lm.model) else None
         key = self._new_key(peft)

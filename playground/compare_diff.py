@@ -74,7 +74,10 @@ def what_changed(lm: LoadedModel, prompt_ids: list[int], tuned_ids: list[int], t
     lp_tuned = tuned_logits.float().log_softmax(-1).cpu()[torch.arange(n), target]
     full = torch.tensor([prompt_ids + tuned_ids], dtype=torch.long, device=lm.device)
     with base_context(lm), torch.inference_mode():
-        logits = lm.model(input_ids=full).logits[0, len(prompt_ids) - 1:len(prompt_ids) - 1 + n]
+        try:  # only the answer positions need the (vocabulary-sized) output layer
+            logits = lm.model(input_ids=full, logits_to_keep=n + 1).logits[0, :n]
+        except TypeError:  # an architecture without logits_to_keep
+            logits = lm.model(input_ids=full).logits[0, len(prompt_ids) - 1:len(prompt_ids) - 1 + n]
     lp_base = logits.float().log_softmax(-1).cpu()[torch.arange(n), target]
     texts = incremental_texts(lm.tokenizer, prompt_ids, tuned_ids)
     tokens = [TokenDelta(tid, texts[i], token_label(lm.tokenizer, tid), float(lp_tuned[i]), float(lp_base[i]))

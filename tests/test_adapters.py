@@ -326,3 +326,19 @@ def test_swap_during_a_streaming_generation_waits_and_corrupts_nothing(manager):
     assert got.columns["base"].token_ids == expected.columns["base"].token_ids
     with manager.store.use() as lm, base_context(lm):
         pass  # the lock is free again
+
+
+def test_adapter_changed_on_disk_is_reloaded(manager, tiny_llama_dir):
+    """Retraining with overwrite replaces the folder: the next activation loads the new weights."""
+    lm = manager.store.current
+    manager.activate("alpha")
+    old = logits_of(manager.store)
+    manager.deactivate()  # alpha is the only adapter in the wrapper: the reload removes and re-creates it
+    import shutil
+
+    shutil.rmtree(manager.library.folder("alpha"))
+    make_adapter(manager.library.root, "alpha", tiny_llama_dir, seed=33, base_name=lm.name,
+                 fingerprint=lm.fingerprint, r=2)
+    manager.activate("alpha")
+    new = logits_of(manager.store)
+    assert (new - old).abs().max() > 1e-3 and manager.loaded_names() == ["alpha"]

@@ -50,7 +50,7 @@ def build(services: Services, header: gr.Markdown) -> None:
                 "(the header shows which); swapping between loaded adapters is instant, the base is never "
                 "reloaded.")
     status = gr.Markdown(elem_id="pg-adapters-status")
-    table = gr.Dataframe(adapters.table, headers=LIBRARY_HEADERS, interactive=False, wrap=True,
+    table = gr.Dataframe(adapters.table(), headers=LIBRARY_HEADERS, interactive=False, wrap=True,
                          label="Adapter library", elem_id="pg-adapters-table")
     with gr.Row():
         pick = gr.Dropdown(names(), value=None, label="Adapter", scale=3,

@@ -43,7 +43,7 @@ def _hint(services: Services) -> str:
 
 def build(services: Services, header: gr.Markdown) -> None:
     adapters = services.adapters
-    hint = gr.Markdown(lambda: _hint(services), elem_id="pg-compare-hint")
+    hint = gr.Markdown(_hint(services), elem_id="pg-compare-hint")  # refreshed on load and on header change
     with gr.Row():
         base_chat = gr.Chatbot(label="Base (adapter disabled)", height=360, elem_id="pg-compare-base")
         tuned_chat = gr.Chatbot(label="Tuned (active adapter)", height=360, elem_id="pg-compare-tuned")
