@@ -57,6 +57,13 @@ def distribution_figure(rows: Sequence[TokenRow], settings: SamplingSettings) ->
     return go.Figure(data=data, layout=layout, _validate=False)
 
 
+def add_base_overlay(fig: go.Figure, rows: Sequence[TokenRow], base_probs: Sequence[float], adapter: str) -> None:
+    """Overlay the base model's raw probability of the same tokens (adapter disabled), beside the tuned bars."""
+    fig.add_trace(go.Bar(x=[r.rank for r in rows], y=list(base_probs), name=f"base (without {adapter})",
+                         marker=dict(color="#f97316"), customdata=[r.token for r in rows],
+                         hovertemplate="<b>%{customdata}</b><br>base %{y:.2%}<extra></extra>"))
+
+
 def _title(s: SamplingSettings) -> str:
     if s.greedy:
         return "Greedy (temperature 0): the top token gets 100 %"

@@ -152,6 +152,23 @@ class DecodeService:
         self._lock = threading.Lock()  # guards the dicts; model calls take store.use()
         self.model_calls = 0           # forward passes run (tests and the bench read it)
         self.tokens_fed = 0            # tokens fed through the model in those passes
+        self._base: tuple[tuple[int, tuple[int, ...]], torch.Tensor] | None = None  # last base-overlay pass
+
+    def base_probs(self, ids: tuple[int, ...]) -> torch.Tensor | None:
+        """Next-token probabilities of the base (adapter disabled) for the overlay, or None with no adapter
+        active. One pass per text, cached, so slider moves stay cheap."""
+        from playground.adapters import next_token_probs_base_vs_tuned
+
+        if self.store.current.active_adapter is None:
+            return None
+        key = (self.store.revision, ids)
+        with self._lock:
+            if self._base is not None and self._base[0] == key:
+                return self._base[1]
+        probs = next_token_probs_base_vs_tuned(self.store, torch.tensor(ids)).base
+        with self._lock:
+            self._base = (key, probs)
+        return probs
 
     def encode(self, text: str, chat: bool) -> EncodedPrompt:
         with self.store.use() as lm:

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from playground.beam_search import BeamResult, BeamSettings, beam_search, compare_strategies
 from playground.decode_charts import (
-    beam_tree_figure, distribution_figure, small_multiples_figure, temperature_figure,
+    add_base_overlay, beam_tree_figure, distribution_figure, small_multiples_figure, temperature_figure,
 )
 from playground.decode_session import ChosenToken, DecodeService, StepState
 from playground.decode_stream import GenerateRequest, generate_all
@@ -79,7 +79,11 @@ def distribution_view(svc: DecodeService, state: StepState, settings: SamplingSe
     dist = svc.distribution(state.ids, settings, state.session_id)
     tokenizer = svc.tokenizer()
     rows = top_rows(dist, tokenizer, top_n)
-    return DistributionView(figure=distribution_figure(rows, settings), stats=stats_markdown(dist),
+    figure = distribution_figure(rows, settings)
+    base = svc.base_probs(state.ids)
+    if base is not None:  # an adapter is active: show what the base model would say for the same tokens
+        add_base_overlay(figure, rows, [float(base[r.token_id]) for r in rows], svc.store.current.active_adapter)
+    return DistributionView(figure=figure, stats=stats_markdown(dist),
                             table=table_rows(rows), candidates=candidate_choices(rows),
                             text_html=built_text_html(tokenizer, state), rows=rows, dist=dist)
 
