@@ -21,6 +21,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from playground.adapter_files import now_iso
 from playground.fsutil import atomic_dir, unique_name, validate_name, write_json_atomic
 
 CONFIG_FILE = "adapter_config.json"
@@ -75,10 +76,6 @@ class AdapterInfo:
                 "target_modules": self.settings.get("target_modules"), "size_bytes": self.size_bytes,
                 "final_train_loss": self.final_train_loss, "final_eval_loss": self.final_eval_loss,
                 "created_at": self.created_at, "settings": self.settings}
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def format_size(n: int) -> str:

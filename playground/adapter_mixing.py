@@ -13,10 +13,8 @@ from typing import Any
 
 import torch
 
-from playground.adapter_library import (
-    AdapterError, AdapterInfo, AdapterLibrary, check_adapter_files, now_iso,
-)
-from playground.adapter_files import save_adapter_folder
+from playground.adapter_files import now_iso, save_adapter_folder
+from playground.adapter_library import AdapterError, AdapterInfo, AdapterLibrary, check_adapter_files
 from playground.fsutil import atomic_dir, validate_name, write_json_atomic
 from playground.models import LoadedModel
 

@@ -189,3 +189,17 @@ def test_gguf_conversion_is_atomic_and_cached(tmp_path, monkeypatch):
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".convert-")]
     target2, cached2 = convert_gguf(gguf, tmp_path)
     assert target2 == target and cached2 is True
+
+
+def test_fingerprint_ignores_dtype_but_tells_weights_apart(tiny_llama_dir, smol_tokenizer_dir, tmp_path):
+    """An adapter trained in fp32 on a CPU must be accepted on the same base loaded in bf16/fp16 on a GPU."""
+    from transformers import AutoModelForCausalLM
+
+    from conftest import make_tiny_llama
+    from playground.models import fingerprint_model
+
+    prints = {dtype: fingerprint_model(AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=dtype))
+              for dtype in (torch.float32, torch.bfloat16, torch.float16)}
+    assert len(set(prints.values())) == 1
+    other = make_tiny_llama(tmp_path / "other", smol_tokenizer_dir, seed=1)
+    assert fingerprint_model(AutoModelForCausalLM.from_pretrained(other)) != prints[torch.float32]

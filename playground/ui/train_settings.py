@@ -6,7 +6,6 @@ plus the few display components the tab wires; no logic lives here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import gradio as gr
@@ -43,7 +42,7 @@ def recipe_markdown(recipe_id: str) -> str:
     return ""
 
 
-def build_settings(target_choices: list[str], device_type: str, params_value: Callable[[], str]) -> SettingsUI:
+def build_settings(target_choices: list[str], device_type: str) -> SettingsUI:
     recipes = list_recipes()
     first = recipes[0].id if recipes else ""
     v = form_values(recipe_config(first) if first else TrainJobConfig())
@@ -104,7 +103,8 @@ def build_settings(target_choices: list[str], device_type: str, params_value: Ca
     f["quantization"] = gr.Radio([("None", "none"), ("8-bit", "8bit"), ("4-bit NF4 + double quant (QLoRA)", "4bit")],
                                  value=v["quantization"], label="Base model quantization (training copy)",
                                  elem_id="train-quant")
-    params_info = gr.Markdown(params_value, elem_id="train-params")  # callable: recomputed on page load
+    # Filled by a page-load event: counting needs PEFT, whose import would slow the app's start by seconds.
+    params_info = gr.Markdown("Trainable parameters: counting…", elem_id="train-params")
 
     gr.Markdown("### 3 · Training")
     with gr.Row():

@@ -41,20 +41,9 @@ def build(services: Services, header: gr.Markdown) -> None:
         with store.use() as lm:
             return lm.device.type
 
-    def initial_params() -> str:
-        """Trainable parameters / memory for the first recipe's defaults (shown before any change)."""
-        from playground.data import list_recipes
-
-        recipes = list_recipes()
-        try:
-            cfg = recipe_config(recipes[0].id) if recipes else None
-            return trainer.describe_settings(cfg) if cfg else ""
-        except ValueError as err:
-            return f"⚠️ {err}"
-
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=420):
-            ui = build_settings(model_targets(), device_type(), initial_params)
+            ui = build_settings(model_targets(), device_type())
         with gr.Column(scale=7):
             with gr.Row():
                 start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
@@ -192,6 +181,7 @@ def build(services: Services, header: gr.Markdown) -> None:
                "max_seq_length", "gradient_checkpointing", "optimizer"]
     for name in watched:
         fields[name].change(params, inputs, ui.params_info, show_progress="hidden", api_visibility="private")
+    gr.on(None, params, inputs, ui.params_info, show_progress="hidden", api_visibility="private")  # page load
     header.change(lambda: gr.update(choices=["all-linear", *model_targets()]), None, fields["target_modules"],
                   api_visibility="private")
 
