@@ -1,7 +1,8 @@
 """The append-only JSON-lines log through which a training worker reports to the app.
 
-The worker appends one JSON object per line (flushed and fsynced, so a crash loses at most the line being
-written); the app reads new complete lines incrementally. Nothing else is shared between the two processes.
+The worker appends one JSON object per line, flushed at once, so a crash of the worker loses at most the line
+being written; milestones (start, setup, checkpoints, the end) are also fsynced, to survive a power cut. The
+app reads new complete lines incrementally. Nothing else is shared between the two processes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ PID_FILE = "worker.pid"
 LOG_FILE = "worker.log"
 CHECKPOINTS = "checkpoints"
 TERMINAL_STATES = ("completed", "stopped", "failed", "interrupted")
+# Written every step: flushed to the OS only; an fsync per step would add disk latency to every step.
+FREQUENT_EVENTS = ("log", "probe", "eval")
 
 
 class EventLog:
@@ -34,7 +37,8 @@ class EventLog:
         with self.path.open("a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
-            os.fsync(f.fileno())
+            if type_ not in FREQUENT_EVENTS:
+                os.fsync(f.fileno())
         return event
 
 

@@ -32,6 +32,8 @@ class RunStatus:
     total_params: int | None = None
     train_rows: int | None = None
     eval_rows: int | None = None
+    device: str = ""  # where the worker trains, e.g. "cuda"
+    precision: str = ""  # bf16 / fp16 mixed precision or fp32
     started_at: float | None = None
     resumable: bool = False
     last_checkpoint: int | None = None
@@ -92,6 +94,7 @@ def summarize(run_id: str, s: EventSummary, *, alive: bool, stop_requested: bool
     st.probe_prompt = setup.get("probe_prompt", "")
     st.trainable_params, st.total_params = setup.get("trainable_params"), setup.get("total_params")
     st.train_rows, st.eval_rows = setup.get("train_rows"), setup.get("eval_rows")
+    st.device, st.precision = setup.get("device", ""), setup.get("precision", "")
     begin, log = s.last.get("train_begin"), s.last.get("log")
     if begin:
         st.total_steps = int(begin.get("total_steps") or 0)

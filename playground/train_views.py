@@ -31,6 +31,8 @@ def status_markdown(st: RunStatus) -> str:
         parts.append(f"{st.trainable_params:,} trainable parameters")
     if st.train_rows is not None:
         parts.append(f"{st.train_rows} train / {st.eval_rows or 0} eval rows")
+    if st.device:
+        parts.append(f"{st.device} · {st.precision or 'fp32'}")
     line = " · ".join(parts)
     if st.message:
         line += f"\n\n{st.message}"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.adapter_files import save_adapter_folder  # noqa: F401  (re-exported: the adapter writer)
-from playground.models import ModelStore
+from playground.models import ModelStore, pick_device
 from playground.run_events import (
     CHECKPOINTS, CONFIG_FILE, EVENTS_FILE, LOG_FILE, PID_FILE, STOP_FILE, read_events,
 )
@@ -233,7 +233,9 @@ class TrainingManager:
         Returns the prepared data (row counts for the UI). Raises ValueError with a user-facing sentence."""
         from playground.data import prepare_data
 
-        device = config.base.device or ("cpu" if self.store is None else self.store.current.device.type)
+        # No store (scripts, benches): the worker picks the device the same way, cuda > mps > cpu.
+        device = config.base.device or (self.store.current.device.type if self.store is not None and self.store.loaded
+                                        else pick_device(None).type)
         config.validate(device)
         if self.store is not None and self.store.loaded:
             with self.store.use() as lm:

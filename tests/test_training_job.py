@@ -76,6 +76,8 @@ def test_three_steps_train_lora_only_and_save_a_loadable_adapter(tiny_llama_dir,
 
     kinds = [e["type"] for e in events(run_dir)]
     assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("log") == 3
+    setup = next(e for e in events(run_dir) if e["type"] == "setup")
+    assert setup["device"] == "cpu" and setup["precision"] == "fp32"  # TRL's bf16 default is off on a CPU
     probes = [e for e in events(run_dir) if e["type"] == "probe"]
     assert [p["step"] for p in probes] == [0, 2, 3]  # base answer, every 2 steps, final
     assert not (run_dir / CHECKPOINTS).exists()  # a completed run drops its resume checkpoints

@@ -52,13 +52,14 @@ def test_progress_status_and_probe_timeline():
     st = RunStatus(run_id="r1", state="training", step=25, total_steps=100, elapsed_s=75, eta_s=225,
                    tokens_per_s=812.4, peak_mem_mb=1700, losses=[{"step": 25, "loss": 1.23456}],
                    probes=[{"step": 0, "answer": "base"}, {"step": 10, "answer": ""}], trainable_params=4096,
-                   train_rows=624, eval_rows=70)
+                   train_rows=624, eval_rows=70, device="cuda", precision="bf16")
     html = progress_html(st)
     assert 'data-step="25"' in html and "width:25.0%" in html and "ETA 3:45" in html and "812 tokens/s" in html
     assert "peak memory 1.66 GiB" in html and "loss 1.2346" in html
     assert probe_rows(st) == [["10", "(empty answer)"], ["0", "base"]]
     md = status_markdown(st)
     assert "**training**" in md and "4,096 trainable parameters" in md and "624 train / 70 eval" in md
+    assert "cuda · bf16" in md
     done = RunStatus(run_id="r1", state="interrupted", resumable=True, last_checkpoint=20)
     assert "checkpoint at step 20" in status_markdown(done)
     assert format_duration(3725) == "1:02:05" and format_duration(None) == "–"
