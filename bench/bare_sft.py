@@ -1,7 +1,8 @@
 """Baseline for bench/train.py: a bare TRL SFTTrainer script, no playground code in the training path.
 
-`python bench/bare_sft.py MODEL_DIR DATA_JSONL OUT_JSON --steps N --batch B --max-length L --lr LR --r R`
-Writes {"tokens", "train_s", "tok_s", "peak_rss_mb"} measured over the training loop only.
+`python bench/bare_sft.py MODEL_DIR DATA_JSONL OUT_JSON --steps N --batch B --max-length L --lr LR --r R
+[--quantization 4bit] [--optim paged_adamw_8bit]`
+Writes {"tokens", "train_s", "tok_s", "peak_rss_mb", "peak_cuda_mb"} measured over the training loop only.
 """
 
 from __future__ import annotations
@@ -42,10 +43,26 @@ def main() -> None:
     p.add_argument("--r", type=int, default=16)
     p.add_argument("--alpha", type=float, default=32)
     p.add_argument("--output-dir", default="/tmp/bare-sft")
+    p.add_argument("--quantization", choices=["none", "4bit"], default="none", help="4bit = QLoRA (NF4)")
+    p.add_argument("--optim", default="adamw_torch")
     a = p.parse_args()
 
+    # Precision from the hardware, as any sensible script does: bf16 on a GPU that has it, fp32 on a CPU.
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    dtype = torch.bfloat16 if bf16 else torch.float16 if cuda else torch.float32
     tok = AutoTokenizer.from_pretrained(a.model)
-    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
+    if a.quantization == "4bit":
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                   bnb_4bit_compute_dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(a.model, dtype=dtype, quantization_config=quant,
+                                                     device_map={"": "cuda" if cuda else "cpu"})
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(a.model, dtype=dtype)
     ds = load_dataset("json", data_files=a.data, split="train")
     # Chat rows -> conversational prompt/completion, so TRL puts the loss on the answer only (as the app does).
     ds = ds.map(lambda r: {"prompt": r["messages"][:-1], "completion": r["messages"][-1:]},
@@ -53,16 +70,18 @@ def main() -> None:
     clock = Clock()
     args = SFTConfig(output_dir=a.output_dir, max_steps=a.steps, per_device_train_batch_size=a.batch,
                      learning_rate=a.lr, max_length=a.max_length, logging_steps=1, save_strategy="no",
-                     report_to="none", bf16=False, fp16=False, activation_checkpointing=False,
+                     report_to="none", bf16=bf16, fp16=cuda and not bf16, activation_checkpointing=False,
+                     optim=a.optim,
                      disable_tqdm=True, seed=42, data_seed=42, warmup_steps=0.05, lr_scheduler_type="cosine",
-                     use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=False)
+                     use_cpu=not cuda, dataloader_pin_memory=cuda)
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[clock],
                          peft_config=LoraConfig(r=a.r, lora_alpha=a.alpha, lora_dropout=0.05,
                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
     trainer.train()
     train_s = clock.last - clock.begin
     result = {"tokens": clock.tokens, "train_s": round(train_s, 2), "tok_s": clock.tokens / train_s,
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
     with open(a.out, "w") as f:
         json.dump(result, f)
 

@@ -1,0 +1,83 @@
+"""The CUDA paths: bf16 loading, bitsandbytes 4-bit / 8-bit on the GPU, QLoRA training with a paged 8-bit
+optimizer, bf16 LoRA training, decode parity. Skipped where torch sees no CUDA GPU (CI is CPU-only); run on a
+GPU machine with `python -m pytest tests/test_cuda.py`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from playground.decode_session import encode_prompt
+from playground.decoding import SamplingSettings, analyze, generate_kwargs, next_logits
+from playground.models import LoadSettings, load_model
+from playground.run_events import EVENTS_FILE, read_events
+from playground.train_worker import run_job
+from tests.test_training_job import job
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_default_device_is_cuda_with_bf16(tiny_llama_dir, tmp_path):
+    lm = load_model(LoadSettings(source=str(tiny_llama_dir), data_dir=tmp_path))
+    param = next(lm.model.parameters())
+    assert lm.device.type == "cuda" and param.device.type == "cuda"
+    assert param.dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+
+
+@pytest.mark.parametrize("quantization", ["4bit", "8bit"])
+def test_bitsandbytes_load_on_cuda(tiny_llama_dir, tmp_path, quantization):
+    import bitsandbytes as bnb
+
+    lm = load_model(LoadSettings(source=str(tiny_llama_dir), data_dir=tmp_path, quantization=quantization))
+    layer = lm.model.model.layers[0].self_attn.q_proj
+    assert isinstance(layer, bnb.nn.Linear4bit if quantization == "4bit" else bnb.nn.Linear8bitLt)
+    assert layer.weight.device.type == "cuda"
+    if quantization == "4bit":
+        assert layer.weight.quant_state.quant_type == "nf4" and layer.weight.quant_state.nested  # double quant
+    ids = lm.tokenizer("Hello", return_tensors="pt").to("cuda")
+    assert torch.isfinite(lm.model(**ids).logits).all()
+
+
+def test_decode_probabilities_equal_generate_scores_on_cuda(tiny_llama_dir, tmp_path):
+    lm = load_model(LoadSettings(source=str(tiny_llama_dir), data_dir=tmp_path))
+    settings = SamplingSettings(temperature=0.7, top_k=20, top_p=0.9, min_p=0.02, repetition_penalty=1.3)
+    ids = list(encode_prompt(lm.tokenizer, "The rain in Spain falls mainly in the", False, 400).ids)
+    d = analyze(next_logits(lm.model, ids, lm.device)[0], ids, settings)
+    input_ids = torch.tensor([ids], device="cuda")
+    out = lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=1,
+                            output_scores=True, return_dict_in_generate=True,
+                            pad_token_id=lm.tokenizer.pad_token_id, **generate_kwargs(settings))
+    assert (out.scores[0][0].float().softmax(-1).cpu() - d.final_probs.float().cpu()).abs().max() < 1e-3
+
+
+def _train_and_check(tiny_llama_dir, tmp_path, name: str, **train) -> dict:
+    run_dir = tmp_path / "runs" / name
+    result = run_job(job(tiny_llama_dir, tmp_path, name=name, **train), run_dir)
+    assert result.state == "completed" and result.steps == 3
+    lora = load_file(result.adapter_dir / "adapter_model.safetensors")
+    assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in lora.items())
+    events = read_events(run_dir / EVENTS_FILE)[0]
+    setup = next(e for e in events if e["type"] == "setup")
+    logs = [e for e in events if e["type"] == "log"]
+    assert setup["device"] == "cuda" and len(logs) == 3
+    assert all(torch.isfinite(torch.tensor(e["loss"])) for e in logs)
+    assert logs[-1]["peak_mem_mb"] > 0  # torch.cuda.max_memory_allocated, not the process RSS
+    return {"result": result, "setup": setup, "meta": json.loads((result.adapter_dir / "playground.json").read_text())}
+
+
+def test_qlora_4bit_with_paged_8bit_adamw_trains_on_cuda(tiny_llama_dir, tmp_path):
+    out = _train_and_check(tiny_llama_dir, tmp_path, "qlora-cuda", quantization="4bit",
+                           optimizer="paged_adamw_8bit", gradient_checkpointing=True)
+    base = out["result"].model.get_base_model()
+    assert type(base.model.layers[0].self_attn.q_proj.base_layer).__name__ == "Linear4bit"
+    assert out["meta"]["settings"]["optimizer"] == "paged_adamw_8bit"
+
+
+def test_bf16_lora_trains_on_cuda_with_mixed_precision(tiny_llama_dir, tmp_path):
+    out = _train_and_check(tiny_llama_dir, tmp_path, "bf16-cuda")
+    assert out["setup"]["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    lora_params = [p for n, p in out["result"].model.named_parameters() if "lora_" in n]
+    assert lora_params and all(p.device.type == "cuda" for p in lora_params)
