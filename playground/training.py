@@ -194,6 +194,20 @@ class TrainingManager:
                 return run_id
         return None
 
+    def _active_unless_exiting(self, grace_s: float = 30.0) -> str | None:
+        """The active run, except one whose worker already wrote its final event and is only exiting (freeing
+        memory takes a moment): wait for that exit instead of refusing a Start the tab already allows."""
+        active = self.active_run_id()
+        if active is None:
+            return None
+        self.status(active)  # reads the newest events into the cache
+        if self._cache[active].summary.end is None:
+            return active
+        deadline = time.time() + grace_s
+        while self._alive(active)[0] and time.time() < deadline:
+            time.sleep(0.1)
+        return self.active_run_id()
+
     def loss_history(self, run_id: str) -> list[dict[str, Any]]:
         return self.status(run_id).losses
 
@@ -252,7 +266,7 @@ class TrainingManager:
     def start(self, config: TrainJobConfig) -> str:
         """Validate, create the run folder and launch the worker; returns the run id."""
         with self._lock:
-            active = self.active_run_id()
+            active = self._active_unless_exiting()
             if active:
                 raise RunInProgressError(f"A training run is in progress ({active}): stop it or wait for it to "
                                          "finish before starting another.")
@@ -278,7 +292,7 @@ class TrainingManager:
         """Continue an interrupted run from its last checkpoint (same run folder, same settings)."""
         with self._lock:
             folder = self.run_dir(run_id)
-            active = self.active_run_id()
+            active = self._active_unless_exiting()
             if active:
                 raise RunInProgressError(f"A training run is in progress ({active}).")
             if not self._has_checkpoint(folder):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -68,7 +69,9 @@ def test_pig_latin_recipe_trains_live_in_the_browser(app_url, page):
     set_number(page, "train-batch", 2)
     page.locator("#train-adapter-name textarea, #train-adapter-name input").first.fill(ADAPTER)
     page.locator("#train-start").click()
-    page.locator("#train-status").get_by_text("Started run").wait_for(timeout=60_000)
+    # "Started run <id>", soon replaced by the live "starting · run <id>" line: either names the new run.
+    page.locator("#train-status").get_by_text(re.compile(rf"run \d{{8}}-\d{{6}}-{ADAPTER}")).first.wait_for(
+        timeout=60_000)
 
     # The chart gains points and the probe timeline gains answers while it trains.
     wait_until(lambda: chart_points(page, "train loss") >= 1, 400, "the first loss point")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -77,6 +78,42 @@ def test_start_refuses_bad_input_before_any_process(tiny_store, tmp_path):
     assert manager.list_runs() == [] and manager.status().state == "idle"
     with pytest.raises(ValueError, match="Unknown run"):
         manager.status("../etc")
+
+
+def _fake_run(manager: TrainingManager, run_id: str, *events: dict, lifetime_s: float) -> subprocess.Popen:
+    """A run folder whose 'worker' is a sleeping process: status logic without any training."""
+    folder = manager.runs_dir / run_id
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(TrainJobConfig(adapter_name=run_id).to_dict()))
+    log = EventLog(folder / "events.jsonl")
+    for e in events:
+        log.emit(e.pop("kind"), **e)
+    proc = subprocess.Popen(["sleep", str(lifetime_s)])
+    manager._procs[run_id] = proc
+    return proc
+
+
+def test_start_waits_for_a_finished_worker_to_exit_but_refuses_a_running_one(tmp_path):
+    manager = TrainingManager(tmp_path / "data")
+    # The worker wrote its final event (the tab shows "completed") and is still freeing memory: a new Start
+    # waits for that exit instead of refusing.
+    exiting = _fake_run(manager, "done", {"kind": "start"}, {"kind": "end", "state": "completed", "step": 3},
+                        lifetime_s=1.5)
+    assert manager.status("done").state == "completed" and manager.active_run_id() == "done"
+    t0 = time.time()
+    with pytest.raises(ValueError, match="No model store"):  # got past the in-progress check, to the next one
+        manager.start(TrainJobConfig())
+    assert exiting.poll() == 0 and time.time() - t0 >= 0.5 and manager._active_unless_exiting() is None
+    # A worker still training is refused at once.
+    running = _fake_run(manager, "busy", {"kind": "start"}, {"kind": "log", "step": 1, "loss": 1.0}, lifetime_s=30)
+    try:
+        t0 = time.time()
+        assert manager._active_unless_exiting() == "busy" and time.time() - t0 < 5
+        with pytest.raises(RunInProgressError, match=r"in progress \(busy\)"):
+            manager.start(TrainJobConfig())
+    finally:
+        running.kill()
+        running.wait()
 
 
 def test_event_log_reader_keeps_half_written_lines_for_later(tmp_path):
