@@ -76,6 +76,12 @@ def run_bare(checkpoint: Path, a: argparse.Namespace, tmp: Path, i: int) -> dict
     return json.loads(out.read_text())
 
 
+def peak(runs: list[dict], key: str) -> float | None:
+    """The highest of one memory figure over runs (None where this device does not report it)."""
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return round(max(values), 1) if values else None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=20)
@@ -107,10 +113,6 @@ def main() -> None:
             print(f"round {i + 1} {kind}: {result['tok_s']:.1f} tok/s over {result['train_s']} s", flush=True)
     app_tok_s = statistics.mean(r["tok_s"] for r in app)
     bare_tok_s = statistics.mean(r["tok_s"] for r in bare)
-    def peak(runs: list[dict], key: str) -> float | None:
-        values = [r[key] for r in runs if r.get(key) is not None]
-        return round(max(values), 1) if values else None
-
     print(json.dumps({
         "app_tok_s": round(app_tok_s, 2), "bare_tok_s": round(bare_tok_s, 2), "ratio": round(app_tok_s / bare_tok_s, 3),
         "peak_rss_mb": peak(app, "peak_rss_mb"), "bare_peak_rss_mb": peak(bare, "peak_rss_mb"),

@@ -75,14 +75,13 @@ def build_trainer(config: TrainJobConfig, loaded: Any, data: Any, run_dir: Path,
     from trl import SFTConfig, SFTTrainer
 
     t, lora = config.train, config.lora
-    model = loaded.model
-    if loaded.device.type == "cpu":
+    model, device = loaded.model, loaded.device.type
+    if device == "cpu":
         from playground.trl_cpu import score_only_labelled_positions_on_cpu
 
-        score_only_labelled_positions_on_cpu()  # ~25 % faster steps with completion-only loss
+        score_only_labelled_positions_on_cpu()  # skip LM-head work on prompt tokens (Pig Latin: 625 s -> 420 s)
     if t.quantization != "none":  # QLoRA recipe: fp32 norms/embeddings, input grads for checkpointing
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=t.gradient_checkpointing)
-    device = loaded.device.type
     bf16_ok = device == "cuda" and torch.cuda.is_bf16_supported()
     args = SFTConfig(
         output_dir=str(run_dir / CHECKPOINTS), num_train_epochs=t.epochs, max_steps=t.max_steps or -1,

@@ -200,8 +200,7 @@ class TrainingManager:
         active = self.active_run_id()
         if active is None:
             return None
-        self.status(active)  # reads the newest events into the cache
-        if self._cache[active].summary.end is None:
+        if self.status(active).active:  # no final event yet: really training
             return active
         deadline = time.time() + grace_s
         while self._alive(active)[0] and time.time() < deadline:

@@ -20,7 +20,7 @@ def score_only_labelled_positions_on_cpu() -> bool:
     original: Any = getattr(trl_utils, "_use_triton", None)
     if original is None or not hasattr(trl_utils, "add_fused_lm_head"):
         return False
-    if getattr(original, "_playground_cpu_compact", False):
+    if hasattr(original, "_playground_original"):  # already switched
         return True
 
     def compact_on_cpu(device: Any) -> bool:
@@ -28,7 +28,6 @@ def score_only_labelled_positions_on_cpu() -> bool:
         # reference to the original function, so no Triton kernel is ever picked for a CPU tensor.
         return device.type == "cpu" or original(device)
 
-    compact_on_cpu._playground_cpu_compact = True  # type: ignore[attr-defined]
-    compact_on_cpu._playground_original = original  # type: ignore[attr-defined]  # lets tests undo the switch
+    compact_on_cpu._playground_original = original  # type: ignore[attr-defined]  # marks the switch; tests undo it
     trl_utils._use_triton = compact_on_cpu
     return True
