@@ -18,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from playground.models import DEFAULT_DATA_DIR
+    from playground.model.sources import DEFAULT_DATA_DIR
 
     p = argparse.ArgumentParser(description="LLM Playground: decoding, LoRA training and adapter comparison.")
     p.add_argument("--model", default="bundled",
@@ -49,7 +49,8 @@ def exposure_warning(host: str, auth: str | None) -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from playground.models import LoadSettings, ModelLoadError, ModelStore
+    from playground.model.store import LoadSettings, ModelStore
+    from playground.model.sources import ModelLoadError
     from playground.services import Services
 
     warning = exposure_warning(args.host, args.auth)

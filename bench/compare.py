@@ -91,11 +91,11 @@ def p50(values: list[float]) -> float:
 def main() -> None:
     import torch
 
-    from playground.adapters import AdapterManager
-    from playground.chat import CompareRequest, CompareSettings, build_prompt_ids, run_compare
-    from playground.compare_diff import what_changed
-    from playground.decoding import generate_kwargs
-    from playground.models import LoadSettings, ModelStore
+    from playground.adapters.live import AdapterManager
+    from playground.compare.chat import CompareRequest, CompareSettings, build_prompt_ids, run_compare
+    from playground.compare.diff import what_changed
+    from playground.decode.sampling import generate_kwargs
+    from playground.model.store import LoadSettings, ModelStore
 
     link_converted_models()
     store = ModelStore(LoadSettings(data_dir=DATA))

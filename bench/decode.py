@@ -30,11 +30,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from playground.decode_session import DecodeService, StepState  # noqa: E402
-from playground.decode_stream import GenerateRequest, stream_generate  # noqa: E402
-from playground.decode_views import built_text_html, distribution_view  # noqa: E402
-from playground.decoding import SamplingSettings, analyze, generate_kwargs, next_logits  # noqa: E402
-from playground.models import LoadSettings, ModelStore  # noqa: E402
+from playground.decode.session import DecodeService, StepState  # noqa: E402
+from playground.decode.stream import GenerateRequest, stream_generate  # noqa: E402
+from playground.decode.views import built_text_html, distribution_view  # noqa: E402
+from playground.decode.sampling import SamplingSettings, analyze, generate_kwargs, next_logits  # noqa: E402
+from playground.model.store import LoadSettings, ModelStore  # noqa: E402
 
 SETTINGS = SamplingSettings(temperature=0.8, top_k=50, top_p=0.95, min_p=0.02, repetition_penalty=1.1)
 STORY = ("Once upon a time, in a small village at the edge of a great forest, there lived an old clockmaker "

@@ -1,7 +1,7 @@
 """Pig Latin end to end: train the bundled recipe with its defaults on the bundled model (the app's own job,
 in its worker process), then score the held-out test split greedily, base vs tuned (the app's evaluation).
 
-word accuracy = words equal at the same position / words in the reference (playground.pig_latin).
+word accuracy = words equal at the same position / words in the reference (playground.data.pig_latin).
 Goals on a 2-core CPU: train_s <= 600 and tuned_word_acc >= 0.6 on sentences the model never saw.
 The adapter stays in DIR/adapters/pig-latin-bench/. Last line: one JSON object.
 
@@ -23,11 +23,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from playground.models import LoadSettings, ModelStore  # noqa: E402
-from playground.run_events import EVENTS_FILE, read_events  # noqa: E402
-from playground.train_config import apply_overrides  # noqa: E402
-from playground.train_form import recipe_config  # noqa: E402
-from playground.training import TrainingManager, base_ref  # noqa: E402
+from playground.model.store import LoadSettings, ModelStore  # noqa: E402
+from playground.train.events import EVENTS_FILE, read_events  # noqa: E402
+from playground.train.config import apply_overrides  # noqa: E402
+from playground.train.form import recipe_config  # noqa: E402
+from playground.train.manager import TrainingManager, base_ref  # noqa: E402
 
 ADAPTER = "pig-latin-bench"
 
@@ -72,8 +72,8 @@ def main() -> None:
     begin = next(e for e in events if e["type"] == "train_begin")
     end = events[-1]
 
-    from playground.adapters import AdapterManager
-    from playground.evaluation import EvalRequest, evaluate
+    from playground.adapters.live import AdapterManager
+    from playground.compare.evaluation import EvalRequest, evaluate
 
     t0 = time.time()
     result = evaluate(AdapterManager.for_data_dir(store, data_dir),

@@ -25,10 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from playground.models import bundled_gguf_path, convert_gguf  # noqa: E402
-from playground.run_events import EVENTS_FILE, read_events  # noqa: E402
-from playground.train_config import DataSource, LoraSettings, TrainJobConfig, TrainSettings  # noqa: E402
-from playground.training import TrainingManager  # noqa: E402
+from playground.model.sources import bundled_gguf_path
+from playground.model.gguf import convert_gguf  # noqa: E402
+from playground.train.events import EVENTS_FILE, read_events  # noqa: E402
+from playground.data.sources import DataSource
+from playground.train.config import LoraSettings, TrainJobConfig, TrainSettings  # noqa: E402
+from playground.train.manager import TrainingManager  # noqa: E402
 
 
 def env() -> dict[str, str]:
@@ -37,7 +39,7 @@ def env() -> dict[str, str]:
 
 
 def run_app(manager: TrainingManager, checkpoint: Path, a: argparse.Namespace, i: int) -> dict:
-    from playground.train_config import BaseModelRef
+    from playground.train.config import BaseModelRef
 
     cfg = TrainJobConfig(
         data=DataSource(recipe="pig-latin", eval_fraction=0.0),
@@ -63,7 +65,7 @@ def run_app(manager: TrainingManager, checkpoint: Path, a: argparse.Namespace, i
 
 
 def run_bare(checkpoint: Path, a: argparse.Namespace, tmp: Path, i: int) -> dict:
-    from playground.data import get_recipe
+    from playground.data.recipes import get_recipe
 
     out = tmp / f"bare-{i}.json"
     cmd = [sys.executable, str(ROOT / "bench" / "bare_sft.py"), str(checkpoint), str(get_recipe("pig-latin").train),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from playground.adapters import AdapterManager
-from playground.decode_session import DecodeService
-from playground.models import ModelStore
-from playground.training import TrainingManager
+from playground.adapters.live import AdapterManager
+from playground.decode.session import DecodeService
+from playground.model.store import ModelStore
+from playground.train.manager import TrainingManager
 
 
 @dataclass

@@ -42,7 +42,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def bundled_store():
     """A ModelStore with the real bundled SmolLM2-135M-Instruct (fp32, CPU)."""
-    from playground.models import LoadSettings, ModelStore
+    from playground.model.store import LoadSettings, ModelStore
 
     store = ModelStore(LoadSettings(data_dir=BUNDLED_DATA_DIR))
     store.load()
@@ -91,7 +91,7 @@ def tiny_llama_dir(smol_tokenizer_dir, tmp_path_factory) -> Path:
 @pytest.fixture()
 def tiny_store(tiny_llama_dir, tmp_path):
     """A ModelStore holding a fresh copy of the tiny Llama, with its own data dir."""
-    from playground.models import LoadSettings, ModelStore
+    from playground.model.store import LoadSettings, ModelStore
 
     store = ModelStore(LoadSettings(source=str(tiny_llama_dir), data_dir=tmp_path / "data"))
     store.load()

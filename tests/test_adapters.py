@@ -9,10 +9,10 @@ import threading
 import pytest
 import torch
 
-from playground.adapter_library import AdapterError
-from playground.adapter_mixing import MixSpec
-from playground.adapters import AdapterManager, base_context, next_token_probs_base_vs_tuned
-from playground.models import ModelStore
+from playground.adapters.library import AdapterError
+from playground.adapters.mixing import MixSpec
+from playground.adapters.live import AdapterManager, base_context, next_token_probs_base_vs_tuned
+from playground.model.store import ModelStore
 from test_adapters_fixtures import logits_of, make_adapter, manager, plain_logits  # noqa: F401
 
 ATOL = 1e-5
@@ -161,7 +161,7 @@ def test_library_table_and_metadata(manager):
     assert summary["beta"]["active"] and summary["alpha"]["final_eval_loss"] == 2.5
     info, card = manager.detail("alpha")
     assert "learning_rate" in card and "pig-latin" in card
-    from playground.adapter_library import loss_curve_figure
+    from playground.adapters.library import loss_curve_figure
 
     fig = loss_curve_figure(info)
     assert [t.name for t in fig.data] == ["train loss", "eval loss"] and len(fig.data[0].x) == 10
@@ -302,7 +302,7 @@ def test_import_folder_without_metadata_fills_it_from_the_config(manager, tiny_l
 
 
 def test_swap_during_a_streaming_generation_waits_and_corrupts_nothing(manager):
-    from playground.chat import CompareRequest, CompareSettings, run_compare, stream_compare
+    from playground.compare.chat import CompareRequest, CompareSettings, run_compare, stream_compare
 
     manager.activate("alpha")
     request = CompareRequest("Hello", CompareSettings.from_dict({"max_new_tokens": 24, "temperature": 0.9}, seed=5))

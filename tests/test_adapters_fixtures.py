@@ -47,7 +47,7 @@ def make_adapter(library_root: Path, name: str, base_dir: Path, *, seed: int, ba
 @pytest.fixture()
 def manager(tiny_store, tiny_llama_dir):
     """An AdapterManager on the tiny store with two random adapters ('alpha', 'beta') in its library."""
-    from playground.adapters import AdapterManager
+    from playground.adapters.live import AdapterManager
 
     lm = tiny_store.current
     mgr = AdapterManager.for_data_dir(tiny_store, tiny_store.settings.data_dir)
@@ -59,7 +59,7 @@ def manager(tiny_store, tiny_llama_dir):
 
 def logits_of(store, ids: list[int] | None = None) -> torch.Tensor:
     """Last-position logits of the live model for a fixed input, through the shared generation context."""
-    from playground.adapters import generation_context
+    from playground.adapters.live import generation_context
 
     ids_t = torch.tensor([ids or [1, 5, 9, 42, 7, 3]])
     with store.use() as lm, torch.no_grad(), generation_context(lm):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from playground.adapter_library import AdapterError, AdapterLibrary
-from playground.adapter_zip import export_zip, import_zip
+from playground.adapters.library import AdapterError, AdapterLibrary
+from playground.adapters.archive import export_zip, import_zip
 from test_adapters_fixtures import logits_of, manager  # noqa: F401
 
 
@@ -103,7 +103,7 @@ def test_zip_lying_about_its_size_is_stopped_while_unpacking(tmp_path, monkeypat
     zpath = tmp_path / "liar.zip"
     with zipfile.ZipFile(zpath, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("a/adapter_model.safetensors", b"\0" * 3_000_000)
-    from playground import adapter_zip
+    from playground.adapters import archive as adapter_zip
 
     real = adapter_zip.check_zip
 

@@ -7,12 +7,18 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from playground.beam_search import (
-    BeamSettings, beam_search, compare_strategies, continuation_logprob, expand_tree, generate_beams, greedy_path,
+from playground.decode.beam import (
+    BeamSettings,
+    beam_search,
+    compare_strategies,
+    continuation_logprob,
+    expand_tree,
+    generate_beams,
+    greedy_path,
 )
-from playground.decode_charts import beam_tree_figure
-from playground.decode_session import encode_prompt
-from playground.decoding import SamplingSettings
+from playground.decode.charts import beam_tree_figure
+from playground.decode.session import encode_prompt
+from playground.decode.sampling import SamplingSettings
 
 
 def prompt_ids(lm, text="The rain in Spain falls mainly in the"):

@@ -7,11 +7,17 @@ import threading
 import pytest
 import torch
 
-from playground.chat import (
-    NO_ADAPTER_HINT, CompareRequest, CompareSettings, build_prompt_ids, next_histories, run_compare, stream_compare,
+from playground.compare.chat import (
+    NO_ADAPTER_HINT,
+    CompareRequest,
+    CompareSettings,
+    build_prompt_ids,
+    next_histories,
+    run_compare,
+    stream_compare,
 )
-from playground.compare_diff import first_divergence, what_changed_html
-from playground.decoding import generate_kwargs
+from playground.compare.diff import first_divergence, what_changed_html
+from playground.decode.sampling import generate_kwargs
 from test_adapters_fixtures import make_adapter, manager  # noqa: F401
 
 SAMPLED = CompareSettings.from_dict({"max_new_tokens": 16, "temperature": 0.9, "top_k": 40, "top_p": 0.95}, seed=11)

@@ -23,7 +23,8 @@ def adapter_app(start_app, bundled_checkpoint) -> str:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from playground.models import BUNDLED_NAME, fingerprint_model
+    from playground.model.sources import BUNDLED_NAME
+    from playground.model.store import fingerprint_model
 
     data = Path(tempfile.mkdtemp(prefix="pg-compare-data-"))
     (data / "models").mkdir(parents=True)

@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from playground.decode_session import encode_prompt
-from playground.decoding import SamplingSettings, analyze, generate_kwargs, next_logits
-from playground.models import LoadSettings, load_model
-from playground.run_events import EVENTS_FILE, read_events
-from playground.train_worker import run_job
+from playground.decode.session import encode_prompt
+from playground.decode.sampling import SamplingSettings, analyze, generate_kwargs, next_logits
+from playground.model.store import LoadSettings, load_model
+from playground.train.events import EVENTS_FILE, read_events
+from playground.train.worker import run_job
 from tests.test_training_job import job
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

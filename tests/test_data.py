@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from playground import data as data_mod
-from playground.data import format_rows, get_recipe, list_recipes, load_raw, prepare_data, resolve_format, split_rows
-from playground.train_config import DataSource
+from playground.data import loading as data_mod
+from playground.data.loading import format_rows, load_raw, prepare_data, resolve_format, split_rows
+from playground.data.recipes import get_recipe, list_recipes
+from playground.data.sources import DataSource
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -7,9 +7,9 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-from playground.data import format_rows, load_raw
-from playground.data_preview import build_preview, loss_mask_view, preview_table, token_lengths
-from playground.train_config import DataSource
+from playground.data.loading import format_rows, load_raw
+from playground.data.preview import build_preview, loss_mask_view, preview_table, token_lengths
+from playground.data.sources import DataSource
 
 ROW = {"prompt": [{"role": "user", "content": "Translate to Pig Latin: the cat"}],
        "completion": [{"role": "assistant", "content": "ethay atcay"}]}

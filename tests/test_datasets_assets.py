@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.pig_latin import to_pig_latin
+from playground.data.pig_latin import to_pig_latin
 
 DATASETS = Path(__file__).resolve().parents[1] / "assets" / "datasets"
 PIG_PREFIX = "Translate to Pig Latin: "

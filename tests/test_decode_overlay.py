@@ -6,14 +6,14 @@ import math
 
 import pytest
 
-from playground.decode_session import DecodeService, StepState
-from playground.decode_views import distribution_view
-from playground.decoding import SamplingSettings
+from playground.decode.session import DecodeService, StepState
+from playground.decode.views import distribution_view
+from playground.decode.sampling import SamplingSettings
 from test_adapters_fixtures import manager  # noqa: F401
 
 
 def test_overlay_appears_only_with_an_adapter_and_shows_base_probabilities(manager):
-    from playground.adapters import next_token_probs_base_vs_tuned
+    from playground.adapters.live import next_token_probs_base_vs_tuned
 
     svc = DecodeService(manager.store)
     state = StepState(prompt=svc.encode("The capital of France is", chat=False))

@@ -7,10 +7,20 @@ import math
 import pytest
 import torch
 
-from playground.decode_session import encode_prompt
-from playground.decoding import (
-    BY_MIN_P, BY_TOP_K, BY_TOP_P, KEPT, SamplingSettings, analyze, build_processors, generate_kwargs,
-    next_logits, sample_token, temperature_sweep, top_rows,
+from playground.decode.session import encode_prompt
+from playground.decode.sampling import (
+    BY_MIN_P,
+    BY_TOP_K,
+    BY_TOP_P,
+    KEPT,
+    SamplingSettings,
+    analyze,
+    build_processors,
+    generate_kwargs,
+    next_logits,
+    sample_token,
+    temperature_sweep,
+    top_rows,
 )
 
 PROBS = torch.tensor([0.5, 0.2, 0.15, 0.1, 0.05])

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from playground.beam_search import BeamSettings
-from playground.decode_charts import GREY_FINAL, KEPT_FINAL, distribution_figure
-from playground.decode_session import DecodeService, StepState, chosen_from_distribution
-from playground.decode_views import (
-    MULTIPLES, SWEEP, TABLE_HEADERS, api_beam_search, api_generate, api_next_token, built_text_html,
-    distribution_view, explorer_figures,
+from playground.decode.beam import BeamSettings
+from playground.decode.charts import GREY_FINAL, KEPT_FINAL, distribution_figure
+from playground.decode.session import DecodeService, StepState, chosen_from_distribution
+from playground.decode.views import (
+    MULTIPLES,
+    SWEEP,
+    TABLE_HEADERS,
+    api_beam_search,
+    api_generate,
+    api_next_token,
+    built_text_html,
+    distribution_view,
+    explorer_figures,
 )
-from playground.decoding import SamplingSettings, top_rows
+from playground.decode.sampling import SamplingSettings, top_rows
 
 
 @pytest.fixture()

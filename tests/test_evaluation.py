@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from playground.evaluation import EvalRequest, encode, evaluate, load_examples, metrics_figure
-from playground.pig_latin import exact_match, word_accuracy
+from playground.compare.evaluation import EvalRequest, encode, evaluate, load_examples, metrics_figure
+from playground.data.pig_latin import exact_match, word_accuracy
 from test_adapters_fixtures import manager  # noqa: F401
 
 

@@ -2,9 +2,15 @@
 
 import pytest
 
-from playground.inspect_model import (
-    architecture_text, count_params, format_count, layer_type_table, linear_layer_names, model_facts,
-    params_per_module, render_chat_template,
+from playground.model.inspect import (
+    architecture_text,
+    count_params,
+    format_count,
+    layer_type_table,
+    linear_layer_names,
+    model_facts,
+    params_per_module,
+    render_chat_template,
 )
 
 

@@ -9,10 +9,16 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from playground.models import (
-    BUNDLED_NAME, LoadSettings, ModelLoadError, ModelStore, bundled_gguf_path, convert_gguf, gguf_cache_dir,
-    load_model, pick_device, pick_dtype, resolve_source,
+from playground.model.sources import (
+    BUNDLED_NAME,
+    ModelLoadError,
+    bundled_gguf_path,
+    pick_device,
+    pick_dtype,
+    resolve_source,
 )
+from playground.model.store import LoadSettings, ModelStore, load_model
+from playground.model.gguf import convert_gguf, gguf_cache_dir
 
 V = 49152  # the SmolLM2 tokenizer's vocab, shared by every tiny model below
 
@@ -50,8 +56,8 @@ def _save_family(family: str, out: Path, tokenizer_dir: Path) -> Path:
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_each_family_loads_through_the_same_path(family, tmp_path, smol_tokenizer_dir):
-    from playground.inspect_model import layer_type_table, model_facts
-    from playground.memory import MemoryEstimateConfig, estimate_memory, model_shape
+    from playground.model.inspect import layer_type_table, model_facts
+    from playground.model.memory import MemoryEstimateConfig, estimate_memory, model_shape
 
     src = _save_family(family, tmp_path / family, smol_tokenizer_dir)
     lm = load_model(LoadSettings(source=str(src), data_dir=tmp_path / "data"))
@@ -196,7 +202,7 @@ def test_fingerprint_ignores_dtype_but_tells_weights_apart(tiny_llama_dir, smol_
     from transformers import AutoModelForCausalLM
 
     from conftest import make_tiny_llama
-    from playground.models import fingerprint_model
+    from playground.model.store import fingerprint_model
 
     prints = {dtype: fingerprint_model(AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=dtype))
               for dtype in (torch.float32, torch.bfloat16, torch.float16)}

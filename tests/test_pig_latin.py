@@ -1,8 +1,8 @@
-"""Unit tests of the Pig Latin rule and the scoring helpers (playground/pig_latin.py)."""
+"""Unit tests of the Pig Latin rule and the scoring helpers (playground/data/pig_latin.py)."""
 
 import pytest
 
-from playground.pig_latin import exact_match, to_pig_latin, word_accuracy
+from playground.data.pig_latin import exact_match, to_pig_latin, word_accuracy
 
 
 @pytest.mark.parametrize(

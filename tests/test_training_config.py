@@ -6,10 +6,9 @@ import dataclasses
 
 import pytest
 
-from playground.train_config import (
-    DataSource, LoraSettings, TrainJobConfig, TrainSettings, apply_overrides, precision_flags,
-)
-from playground.train_form import config_from_form, form_values, recipe_config, request_config
+from playground.data.sources import DataSource
+from playground.train.config import LoraSettings, TrainJobConfig, TrainSettings, apply_overrides, precision_flags
+from playground.train.form import config_from_form, form_values, recipe_config, request_config
 
 
 @pytest.mark.parametrize("lora, match", [
@@ -96,7 +95,7 @@ def test_overrides_and_api_requests():
 
 
 def test_recipe_defaults_are_applied_and_valid():
-    from playground.data import list_recipes
+    from playground.data.recipes import list_recipes
 
     for recipe in list_recipes():
         cfg = recipe_config(recipe.id)

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from playground.export_script import export_script
-from playground.train_config import BaseModelRef, DataSource, LoraSettings, TrainJobConfig, TrainSettings
+from playground.train.export import export_script
+from playground.train.config import BaseModelRef, LoraSettings, TrainJobConfig, TrainSettings
+from playground.data.sources import DataSource
 
 
 @pytest.mark.slow

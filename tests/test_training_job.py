@@ -11,9 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from playground.run_events import CHECKPOINTS, EVENTS_FILE, STOP_FILE, read_events
-from playground.train_config import BaseModelRef, DataSource, LoraSettings, TrainJobConfig, TrainSettings
-from playground.train_worker import run_job
+from playground.train.events import CHECKPOINTS, EVENTS_FILE, STOP_FILE, read_events
+from playground.train.config import BaseModelRef, LoraSettings, TrainJobConfig, TrainSettings
+from playground.data.sources import DataSource
+from playground.train.worker import run_job
 
 pytestmark = pytest.mark.slow  # each test trains a tiny model for a few steps
 

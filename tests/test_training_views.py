@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from playground.run_status import RunStatus
-from playground.train_charts import length_histogram, loss_figure, smooth
-from playground.train_views import format_duration, probe_rows, progress_html, status_markdown
+from playground.train.status import RunStatus
+from playground.train.charts import length_histogram, loss_figure, smooth
+from playground.train.views import format_duration, probe_rows, progress_html, status_markdown
 
 LOSSES = [{"step": s, "loss": 3.0 / s, "learning_rate": 1e-3 * (1 - s / 10), "grad_norm": 1.0 + s} for s in range(1, 6)]
 EVALS = [{"step": 2, "eval_loss": 1.7}, {"step": 4, "eval_loss": 1.1}]

@@ -6,7 +6,7 @@ import pytest
 import torch
 import trl.trainer.utils as trl_utils
 
-from playground.trl_cpu import score_only_labelled_positions_on_cpu
+from playground.train.trl_cpu import score_only_labelled_positions_on_cpu
 
 
 def _loss_and_grads(model_dir, calls: list[int]) -> tuple[float, dict[str, torch.Tensor]]:

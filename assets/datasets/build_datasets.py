@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # the repository root, for `playground`
 
-from playground.pig_latin import to_pig_latin  # noqa: E402
+from playground.data.pig_latin import to_pig_latin  # noqa: E402
 
 SEED = 1234
 SEP = " => "

@@ -1,7 +1,7 @@
 """Adapters tab: the library table, a detail card with the loss curve, activate / swap / deactivate,
 rename, delete, import (folder or .zip), export (.zip), merge-and-save, and weighted mixes.
 
-Only layout and wiring: every operation is one call into `services.adapters` (playground.adapters).
+Only layout and wiring: every operation is one call into `services.adapters` (playground.adapters.live).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import gradio as gr
 
-from playground.adapter_library import LIBRARY_HEADERS, loss_curve_figure
-from playground.adapter_mixing import MIX_METHODS, MixSpec
+from playground.adapters.library import LIBRARY_HEADERS, loss_curve_figure
+from playground.adapters.mixing import MIX_METHODS, MixSpec
 from playground.services import Services
 
 MAX_MIX = 4  # weight sliders shown for a mix

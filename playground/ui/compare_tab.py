@@ -1,7 +1,7 @@
 """Compare tab: base (adapter disabled) vs the active adapter side by side, an optional third adapter,
 the "what changed" colouring of the tuned answer, and a held-out evaluation of base vs tuned.
 
-Only layout and wiring; the logic is playground.chat, playground.compare_diff and playground.evaluation.
+Only layout and wiring; the logic is playground.compare.chat, playground.compare.diff and playground.evaluation.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 import gradio as gr
 
-from playground.chat import NO_ADAPTER_HINT, CompareRequest, CompareSettings, next_histories, run_compare, \
+from playground.compare.chat import NO_ADAPTER_HINT, CompareRequest, CompareSettings, next_histories, run_compare, \
     stream_compare
-from playground.compare_diff import what_changed_html
-from playground.evaluation import TABLE_HEADERS, EvalRequest, dataset_choices, evaluate, metrics_figure
+from playground.compare.diff import what_changed_html
+from playground.compare.evaluation import TABLE_HEADERS, EvalRequest, dataset_choices, evaluate, metrics_figure
 from playground.services import Services
 
 

@@ -12,15 +12,23 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from playground.beam_search import MAX_BEAMS, MAX_STEPS, BeamSettings
-from playground.decode_session import DecodeService, StepState, chosen_from_distribution
-from playground.decode_stream import GenerateRequest, stream_generate
-from playground.decode_views import (
-    TABLE_HEADERS, api_beam_search, api_generate, api_next_token, beam_view, built_text_html, comparison_rows,
-    distribution_view, explorer_figures, template_view,
+from playground.decode.beam import MAX_BEAMS, MAX_STEPS, BeamSettings
+from playground.decode.session import DecodeService, StepState, chosen_from_distribution
+from playground.decode.stream import GenerateRequest, stream_generate
+from playground.decode.views import (
+    TABLE_HEADERS,
+    api_beam_search,
+    api_generate,
+    api_next_token,
+    beam_view,
+    built_text_html,
+    comparison_rows,
+    distribution_view,
+    explorer_figures,
+    template_view,
 )
-from playground.decoding import SamplingSettings, check_int, greedy_token, sample_token
-from playground.models import ModelLoadError
+from playground.decode.sampling import SamplingSettings, check_int, greedy_token, sample_token
+from playground.model.sources import ModelLoadError
 from playground.services import Services
 
 EXAMPLES = ["The rain in Spain falls mainly in the", "The capital of France is", "Once upon a time, there was a",

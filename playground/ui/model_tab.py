@@ -6,12 +6,17 @@ import dataclasses
 
 import gradio as gr
 
-from playground.inspect_model import (
-    architecture_text, format_bytes, format_count, layer_type_table, model_facts, params_per_module,
+from playground.model.inspect import (
+    architecture_text,
+    format_bytes,
+    format_count,
+    layer_type_table,
+    model_facts,
+    params_per_module,
     render_chat_template,
 )
-from playground.memory import MemoryEstimateConfig, estimate_memory, memory_chart, model_shape
-from playground.models import KNOWN_MODELS, ModelLoadError
+from playground.model.memory import MemoryEstimateConfig, estimate_memory, memory_chart, model_shape
+from playground.model.sources import KNOWN_MODELS, ModelLoadError
 from playground.services import Services
 
 

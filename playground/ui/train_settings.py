@@ -1,6 +1,6 @@
 """Layout of the Train tab's settings column: data, LoRA, quantization and trainer settings.
 
-`build_settings` returns every settings component keyed by its flat form name (see playground.train_form),
+`build_settings` returns every settings component keyed by its flat form name (see playground.train.form),
 plus the few display components the tab wires; no logic lives here.
 """
 
@@ -10,11 +10,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from playground.data import list_recipes
-from playground.train_config import (
-    ALL_LINEAR, BIASES, CPU_OPTIMIZERS, GPU_OPTIMIZERS, SCHEDULERS, TrainJobConfig,
-)
-from playground.train_form import ROLE_FIELDS, form_values, recipe_config
+from playground.data.recipes import list_recipes
+from playground.train.config import ALL_LINEAR, BIASES, CPU_OPTIMIZERS, GPU_OPTIMIZERS, SCHEDULERS, TrainJobConfig
+from playground.train.form import ROLE_FIELDS, form_values, recipe_config
 
 FORMATS = [("Auto-detect", "auto"), ("Chat messages", "messages"), ("Prompt / completion", "prompt_completion"),
            ("Instruction / input / output", "instruction"), ("Plain text", "text")]

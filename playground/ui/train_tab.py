@@ -11,14 +11,14 @@ from typing import Any
 
 import gradio as gr
 
-from playground.data import load_raw
-from playground.data_preview import build_preview
-from playground.export_script import export_script
+from playground.data.loading import load_raw
+from playground.data.preview import build_preview
+from playground.train.export import export_script
 from playground.services import Services
-from playground.train_charts import length_histogram, loss_figure
-from playground.train_form import ROLE_FIELDS, config_from_form, form_values, recipe_config, request_config
-from playground.train_views import probe_header, probe_rows, progress_html, status_markdown
-from playground.training import linear_module_names
+from playground.train.charts import length_histogram, loss_figure
+from playground.train.form import ROLE_FIELDS, config_from_form, form_values, recipe_config, request_config
+from playground.train.views import probe_header, probe_rows, progress_html, status_markdown
+from playground.train.manager import linear_module_names
 from playground.ui.train_settings import build_settings, recipe_markdown
 
 LATEST = "(latest run)"

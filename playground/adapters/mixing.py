@@ -1,0 +1,129 @@
+"""Mixing adapters into a new one and merging an adapter into a full checkpoint (the PEFT utilities).
+
+`AdapterManager.mix` / `.merge_and_save` hold the model lock and own the live-model state; the checks and
+the file writing live here. Merging always works on a separate copy of the base, never the live model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from playground.adapters.files import now_iso, save_adapter_folder
+from playground.adapters.library import AdapterError, AdapterInfo, AdapterLibrary, check_adapter_files
+from playground.fsutil import atomic_dir, validate_name, write_json_atomic
+from playground.model.store import LoadedModel
+
+# The PEFT combination types offered in the UI: linear is cheap (same rank), cat is exact (ranks add up),
+# svd is exact up to the rank it truncates to.
+MIX_METHODS = ("linear", "cat", "svd")
+
+
+@dataclass(frozen=True)
+class MixSpec:
+    """Which adapters to mix, with which weights, how, and the new adapter's name."""
+
+    names: tuple[str, ...]
+    weights: tuple[float, ...]
+    new_name: str
+    method: str = "linear"
+
+    def checked(self, library: AdapterLibrary) -> "MixSpec":
+        """Return a cleaned spec or raise AdapterError with a sentence for the user."""
+        names = tuple(str(n).strip() for n in self.names if n and str(n).strip())
+        if len(names) < 2:
+            raise AdapterError("Choose at least two adapters to mix.")
+        if len(set(names)) != len(names):
+            raise AdapterError("Each adapter can appear only once in a mix.")
+        if len(self.weights) != len(names):
+            raise AdapterError(f"{len(names)} adapters need {len(names)} weights, got {len(self.weights)}.")
+        try:
+            weights = tuple(float(w) for w in self.weights)
+        except (TypeError, ValueError) as err:
+            raise AdapterError("Every mix weight must be a number.") from err
+        if not all(math.isfinite(w) for w in weights):
+            raise AdapterError("Every mix weight must be a finite number.")
+        if all(w == 0 for w in weights):
+            raise AdapterError("All mix weights are 0, so the mix would change nothing. Give at least one "
+                               "adapter a non-zero weight.")
+        if self.method not in MIX_METHODS:
+            raise AdapterError(f"Unknown mix method {self.method!r}; choose one of {', '.join(MIX_METHODS)}.")
+        if self.method == "linear" and any(w < 0 for w in weights):
+            raise AdapterError("The 'linear' method scales each adapter by the square root of its weight, so "
+                               "weights must be ≥ 0. Use 'cat' or 'svd' to subtract an adapter.")
+        for n in names:
+            library.get(n)
+        new = library.folder(self.new_name).name
+        if library.exists(new):
+            raise AdapterError(f"An adapter named {new!r} already exists; choose another name.")
+        return MixSpec(names, weights, new, self.method)
+
+
+def save_mixed_adapter(library: AdapterLibrary, peft: Any, key: str, spec: MixSpec, sources: list[AdapterInfo],
+                       lm: LoadedModel, duration_s: float) -> AdapterInfo:
+    """Save only the new PEFT adapter `key` as library adapter `spec.new_name` (all-or-nothing)."""
+    config = peft.peft_config[key]
+    mods = config.target_modules
+    meta = {
+        "name": spec.new_name, "kind": "mixed", "base_model": lm.name, "base_source": lm.source,
+        "base_fingerprint": lm.fingerprint, "dataset": None,
+        "settings": {"r": config.r, "lora_alpha": config.lora_alpha,
+                     "target_modules": sorted(mods) if isinstance(mods, (set, list, tuple)) else mods,
+                     "mix": {"adapters": list(spec.names), "weights": list(spec.weights), "method": spec.method,
+                             "datasets": [s.dataset_name or None for s in sources]}},
+        "loss_history": [], "eval_history": [], "final_train_loss": None, "final_eval_loss": None,
+        "duration_s": round(duration_s, 3), "created_at": now_iso(), "run_id": None,
+    }
+    folder = save_adapter_folder(library.root, spec.new_name, peft, meta, adapter_name=key)
+    return library.get(folder.name)
+
+
+@dataclass(frozen=True)
+class BaseFacts:
+    """What merging needs to know about the loaded base, captured under the lock."""
+
+    name: str
+    source: str
+    location: str  # plain safetensors checkpoint dir, or the hub id
+    dtype: torch.dtype
+    tokenizer: Any
+    trust_remote_code: bool
+
+    @classmethod
+    def of(cls, lm: LoadedModel, trust_remote_code: bool) -> "BaseFacts":
+        location = str(lm.checkpoint_dir) if lm.checkpoint_dir is not None else lm.source
+        return cls(lm.name, lm.source, location, lm.dtype, lm.tokenizer, trust_remote_code)
+
+
+def merge_into_copy(info: AdapterInfo, base: BaseFacts, out_root: Path, out_name: str) -> Path:
+    """Load a separate copy of the base on the CPU, merge the adapter (merge_and_unload), save safetensors."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    try:
+        target = out_root / validate_name(out_name, "output folder name")
+    except ValueError as err:
+        raise AdapterError(str(err)) from err
+    if target.exists():
+        raise AdapterError(f"{target} already exists; choose another name.")
+    check_adapter_files(info.path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base.location, dtype=base.dtype, use_safetensors=True,
+                                                     trust_remote_code=base.trust_remote_code)
+    except Exception as err:
+        raise AdapterError(f"Could not load a separate copy of {base.name} to merge into: {err}") from err
+    try:
+        merged = PeftModel.from_pretrained(model, str(info.path)).merge_and_unload()
+    except Exception as err:
+        raise AdapterError(f"Merging {info.name!r} into {base.name} failed: {err}") from err
+    with atomic_dir(target) as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        base.tokenizer.save_pretrained(tmp)
+        write_json_atomic(tmp / "playground-merge.json", {
+            "adapter": info.name, "adapter_meta": info.meta, "base_model": base.name, "base_source": base.source,
+            "created_at": now_iso()})
+    return target

@@ -1,0 +1,238 @@
+"""Held-out evaluation: base vs tuned on a recipe's test split or an uploaded file of held-out rows.
+
+Loss (and perplexity) is measured on the answer tokens only, as training puts its loss there. For the
+Pig Latin recipe the greedy answers are also scored with word accuracy and exact match. The model lock is
+taken per batch with `AdapterManager.using`, so other tabs are not blocked for the whole run and every
+batch runs with the intended adapter even if someone swaps adapters meanwhile.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from playground.adapters.live import AdapterManager
+from playground.data.loading import RawData, format_rows, load_file, quiet_datasets
+from playground.data.recipes import get_recipe, list_recipes
+from playground.decode.sampling import SamplingSettings, check_int, generate_kwargs
+from playground.data.pig_latin import exact_match, word_accuracy
+from playground.data.sources import DataSource
+
+Progress = Callable[[float, str], None]
+PIG_LATIN_PREFIX = "translate to pig latin"
+TABLE_HEADERS = ["model", "adapter", "loss", "perplexity", "word accuracy", "exact match", "rows"]
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """dataset: a recipe id (its test split) or the path of an uploaded file of held-out rows."""
+
+    dataset: str
+    adapter: str | None = None  # None = the active adapter
+    max_rows: int = 60
+    batch_size: int = 8
+    max_new_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if not str(self.dataset or "").strip():
+            raise ValueError("Choose a recipe or upload a file of held-out rows to evaluate on.")
+        check_int("max_rows", self.max_rows, 1, 100_000)
+        check_int("batch_size", self.batch_size, 1, 256)
+        check_int("max_new_tokens", self.max_new_tokens, 1, 1024)
+
+
+@dataclass
+class Example:
+    prompt: Any  # list of chat messages, or a plain string for models without a chat template
+    reference: str
+
+
+@dataclass
+class Scores:
+    """One model's metrics; `adapter` records which adapter produced them (None = the base)."""
+
+    label: str
+    adapter: str | None
+    loss: float
+    perplexity: float
+    word_accuracy: float | None = None
+    exact_match: float | None = None
+    predictions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalResult:
+    dataset: str
+    model: str
+    rows: int
+    pig_latin: bool
+    base: Scores
+    tuned: Scores
+    references: list[str]
+
+    def table(self) -> list[list]:
+        def f(x: float | None, pct: bool = False) -> str:
+            return "—" if x is None else f"{100 * x:.1f} %" if pct else f"{x:.4f}"
+        return [[s.label, s.adapter or "— (base)", f(s.loss), f(s.perplexity), f(s.word_accuracy, True),
+                 f(s.exact_match, True), self.rows] for s in (self.base, self.tuned)]
+
+    def as_api(self) -> dict[str, Any]:
+        def d(s: Scores) -> dict[str, Any]:
+            return {"adapter": s.adapter, "loss": s.loss, "perplexity": s.perplexity,
+                    "word_accuracy": s.word_accuracy, "exact_match": s.exact_match}
+        return {"dataset": self.dataset, "model": self.model, "rows": self.rows, "base": d(self.base),
+                "tuned": d(self.tuned)}
+
+    def samples(self, n: int = 8) -> list[list[str]]:
+        """First rows: reference, base answer, tuned answer (only when answers were generated)."""
+        return [[r, b, t] for r, b, t in zip(self.references[:n], self.base.predictions, self.tuned.predictions)]
+
+
+def metrics_figure(result: EvalResult) -> go.Figure:
+    """One small bar chart per metric (their scales differ), base vs tuned in each."""
+    metrics = [("loss", "loss ↓"), ("perplexity", "perplexity ↓")]
+    if result.pig_latin:
+        metrics += [("word_accuracy", "word accuracy ↑"), ("exact_match", "exact match ↑")]
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[t for _, t in metrics])
+    labels = [result.base.label, result.tuned.label]
+    for i, (key, title) in enumerate(metrics, start=1):
+        values = [getattr(result.base, key), getattr(result.tuned, key)]
+        fig.add_trace(go.Bar(x=labels, y=values, name=title, marker_color=["#9ca3af", "#2563eb"],
+                             text=[f"{v:.3g}" for v in values], textposition="auto", showlegend=False), 1, i)
+    fig.update_layout(title=f"Held-out evaluation on {result.dataset} ({result.rows} rows)", height=340,
+                      margin=dict(l=30, r=20, t=70, b=30))
+    return fig
+
+
+def dataset_choices() -> list[tuple[str, str]]:
+    return [(f"{r.title} (test split)", r.id) for r in list_recipes()]
+
+
+def load_examples(dataset: str, chat: bool, max_rows: int) -> tuple[str, list[Example], bool]:
+    """(name, examples, is Pig Latin) for a recipe's test split or an uploaded file (all of it is held out)."""
+    recipe_ids = {r.id for r in list_recipes()}
+    if dataset in recipe_ids:
+        path, name = get_recipe(dataset).test, dataset
+    else:
+        path = Path(dataset)
+        name = path.name
+    source = DataSource(kind="file", path=str(path), completion_only_loss=True, use_chat_template=True,
+                        max_rows=max_rows)
+    with quiet_datasets():
+        rows, fmt, _ = format_rows(RawData(load_file(path), name, ""), source, has_chat_template=chat)
+    if fmt == "text":
+        raise ValueError(f"{name} has plain text rows; evaluation needs a prompt and an answer per row "
+                         "(messages, prompt/completion or instruction/output).")
+    examples = []
+    for row in rows:
+        completion = row["completion"]
+        reference = completion[-1]["content"] if isinstance(completion, list) else str(completion)
+        examples.append(Example(row["prompt"], reference))
+    prompts = [_user_text(e.prompt).lower() for e in examples]
+    pig = dataset == "pig-latin" or bool(prompts) and all(p.startswith(PIG_LATIN_PREFIX) for p in prompts)
+    return name, examples, pig
+
+
+def _user_text(prompt: Any) -> str:
+    if isinstance(prompt, list):
+        users = [m["content"] for m in prompt if m.get("role") == "user"]
+        return users[-1] if users else ""
+    return str(prompt)
+
+
+def encode(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
+    """(prompt ids, prompt + answer ids), the way the trainer tokenizes a prompt/completion row."""
+    if isinstance(example.prompt, list):
+        prompt_text = tokenizer.apply_chat_template(example.prompt, add_generation_prompt=True, tokenize=False)
+        full_text = tokenizer.apply_chat_template(
+            example.prompt + [{"role": "assistant", "content": example.reference}], tokenize=False)
+        prompt = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        full = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+        if full[:len(prompt)] == prompt and len(full) > len(prompt):
+            return list(prompt), list(full)
+        answer = tokenizer(example.reference, add_special_tokens=False)["input_ids"]
+        return list(prompt), list(prompt) + list(answer) + [tokenizer.eos_token_id]
+    prompt = tokenizer(example.prompt)["input_ids"]
+    answer = tokenizer(example.reference, add_special_tokens=False)["input_ids"]
+    return list(prompt), list(prompt) + list(answer) + [tokenizer.eos_token_id]
+
+
+@torch.no_grad()
+def batch_nll(model: Any, device: torch.device, pad_id: int,
+              batch: list[tuple[list[int], list[int]]]) -> tuple[float, int]:
+    """Summed answer-token NLL and the number of answer tokens, from the model's own loss (mean × count)."""
+    width = max(len(full) for _, full in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, (prompt, full) in enumerate(batch):
+        ids[i, :len(full)] = torch.tensor(full)
+        mask[i, :len(full)] = 1
+        labels[i, len(prompt):len(full)] = torch.tensor(full[len(prompt):])
+    count = int((labels[:, 1:] != -100).sum())
+    if count == 0:
+        return 0.0, 0
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+    return float(out.loss) * count, count
+
+
+@torch.no_grad()
+def batch_generate(model: Any, tokenizer: Any, device: torch.device, prompts: list[list[int]],
+                   max_new_tokens: int) -> list[str]:
+    """Greedy answers for a batch of prompts (left-padded, as decoder-only generation needs)."""
+    width = max(len(p) for p in prompts)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long, device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long, device=device)
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, pad_token_id=pad,
+                         **generate_kwargs(SamplingSettings(temperature=0.0)))
+    return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+
+
+def evaluate(adapters: AdapterManager, request: EvalRequest, progress: Progress | None = None) -> EvalResult:
+    """Run base and tuned over the held-out rows. Raises ValueError / AdapterError with a sentence."""
+    say = progress or (lambda _f, _m: None)
+    adapter = (request.adapter or "").strip() or adapters.active()
+    if not adapter:
+        raise ValueError("No adapter to evaluate: activate one in the Adapters tab or choose one here.")
+    adapters.library.get(adapter)  # clear message for unknown names before any work
+    with adapters.store.use() as lm:
+        tokenizer, device, model_name = lm.tokenizer, lm.device, lm.name
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    say(0.0, "Loading the held-out rows…")
+    name, examples, pig = load_examples(request.dataset.strip(), chat, request.max_rows)
+    encoded = [encode(tokenizer, e) for e in examples]
+    batches = [encoded[i:i + request.batch_size] for i in range(0, len(encoded), request.batch_size)]
+    steps = len(batches) * (2 if pig else 1) * 2
+    done = 0
+    scores = []
+    for label, name_ in (("base", None), ("tuned", adapter)):
+        nll, count, preds = 0.0, 0, []
+        for batch in batches:
+            with adapters.using(name_) as lm:
+                s, n = batch_nll(lm.model, lm.device, tokenizer.pad_token_id, batch)
+            nll, count, done = nll + s, count + n, done + 1
+            say(done / steps, f"{label}: loss on batch {done}/{steps}")
+        if pig:
+            for batch in batches:
+                with adapters.using(name_) as lm:
+                    preds += batch_generate(lm.model, tokenizer, device, [p for p, _ in batch],
+                                            request.max_new_tokens)
+                done += 1
+                say(done / steps, f"{label}: answering batch {done}/{steps}")
+        loss = nll / max(1, count)
+        refs = [e.reference for e in examples]
+        scores.append(Scores(
+            label=label if name_ is None else adapter, adapter=name_, loss=loss, perplexity=math.exp(min(loss, 50)),
+            word_accuracy=sum(map(word_accuracy, preds, refs)) / len(refs) if pig else None,
+            exact_match=sum(map(exact_match, preds, refs)) / len(refs) if pig else None, predictions=preds))
+    say(1.0, "Done.")
+    return EvalResult(dataset=name, model=model_name, rows=len(examples), pig_latin=pig, base=scores[0],
+                      tuned=scores[1], references=[e.reference for e in examples])

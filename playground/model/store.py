@@ -1,0 +1,213 @@
+"""Loading the base model: where it comes from, which device/dtype, and the ModelStore that owns it.
+
+Everything here is Gradio-free. The app creates one `ModelStore` and passes it to every tab; all model
+users take `store.use()` (a re-entrant lock) so a generation, an adapter swap and a model switch never
+interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from playground.model.gguf import convert_gguf
+from playground.model.sources import (
+    BUNDLED,
+    DEFAULT_DATA_DIR,
+    ModelLoadError,
+    ResolvedSource,
+    pick_device,
+    pick_dtype,
+    resolve_source,
+)
+
+Quantization = Literal["none", "8bit", "4bit"]
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """Everything that decides how a base model is loaded (passed whole, never as loose args)."""
+
+    source: str = BUNDLED
+    data_dir: Path = DEFAULT_DATA_DIR
+    device: str | None = None  # None = auto: cuda > mps > cpu
+    quantization: Quantization = "none"
+    trust_remote_code: bool = False
+
+
+@dataclass
+class LoadedModel:
+    """The loaded base model (possibly wrapped by PEFT once adapters are loaded) and its facts."""
+
+    model: Any  # PreTrainedModel or peft.PeftModel
+    tokenizer: Any
+    name: str
+    source: str
+    device: torch.device
+    dtype: torch.dtype
+    quantization: Quantization
+    fingerprint: str
+    checkpoint_dir: Path | None  # plain safetensors checkpoint the weights came from (workers reload it)
+    load_seconds: float = 0.0
+    from_cache: bool = False
+    active_adapter: str | None = None  # None = base only
+
+    @property
+    def base_model(self) -> Any:
+        """The transformers model under any PEFT wrapper."""
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+
+def fingerprint_model(model: Any) -> str:
+    """A short id of the base weights' architecture and values, stored with adapters so an adapter
+    trained on another base can be refused."""
+    cfg = model.config
+    facts = {k: getattr(cfg, k, None) for k in
+             ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "intermediate_size")}
+    h = hashlib.sha256(json.dumps(facts, sort_keys=True).encode())
+    emb = model.get_input_embeddings().weight
+    if emb.device.type != "meta":
+        # Signs, not values: the same weights loaded in fp32 on a CPU and bf16/fp16 on a GPU must match,
+        # so an adapter trained on one machine is accepted on the other. 256 signs still tell models apart.
+        h.update(torch.signbit(emb[:8, :32].detach()).cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _quant_config(quantization: Quantization, dtype: torch.dtype) -> Any:
+    if quantization == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        # bitsandbytes warns on every forward that fp32 inputs are cast to fp16: expected, and noisy.
+        warnings.filterwarnings("ignore", message=".*MatMul8bitLt: inputs will be cast.*")
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+
+
+def _explain(source: ResolvedSource, err: Exception) -> str:
+    text = str(err)
+    if isinstance(err, ValueError) and ("Unrecognized configuration class" in text or "AutoModelForCausalLM" in text):
+        return f"{source.path} is not a causal language model (its config is not a text-generation model)."
+    if source.kind == "hub" and (isinstance(err, OSError) or "offline" in text.lower() or "connect" in text.lower()):
+        return (f"{source.path} is not available offline: it is not in the Hugging Face cache and the hub "
+                "cannot be reached. Pass a local path (a checkpoint folder or a .gguf file) instead.")
+    if "safetensors" in text.lower() or "pytorch_model.bin" in text:
+        return f"{source.path} has no safetensors weights; only safetensors are loaded (pickle .bin files can run code)."
+    if "trust_remote_code" in text:
+        return f"{source.path} needs custom code: restart with --trust-remote-code if you trust it."
+    return f"Could not load {source.path}: {type(err).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def load_model(settings: LoadSettings, progress: Progress | None = None) -> LoadedModel:
+    """Load a base model + tokenizer. Raises ModelLoadError with a user-facing message."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    say = progress or (lambda _msg: None)
+    started = time.perf_counter()
+    source = resolve_source(settings.source)
+    device = pick_device(settings.device)
+    dtype = pick_dtype(device)
+    from_cache = False
+    checkpoint: Path | None = None
+    try:
+        if source.kind == "gguf":
+            checkpoint, from_cache = convert_gguf(Path(source.path), settings.data_dir, say)
+            location = str(checkpoint)
+        elif source.kind == "dir":
+            checkpoint = Path(source.path)
+            location = source.path
+        else:
+            location = source.path
+        say(f"Loading {source.name} on {device.type} ({str(dtype).removeprefix('torch.')})…")
+        common = {"trust_remote_code": settings.trust_remote_code}
+        tokenizer = AutoTokenizer.from_pretrained(location, **common)
+        quant = _quant_config(settings.quantization, dtype)
+        kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **common}
+        if quant is not None:
+            kwargs["quantization_config"] = quant
+            kwargs["device_map"] = {"": device.index if device.type == "cuda" and device.index else device.type}
+        model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+        if quant is None:
+            model.to(device)
+    except ModelLoadError:
+        raise
+    except Exception as err:  # every loader error becomes a sentence the user can act on
+        raise ModelLoadError(_explain(source, err)) from err
+    model.eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, name=source.name, source=settings.source, device=device,
+        dtype=dtype, quantization=settings.quantization, fingerprint=fingerprint_model(model),
+        checkpoint_dir=checkpoint, load_seconds=time.perf_counter() - started, from_cache=from_cache,
+    )
+
+
+@dataclass
+class ModelStore:
+    """Owns the one loaded base model; every model user goes through `use()`.
+
+    `revision` increases whenever the model or its active adapter changes, so callers can key caches
+    (e.g. cached logits in the Decode tab) on it.
+    """
+
+    settings: LoadSettings
+    _current: LoadedModel | None = None
+    revision: int = 0
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def load(self, settings: LoadSettings | None = None, progress: Progress | None = None) -> LoadedModel:
+        """Load a (new) base model. On failure the previous model stays loaded and the error propagates."""
+        settings = settings or self.settings
+        loaded = load_model(settings, progress)  # outside the lock: the old model keeps serving meanwhile
+        with self._lock:
+            self._current, self.settings = loaded, settings
+            self.revision += 1
+        return loaded
+
+    @property
+    def loaded(self) -> bool:
+        return self._current is not None
+
+    @property
+    def current(self) -> LoadedModel:
+        if self._current is None:
+            raise ModelLoadError("No model is loaded yet.")
+        return self._current
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[LoadedModel]:
+        """Hold the model lock for the duration of a generation, swap or training hand-off."""
+        with self._lock:
+            yield self.current
+
+    def set_model(self, model: Any, active_adapter: str | None) -> None:
+        """Replace the model object (e.g. wrapped by PEFT) and record the active adapter. Caller holds use()."""
+        with self._lock:
+            self.current.model = model
+            self.current.active_adapter = active_adapter
+            self.revision += 1
+
+    def header_markdown(self) -> str:
+        """One line for the app header: model, device, dtype, active adapter."""
+        if self._current is None:
+            return "**No model loaded**"
+        lm = self._current
+        dtype = str(lm.dtype).removeprefix("torch.")
+        quant = "" if lm.quantization == "none" else f" · {lm.quantization}"
+        adapter = lm.active_adapter or "base (no adapter)"
+        return (f"**Model:** `{lm.name}` · **device:** {lm.device.type} · **dtype:** {dtype}{quant}"
+                f" · **adapter:** `{adapter}`")

@@ -1,0 +1,182 @@
+"""Export a run's settings as a standalone, readable training script (transformers + peft + trl + datasets),
+plus the `accelerate launch` command that runs it on several GPUs. The script does not import playground."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from playground.data.recipes import get_recipe
+from playground.data.loading import resolve_format
+from playground.train.config import TrainJobConfig
+
+
+@dataclass
+class ExportedScript:
+    filename: str
+    code: str
+    command: str  # multi-GPU launch
+
+
+def _row_function(config: TrainJobConfig, columns: dict[str, str], fmt: str) -> str:
+    """The body of `to_training_row` for this data format (same mapping as playground.data.to_training_row)."""
+    d = config.data
+    chat = d.use_chat_template
+    if fmt == "messages":
+        col = columns["messages"]
+        if d.completion_only_loss:
+            return (f"    messages = row[{col!r}]\n"
+                    "    # prompt = every turn but the last; completion = the final assistant answer.\n"
+                    "    # TRL then computes the loss on the completion tokens only.\n"
+                    '    return {"prompt": messages[:-1], "completion": messages[-1:]}\n')
+        return f'    return {{"messages": row[{col!r}]}}\n'
+    if fmt == "text":
+        return f'    return {{"text": row[{columns["text"]!r}]}}\n'
+    if fmt == "instruction":
+        body = f"    prompt = row[{columns['instruction']!r}]\n"
+        if "input" in columns:
+            body += (f"    if row.get({columns['input']!r}):\n"
+                     f"        prompt += \"\\n\\n\" + row[{columns['input']!r}]\n")
+        body += f"    completion = row[{columns['output']!r}]\n"
+    else:
+        body = f"    prompt, completion = row[{columns['prompt']!r}], row[{columns['completion']!r}]\n"
+    if chat:
+        return body + ('    return {"prompt": [{"role": "user", "content": prompt}],\n'
+                       '            "completion": [{"role": "assistant", "content": completion}]}\n')
+    return body + '    return {"prompt": prompt, "completion": completion}\n'
+
+
+def _data_loading(config: TrainJobConfig) -> tuple[str, list[str]]:
+    """(code that sets `dataset`, its column names) for the run's data source."""
+    from playground.data.loading import load_raw
+
+    d = config.data
+    columns = list(load_raw(d).dataset.column_names)
+    if d.kind == "hub":
+        code = f"    dataset = load_dataset({d.hub_id!r}, split={d.hub_split!r})\n"
+    else:
+        path = get_recipe(d.recipe).train if d.kind == "recipe" else Path(d.path)
+        loader = "csv" if path.suffix.lower() == ".csv" else "json"
+        code = f"    dataset = load_dataset({loader!r}, data_files={str(path)!r}, split=\"train\")\n"
+    if d.max_rows:
+        code += f"    dataset = dataset.select(range(min({d.max_rows}, len(dataset))))\n"
+    return code, columns
+
+
+def export_script(config: TrainJobConfig, run_id: str = "", output_dir: str | None = None,
+                  num_gpus: int = 2) -> ExportedScript:
+    t, lora, d = config.train, config.lora, config.data
+    load_code, source_columns = _data_loading(config)
+    fmt, columns = resolve_format(source_columns, d)
+    filename = f"train_{config.adapter_name}.py"
+    out = output_dir or f"./{config.adapter_name}"
+    quant = ""
+    if t.quantization == "4bit":
+        quant = ("        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=\"nf4\",\n"
+                 "                                               bnb_4bit_use_double_quant=True,\n"
+                 "                                               bnb_4bit_compute_dtype=dtype),\n")
+    elif t.quantization == "8bit":
+        quant = "        quantization_config=BitsAndBytesConfig(load_in_8bit=True),\n"
+    if quant:
+        quant += "        device_map={\"\": PartialState().local_process_index},  # one copy per process\n"
+    targets = lora.peft_target_modules()
+    eval_split = d.eval_fraction > 0
+    max_steps = t.max_steps or -1
+    code = f'''#!/usr/bin/env python
+"""LoRA fine-tune exported from LLM Playground{f" (run {run_id})" if run_id else ""}, {dt.date.today().isoformat()}.
+
+One GPU or CPU:   python {filename}
+Several GPUs:     accelerate launch --num_processes {num_gpus} {filename}
+Needs: pip install torch transformers peft trl datasets accelerate{" bitsandbytes" if quant else ""}
+"""
+
+import argparse
+
+import torch
+from accelerate import PartialState
+from datasets import load_dataset
+from peft import LoraConfig{", prepare_model_for_kbit_training" if quant else ""}
+from transformers import AutoModelForCausalLM, AutoTokenizer{", BitsAndBytesConfig" if quant else ""}
+from trl import SFTConfig, SFTTrainer
+
+BASE_MODEL = {config.base.load_source!r}  # the app's base model: {config.base.name} ({config.base.source})
+
+
+def to_training_row(row):
+    """One source row -> one TRL row ({fmt.replace("_", "/")} format)."""
+{_row_function(config, columns, fmt)}
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--output-dir", default={out!r})
+    parser.add_argument("--max-steps", type=int, default={max_steps}, help="-1 = train for the epochs below")
+    cli = parser.parse_args()
+
+    # Mixed precision from the hardware: bf16 where the GPU supports it, fp16 on older GPUs, fp32 on CPU.
+    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    use_fp16 = torch.cuda.is_available() and not use_bf16
+    dtype = torch.bfloat16 if use_bf16 else torch.float16 if use_fp16 else torch.float32
+
+    tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(
+        BASE_MODEL,
+        dtype=dtype,
+{quant}    )
+{"    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=" + repr(t.gradient_checkpointing) + ")" + chr(10) if quant else ""}
+{load_code}    dataset = dataset.map(to_training_row, remove_columns=dataset.column_names)
+{f"    split = dataset.train_test_split(test_size={d.eval_fraction!r}, seed={t.seed})" + chr(10) + '    train_data, eval_data = split["train"], split["test"]' if eval_split else "    train_data, eval_data = dataset, None"}
+
+    peft_config = LoraConfig(
+        r={lora.r},
+        lora_alpha={lora.lora_alpha!r},
+        lora_dropout={lora.lora_dropout!r},
+        target_modules={targets!r},
+        use_rslora={lora.use_rslora},
+        use_dora={lora.use_dora},
+        bias={lora.bias!r},
+        task_type="CAUSAL_LM",
+    )
+    args = SFTConfig(
+        output_dir=cli.output_dir + "/checkpoints",
+        num_train_epochs={t.epochs!r},
+        max_steps=cli.max_steps,
+        per_device_train_batch_size={t.batch_size},
+        per_device_eval_batch_size={t.batch_size},
+        gradient_accumulation_steps={t.grad_accum},
+        learning_rate={t.learning_rate!r},
+        lr_scheduler_type={t.lr_scheduler!r},
+        warmup_steps={t.warmup!r},  # < 1: a fraction of the steps
+        max_length={t.max_seq_length},
+        packing={t.packing},
+        activation_checkpointing={t.gradient_checkpointing},  # a.k.a. gradient checkpointing
+        optim={t.optimizer!r},
+        seed={t.seed},
+        completion_only_loss={(d.completion_only_loss if fmt != "text" else None)!r},
+        eval_strategy={"steps" if eval_split else "no"!r},
+        eval_steps={t.eval_steps},
+        save_steps={t.save_steps},
+        logging_steps=1,
+        bf16=use_bf16,  # set explicitly: TRL defaults to bf16=True, ~10x slower on a CPU
+        fp16=use_fp16,
+        report_to="none",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_data,
+        eval_dataset=eval_data,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.train()
+    trainer.save_model(cli.output_dir)  # adapter_config.json + adapter_model.safetensors
+
+
+if __name__ == "__main__":
+    main()
+'''
+    command = f"accelerate launch --num_processes {num_gpus} {filename}"
+    return ExportedScript(filename=filename, code=code, command=command)

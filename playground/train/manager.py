@@ -1,0 +1,343 @@
+"""TrainingManager: starts, watches, stops and resumes training runs; owned by the app, not by a browser tab.
+
+Each run lives in `<data-dir>/runs/<run_id>/` (config.json, events.jsonl, worker.log, checkpoints/) and is
+trained by a separate worker process (`python -m playground.train.worker <run_dir>`), so the app keeps
+serving its own model, and a crash or OOM in training cannot take it down. Closing the page changes nothing;
+the status is rebuilt from the run folder, also after an app restart. One run at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from playground.adapters.files import save_adapter_folder  # noqa: F401  (re-exported: the adapter writer)
+from playground.model.store import ModelStore
+from playground.model.sources import pick_device
+from playground.train.events import CHECKPOINTS, CONFIG_FILE, EVENTS_FILE, LOG_FILE, PID_FILE, STOP_FILE, read_events
+from playground.train.status import EventSummary, RunStatus, summarize
+from playground.train.config import ALL_LINEAR, BaseModelRef, TrainJobConfig
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository root (the worker runs with it as cwd)
+
+
+class RunInProgressError(ValueError):
+    """A second Start while a run is active."""
+
+
+def new_run_id(adapter_name: str) -> str:
+    return f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{adapter_name}"[:120]
+
+
+def base_ref(store: ModelStore) -> BaseModelRef:
+    """How the worker reloads the app's current base model (its plain safetensors copy when there is one)."""
+    lm = store.current
+    ckpt = str(lm.checkpoint_dir) if lm.checkpoint_dir else None
+    return BaseModelRef(name=lm.name, source=lm.source, fingerprint=lm.fingerprint, checkpoint_dir=ckpt,
+                        device=store.settings.device, trust_remote_code=store.settings.trust_remote_code)
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """Distinct leaf names of the Linear layers a LoRA can wrap (lm_head excluded), in model order."""
+    import torch
+
+    names: list[str] = []
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in ("lm_head", "embed_out") or "lora_" in name:
+            continue
+        if isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D":
+            if leaf not in names and not leaf.isdigit():
+                names.append(leaf)
+    return names
+
+
+def count_trainable(model_config: Any, lora: Any) -> tuple[int, int]:
+    """(trainable, total) parameters of the LoRA setup, counted by PEFT on a weightless (meta) copy."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    cfg = copy.deepcopy(model_config)
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg)
+    peft_model = get_peft_model(model, LoraConfig(
+        r=lora.r, lora_alpha=lora.lora_alpha, target_modules=lora.peft_target_modules(),
+        use_dora=lora.use_dora, bias=lora.bias, task_type="CAUSAL_LM"))
+    return peft_model.get_nb_trainable_parameters()
+
+
+def memory_estimate(model: Any, config: TrainJobConfig, device_type: str) -> Any | None:
+    """The Model tab's estimator applied to these settings (playground.model.memory); None if it cannot say."""
+    try:
+        from playground.model.memory import MemoryEstimateConfig, estimate_memory, model_shape
+    except ImportError:
+        return None
+    t = config.train
+    optim = {"paged_adamw_8bit": "paged_adamw_8bit", "paged_adamw_32bit": "paged_adamw_32bit",
+             "adamw_8bit": "adamw_8bit", "sgd": "sgd"}.get(t.optimizer, "adamw_32bit")
+    precision = "fp32" if device_type != "cuda" else "bf16"
+    try:
+        cfg = MemoryEstimateConfig(batch_size=t.batch_size, seq_len=t.max_seq_length, precision=precision,
+                                   method="qlora" if t.quantization == "4bit" else "lora",
+                                   lora_rank=config.lora.r, optimizer=optim,
+                                   gradient_checkpointing=t.gradient_checkpointing)
+        return estimate_memory(model_shape(model), cfg)
+    except (ValueError, TypeError):
+        return None
+
+
+@dataclasses.dataclass
+class _RunCache:
+    offset: int = 0
+    summary: EventSummary = dataclasses.field(default_factory=EventSummary)
+
+
+class TrainingManager:
+    def __init__(self, data_dir: Path, store: ModelStore | None = None, python: str = sys.executable):
+        self.data_dir, self.store, self.python = Path(data_dir), store, python
+        self._lock = threading.RLock()
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._cache: dict[str, _RunCache] = {}
+        self._params_cache: dict[tuple, tuple[int, int]] = {}
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
+    def run_dir(self, run_id: str) -> Path:
+        if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
+            raise ValueError(f"Unknown run {run_id!r}.")
+        path = self.runs_dir / run_id
+        if not (path / CONFIG_FILE).is_file():
+            raise ValueError(f"Unknown run {run_id!r}.")
+        return path
+
+    # ------------------------------------------------------------ queries
+
+    def list_runs(self) -> list[str]:
+        """Run ids, newest first."""
+        if not self.runs_dir.is_dir():
+            return []
+        runs = [p.name for p in self.runs_dir.iterdir() if (p / CONFIG_FILE).is_file()]
+        return sorted(runs, key=lambda r: (self.runs_dir / r / CONFIG_FILE).stat().st_mtime, reverse=True)
+
+    def config(self, run_id: str) -> TrainJobConfig:
+        import json
+
+        return TrainJobConfig.from_dict(json.loads((self.run_dir(run_id) / CONFIG_FILE).read_text()))
+
+    def _alive(self, run_id: str) -> tuple[bool, int | None]:
+        """(worker alive, exit code if known). Runs started before an app restart are found by their pid file."""
+        proc = self._procs.get(run_id)
+        if proc is not None:
+            code = proc.poll()
+            return code is None, code
+        pid_file = self.runs_dir / run_id / PID_FILE
+        if not pid_file.is_file():
+            return False, None
+        try:
+            import psutil
+
+            p = psutil.Process(int(pid_file.read_text().split()[0]))
+            cmd = " ".join(p.cmdline())
+            return ("playground.train.worker" in cmd and run_id in cmd and p.status() != psutil.STATUS_ZOMBIE), None
+        except Exception:  # no such process, or not ours
+            return False, None
+
+    def status(self, run_id: str | None = None) -> RunStatus:
+        """Live status of a run (default: the active one, else the newest)."""
+        run_id = run_id or self.active_run_id() or next(iter(self.list_runs()), None)
+        if run_id is None:
+            return RunStatus(run_id="", state="idle", message="No training run yet.")
+        folder = self.run_dir(run_id)
+        with self._lock:
+            cache = self._cache.setdefault(run_id, _RunCache())
+            events, cache.offset = read_events(folder / EVENTS_FILE, cache.offset)
+            cache.summary.add(events)
+            alive, code = self._alive(run_id)
+            tail = ""
+            if not alive and cache.summary.end is None and (folder / LOG_FILE).is_file():
+                lines = [ln for ln in (folder / LOG_FILE).read_text(errors="replace").splitlines() if ln.strip()]
+                tail = lines[-1][-300:] if lines else ""
+            st = summarize(run_id, cache.summary, alive=alive, stop_requested=(folder / STOP_FILE).exists(),
+                           exit_code=code, log_tail=tail, has_checkpoint=self._has_checkpoint(folder))
+        st.adapter_name = self.config(run_id).adapter_name
+        return st
+
+    @staticmethod
+    def _has_checkpoint(folder: Path) -> bool:
+        ckpts = folder / CHECKPOINTS
+        return ckpts.is_dir() and any(p.name.startswith("checkpoint-") for p in ckpts.iterdir())
+
+    def active_run_id(self) -> str | None:
+        """The run whose worker is alive, if any."""
+        for run_id in self.list_runs():
+            if self._alive(run_id)[0]:
+                return run_id
+        return None
+
+    def _active_unless_exiting(self, grace_s: float = 30.0) -> str | None:
+        """The active run, except one whose worker already wrote its final event and is only exiting (freeing
+        memory takes a moment): wait for that exit instead of refusing a Start the tab already allows."""
+        active = self.active_run_id()
+        if active is None:
+            return None
+        if self.status(active).active:  # no final event yet: really training
+            return active
+        deadline = time.time() + grace_s
+        while self._alive(active)[0] and time.time() < deadline:
+            time.sleep(0.1)
+        return self.active_run_id()
+
+    def loss_history(self, run_id: str) -> list[dict[str, Any]]:
+        return self.status(run_id).losses
+
+    def describe_settings(self, config: TrainJobConfig) -> str:
+        """Markdown: trainable parameters of these LoRA settings on the app's model, and the memory estimate."""
+        from playground.model.inspect import format_bytes
+
+        config.lora.validate()
+        if self.store is None:
+            return ""
+        with self.store.use() as lm:
+            base, fingerprint, device = lm.base_model, lm.fingerprint, lm.device.type
+            lora = config.lora
+            key = (fingerprint, lora.r, tuple(lora.target_modules), lora.use_dora, lora.bias)
+            if key not in self._params_cache:
+                if len(self._params_cache) > 64:
+                    self._params_cache.clear()
+                self._params_cache[key] = count_trainable(base.config, lora)
+            trainable, total = self._params_cache[key]
+            estimate = memory_estimate(base, config, device)
+        text = (f"**Trainable parameters: {trainable:,}** of {total:,} "
+                f"({100 * trainable / max(1, total):.2f} %)")
+        if estimate is not None:
+            text += (f" · estimated training memory ≈ **{format_bytes(estimate.total)}** "
+                     f"({', '.join(f'{k} {format_bytes(v)}' for k, v in estimate.parts())})")
+        return text
+
+    # ------------------------------------------------------------ actions
+
+    def base_ref(self) -> BaseModelRef:
+        if self.store is None:
+            raise ValueError("No model store: pass the base model in the config.")
+        return base_ref(self.store)
+
+    def check(self, config: TrainJobConfig) -> Any:
+        """Everything that can be refused before a worker starts: settings, target modules, the data itself.
+        Returns the prepared data (row counts for the UI). Raises ValueError with a user-facing sentence."""
+        from playground.data.loading import prepare_data
+
+        # No store (scripts, benches): the worker picks the device the same way, cuda > mps > cpu.
+        device = config.base.device or (self.store.current.device.type if self.store is not None and self.store.loaded
+                                        else pick_device(None).type)
+        config.validate(device)
+        if self.store is not None and self.store.loaded:
+            with self.store.use() as lm:
+                known = linear_module_names(lm.base_model)
+                has_template = bool(lm.tokenizer.chat_template)
+            unknown = [m for m in config.lora.target_modules if m != ALL_LINEAR and m not in known]
+            if unknown:
+                raise ValueError(f"Target module(s) {', '.join(unknown)} not in this model; it has "
+                                 f"{', '.join(known)}.")
+        else:
+            has_template = True
+        return prepare_data(config.data, config.train.seed, has_chat_template=has_template)
+
+    def start(self, config: TrainJobConfig) -> str:
+        """Validate, create the run folder and launch the worker; returns the run id."""
+        with self._lock:
+            active = self._active_unless_exiting()
+            if active:
+                raise RunInProgressError(f"A training run is in progress ({active}): stop it or wait for it to "
+                                         "finish before starting another.")
+            if not config.base.load_source:
+                config = dataclasses.replace(config, base=self.base_ref())
+            config = dataclasses.replace(config, data_dir=str(self.data_dir))
+            self.check(config)
+            run_id = new_run_id(config.adapter_name)
+            folder = self.runs_dir / run_id
+            folder.mkdir(parents=True, exist_ok=False)
+            if config.data.kind == "file":  # keep the data with the run: the upload's temp file goes away
+                src = Path(config.data.path)
+                dst = folder / f"data{src.suffix.lower()}"
+                shutil.copyfile(src, dst)
+                config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(dst)))
+            from playground.fsutil import write_json_atomic
+
+            write_json_atomic(folder / CONFIG_FILE, config.to_dict())
+            self._spawn(run_id, resume=False)
+            return run_id
+
+    def resume(self, run_id: str) -> str:
+        """Continue an interrupted run from its last checkpoint (same run folder, same settings)."""
+        with self._lock:
+            folder = self.run_dir(run_id)
+            active = self._active_unless_exiting()
+            if active:
+                raise RunInProgressError(f"A training run is in progress ({active}).")
+            if not self._has_checkpoint(folder):
+                raise ValueError(f"Run {run_id} has no checkpoint to resume from.")
+            st = self.status(run_id)
+            if st.state == "completed":
+                raise ValueError(f"Run {run_id} already completed.")
+            (folder / STOP_FILE).unlink(missing_ok=True)
+            self._spawn(run_id, resume=True)
+            return run_id
+
+    def _spawn(self, run_id: str, resume: bool) -> None:
+        folder = self.runs_dir / run_id
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+        # The worker shares the CPU cores with the app; spinning OpenMP threads starve each other when the
+        # cores are oversubscribed (measured ~2x slower steps), sleeping ones do not.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        cmd = [self.python, "-m", "playground.train.worker", str(folder)] + (["--resume"] if resume else [])
+        with (folder / LOG_FILE).open("ab") as log:
+            proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    stdin=subprocess.DEVNULL)
+        self._procs[run_id] = proc
+        (folder / PID_FILE).write_text(f"{proc.pid}\n")
+        self._cache.pop(run_id, None)  # re-read from the start: a resume appends a new attempt
+
+    def stop(self, run_id: str | None = None) -> str:
+        """Ask the run to stop at the end of its current step; it then saves the adapter trained so far."""
+        run_id = run_id or self.active_run_id()
+        if not run_id:
+            return "No run is in progress."
+        folder = self.run_dir(run_id)
+        if not self._alive(run_id)[0]:
+            return f"Run {run_id} is not running."
+        (folder / STOP_FILE).write_text(f"{time.time()}\n")
+        return f"Stopping {run_id} at the end of the current step; the adapter trained so far will be saved."
+
+    def wait(self, run_id: str, timeout: float = 600, poll: float = 0.5) -> RunStatus:
+        """Block until the run ends (tests, benchmarks, scripts)."""
+        deadline = time.time() + timeout
+        while True:
+            st = self.status(run_id)
+            if not st.active:
+                proc = self._procs.get(run_id)
+                if proc is not None:
+                    proc.wait(timeout=60)
+                return st
+            if time.time() > deadline:
+                raise TimeoutError(f"Run {run_id} still {st.state} after {timeout} s.")
+            time.sleep(poll)

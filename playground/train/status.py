@@ -1,0 +1,132 @@
+"""Turn a run's event log into what the UI and the API show: state, progress, losses, probes (pure functions)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from playground.train.events import TERMINAL_STATES
+
+
+@dataclass
+class RunStatus:
+    run_id: str
+    state: str = "starting"  # starting | loading | training | stopping | saving | completed | stopped | failed | interrupted
+    message: str = ""
+    step: int = 0
+    total_steps: int = 0
+    epoch: float | None = None
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    tokens_per_s: float | None = None
+    peak_mem_mb: float | None = None
+    losses: list[dict[str, Any]] = field(default_factory=list)  # {step, loss, learning_rate, grad_norm}
+    evals: list[dict[str, Any]] = field(default_factory=list)  # {step, eval_loss}
+    probes: list[dict[str, Any]] = field(default_factory=list)  # {step, answer}
+    probe_prompt: str = ""
+    adapter: str | None = None
+    adapter_name: str = ""
+    trainable_params: int | None = None
+    total_params: int | None = None
+    train_rows: int | None = None
+    eval_rows: int | None = None
+    device: str = ""  # where the worker trains, e.g. "cuda"
+    precision: str = ""  # bf16 / fp16 mixed precision or fp32
+    started_at: float | None = None
+    resumable: bool = False
+    last_checkpoint: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state not in TERMINAL_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class EventSummary:
+    """Running aggregate of a run's events, updated incrementally as new lines arrive."""
+
+    events_seen: int = 0
+    losses: dict[int, dict[str, Any]] = field(default_factory=dict)
+    evals: dict[int, dict[str, Any]] = field(default_factory=dict)
+    probes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    last: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest event of each type
+    attempt_start: float | None = None
+    first_start: float | None = None
+    end: dict[str, Any] | None = None  # terminal event of the latest attempt
+    last_checkpoint: int | None = None
+
+    def add(self, events: list[dict[str, Any]]) -> None:
+        for e in events:
+            kind = e.get("type")
+            self.events_seen += 1
+            if kind == "start":  # a new attempt (first run or resume): the old ending no longer applies
+                self.attempt_start, self.end = e["t"], None
+                self.first_start = self.first_start or e["t"]
+                for k in ("status", "train_begin", "log"):
+                    self.last.pop(k, None)
+            elif kind == "log":
+                self.losses[e["step"]] = {k: e.get(k) for k in ("step", "loss", "learning_rate", "grad_norm")}
+            elif kind == "eval":
+                self.evals[e["step"]] = {"step": e["step"], "eval_loss": e.get("eval_loss")}
+            elif kind == "probe":
+                self.probes[e["step"]] = {"step": e["step"], "answer": e.get("answer", "")}
+            elif kind == "checkpoint":
+                self.last_checkpoint = e["step"]
+            elif kind == "end":
+                self.end = e
+            self.last[kind] = e
+
+
+def summarize(run_id: str, s: EventSummary, *, alive: bool, stop_requested: bool = False,
+              exit_code: int | None = None, log_tail: str = "", has_checkpoint: bool = False,
+              now: float | None = None) -> RunStatus:
+    """The run's status from its events and whether its worker process is still alive."""
+    now = now or time.time()
+    st = RunStatus(run_id=run_id, losses=[s.losses[k] for k in sorted(s.losses)],
+                   evals=[s.evals[k] for k in sorted(s.evals)], probes=[s.probes[k] for k in sorted(s.probes)],
+                   started_at=s.first_start, last_checkpoint=s.last_checkpoint)
+    setup = s.last.get("setup", {})
+    st.probe_prompt = setup.get("probe_prompt", "")
+    st.trainable_params, st.total_params = setup.get("trainable_params"), setup.get("total_params")
+    st.train_rows, st.eval_rows = setup.get("train_rows"), setup.get("eval_rows")
+    st.device, st.precision = setup.get("device", ""), setup.get("precision", "")
+    begin, log = s.last.get("train_begin"), s.last.get("log")
+    if begin:
+        st.total_steps = int(begin.get("total_steps") or 0)
+    if st.losses:
+        st.step = st.losses[-1]["step"]
+    if log:
+        st.epoch, st.tokens_per_s, st.peak_mem_mb = log.get("epoch"), log.get("tokens_per_s"), log.get("peak_mem_mb")
+    if s.end is not None:
+        end = s.end
+        st.state, st.message = end["state"], end.get("message", "")
+        st.adapter = end.get("adapter")
+        st.elapsed_s = round(end["t"] - (s.attempt_start or end["t"]), 1)
+        st.step = end.get("step", st.step) or st.step
+    elif alive:
+        status = s.last.get("status", {})
+        st.state = "stopping" if stop_requested else status.get("state", "starting")
+        st.message = "Stopping at the end of this step…" if stop_requested else status.get("message", "Starting…")
+        st.elapsed_s = round(now - (s.attempt_start or now), 1)
+        if begin and log and st.step > begin.get("start_step", 0):
+            per_step = (log["t"] - begin["t"]) / (st.step - begin.get("start_step", 0))
+            st.eta_s = round(max(0.0, (st.total_steps - st.step) * per_step), 1)
+    else:  # the worker died without a word: killed (OOM killer, app restart) or crashed on import
+        killed = ", killed: likely out of memory" if exit_code in (-9, 137) else ""
+        code = "" if exit_code is None else f" (exit code {exit_code}{killed})"
+        if has_checkpoint:
+            st.state = "interrupted"
+            st.message = f"The training process ended unexpectedly{code}; resume from checkpoint step {s.last_checkpoint}."
+        else:
+            st.state = "failed"
+            st.message = f"The training process ended unexpectedly{code}." + (f" Last output: {log_tail}"
+                                                                             if log_tail else "")
+        last_t = max((e["t"] for e in s.last.values()), default=now)
+        st.elapsed_s = round(last_t - (s.attempt_start or last_t), 1)
+    st.resumable = st.state in ("interrupted", "failed") and has_checkpoint and not alive
+    return st

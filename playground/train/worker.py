@@ -1,0 +1,231 @@
+"""The training worker: `python -m playground.train.worker <run_dir> [--resume]`.
+
+It runs in its own process with its own copy of the base model, so the app keeps serving (and survives an
+OOM or crash here). It reads `<run_dir>/config.json`, trains with TRL's SFTTrainer + a PEFT LoraConfig, and
+reports only through `<run_dir>/events.jsonl`. Tests call `run_job` in-process on a tiny model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playground.train.events import CHECKPOINTS, CONFIG_FILE, EVENTS_FILE, STOP_FILE, EventLog, read_events
+from playground.train.config import TrainJobConfig, precision_flags
+
+
+@dataclass
+class JobResult:
+    state: str  # completed | stopped | failed | interrupted
+    adapter_dir: Path | None
+    steps: int
+    message: str = ""
+    model: Any = field(default=None, repr=False)  # the trained PeftModel (in-process callers, tests)
+
+
+def explain_error(err: BaseException) -> str:
+    """A sentence the user can act on, for the errors training typically hits."""
+    text = str(err)
+    import torch
+
+    if isinstance(err, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in text.lower():
+        return ("Out of memory while training. Lower the batch size or the max sequence length, turn on "
+                "gradient checkpointing, or use 4-bit quantization (QLoRA).")
+    if isinstance(err, ValueError):
+        return text
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"Training failed: {type(err).__name__}: {first}"
+
+
+def nan_message(step: int, what: str, lr: float) -> str:
+    return (f"The {what.replace('_', ' ')} became NaN/inf at step {step}, so training was stopped and no adapter "
+            f"was saved. This usually means the learning rate ({lr:g}) is too high: lower it (e.g. by 10x), "
+            "add warmup, or check the data for broken rows.")
+
+
+def _load_base(config: TrainJobConfig) -> Any:
+    from playground.model.store import LoadSettings, load_model
+
+    settings = LoadSettings(source=config.base.load_source, data_dir=Path(config.data_dir or "."),
+                            device=config.base.device, quantization=config.train.quantization,
+                            trust_remote_code=config.base.trust_remote_code)
+    return load_model(settings)
+
+
+def _history(run_dir: Path) -> tuple[list[dict], list[dict]]:
+    """Loss and eval history over all attempts of the run (a resumed run repeats some steps: last wins)."""
+    events, _ = read_events(run_dir / EVENTS_FILE)
+    losses = {e["step"]: {k: e.get(k) for k in ("step", "loss", "learning_rate", "grad_norm")}
+              for e in events if e["type"] == "log"}
+    evals = {e["step"]: {"step": e["step"], "eval_loss": e["eval_loss"]} for e in events if e["type"] == "eval"}
+    return [losses[s] for s in sorted(losses)], [evals[s] for s in sorted(evals)]
+
+
+def build_trainer(config: TrainJobConfig, loaded: Any, data: Any, run_dir: Path, callbacks: list) -> Any:
+    """SFTConfig + LoraConfig + SFTTrainer for this job (kept separate so the bench can time the same setup)."""
+    import torch
+    from peft import LoraConfig, prepare_model_for_kbit_training
+    from trl import SFTConfig, SFTTrainer
+
+    t, lora = config.train, config.lora
+    model, device = loaded.model, loaded.device.type
+    if device == "cpu":
+        from playground.train.trl_cpu import score_only_labelled_positions_on_cpu
+
+        score_only_labelled_positions_on_cpu()  # skip LM-head work on prompt tokens (Pig Latin: 625 s -> 420 s)
+    if t.quantization != "none":  # QLoRA recipe: fp32 norms/embeddings, input grads for checkpointing
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=t.gradient_checkpointing)
+    bf16_ok = device == "cuda" and torch.cuda.is_bf16_supported()
+    args = SFTConfig(
+        output_dir=str(run_dir / CHECKPOINTS), num_train_epochs=t.epochs, max_steps=t.max_steps or -1,
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup, max_length=t.max_seq_length, packing=t.packing,
+        activation_checkpointing=t.gradient_checkpointing, optim=t.optimizer, seed=t.seed, data_seed=t.seed,
+        logging_steps=1, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
+        eval_strategy="steps" if data.eval is not None else "no", eval_steps=t.eval_steps,
+        completion_only_loss=config.data.completion_only_loss if data.format != "text" else None,
+        report_to="none", disable_tqdm=True, dataloader_pin_memory=device == "cuda", use_cpu=device == "cpu",
+        **precision_flags(device, bf16_ok),
+    )
+    peft_config = LoraConfig(r=lora.r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout,
+                             target_modules=lora.peft_target_modules(), use_rslora=lora.use_rslora,
+                             use_dora=lora.use_dora, bias=lora.bias, task_type="CAUSAL_LM")
+    return SFTTrainer(model=model, args=args, train_dataset=data.train, eval_dataset=data.eval,
+                      processing_class=loaded.tokenizer, peft_config=peft_config, callbacks=callbacks)
+
+
+def precision_name(args: Any) -> str:
+    """What the trainer computes in: bf16 / fp16 mixed precision, or plain fp32."""
+    return "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+
+
+def default_probe(config: TrainJobConfig, data: Any) -> str:
+    from playground.data.recipes import get_recipe
+    from playground.data.loading import prompt_of
+
+    if config.train.probe_prompt.strip():
+        return config.train.probe_prompt.strip()
+    if config.data.kind == "recipe":
+        probe = get_recipe(config.data.recipe).probe
+        if probe:
+            return probe
+    return prompt_of((data.eval or data.train)[0])
+
+
+def run_job(config: TrainJobConfig, run_dir: Path, resume: bool = False, parent_pid: int | None = None) -> JobResult:
+    """Train one adapter; every step of the way is reported to `<run_dir>/events.jsonl`. Errors are reported
+    (type "end", state "failed") and re-raised."""
+    log = EventLog(run_dir / EVENTS_FILE)
+    started = time.time()
+    log.emit("start", pid=os.getpid(), resume=resume)
+    try:
+        return _run(config, run_dir, log, resume, parent_pid, started)
+    except BaseException as err:
+        log.emit("end", state="failed", message=explain_error(err),
+                 detail="".join(traceback.format_exception(err))[-3000:])
+        raise
+
+
+def _run(config: TrainJobConfig, run_dir: Path, log: EventLog, resume: bool, parent_pid: int | None,
+         started: float) -> JobResult:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from playground.adapters.files import save_adapter_folder
+    from playground.data.loading import prepare_data
+    from playground.train.callbacks import EventLogCallback, NanGuardCallback, ProbeCallback, StopCallback
+
+    log.emit("status", state="loading", message="Loading the model and the data…")
+    loaded = _load_base(config)
+    config.validate(loaded.device.type)
+    tok = loaded.tokenizer
+    data = prepare_data(config.data, config.train.seed, has_chat_template=bool(tok.chat_template))
+    stop = StopCallback(run_dir / STOP_FILE, parent_pid)
+    nan_guard = NanGuardCallback()
+    probe = ProbeCallback(log, tok, default_probe(config, data), config.train.probe_every,
+                          config.train.probe_max_new_tokens, config.data.use_chat_template)
+    callbacks = [EventLogCallback(log, loaded.device.type), nan_guard, stop, probe]
+    trainer = build_trainer(config, loaded, data, run_dir, callbacks)
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    log.emit("setup", train_rows=len(data.train), eval_rows=len(data.eval) if data.eval is not None else 0,
+             trainable_params=trainable, total_params=total, probe_prompt=probe.prompt, format=data.format,
+             device=loaded.device.type, precision=precision_name(trainer.args), dataset=data.summary())
+    if stop.requested():
+        log.emit("end", state="stopped", message="Stopped before training started; nothing to save.")
+        return JobResult("stopped", None, 0, "Stopped before training started.")
+    checkpoint = get_last_checkpoint(str(run_dir / CHECKPOINTS)) if resume and (run_dir / CHECKPOINTS).is_dir() \
+        else None
+    log.emit("status", state="training", message="Resuming from " + Path(checkpoint).name if checkpoint
+             else "Training…")
+    trainer.train(resume_from_checkpoint=checkpoint)
+    step = trainer.state.global_step
+
+    if nan_guard.tripped_at is not None:
+        message = nan_message(nan_guard.tripped_at, nan_guard.what, config.train.learning_rate)
+        log.emit("end", state="failed", message=message, step=step)
+        return JobResult("failed", None, step, message)
+    if stop.reason == "parent":
+        message = f"The app closed at step {step}; a checkpoint was saved: resume the run to continue."
+        log.emit("end", state="interrupted", message=message, step=step)
+        return JobResult("interrupted", None, step, message)
+    state = "stopped" if stop.reason == "user" else "completed"
+    if step == 0:
+        log.emit("end", state=state, message="Stopped before the first step; nothing to save.", step=0)
+        return JobResult(state, None, 0)
+
+    log.emit("status", state="saving", message="Saving the adapter…")
+    losses, evals = _history(run_dir)
+    final_eval = None
+    if data.eval is not None and state == "completed":
+        if not evals or evals[-1]["step"] != step:  # one last eval at the final weights
+            final_eval = trainer.evaluate()["eval_loss"]
+            log.emit("eval", step=step, eval_loss=final_eval)
+            evals.append({"step": step, "eval_loss": final_eval})
+        final_eval = evals[-1]["eval_loss"]
+    meta = {"kind": "trained", "base_model": config.base.name, "base_source": config.base.source,
+            "base_fingerprint": config.base.fingerprint, "dataset": data.summary(),
+            "settings": config.flat_settings(), "loss_history": losses, "eval_history": evals,
+            "final_train_loss": losses[-1]["loss"] if losses else None, "final_eval_loss": final_eval,
+            "duration_s": round(time.time() - started, 1), "run_id": run_dir.name, "steps": step,
+            "state": state, "probe_prompt": probe.prompt}
+    adapters = Path(config.data_dir) / "adapters"
+    folder = save_adapter_folder(adapters, config.adapter_name, trainer.model, meta, overwrite=config.overwrite)
+    if state == "completed":
+        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)  # only needed to resume an unfinished run
+    log.emit("end", state=state, adapter=folder.name, adapter_dir=str(folder), step=step,
+             final_train_loss=meta["final_train_loss"], final_eval_loss=final_eval, duration_s=meta["duration_s"],
+             message=f"Saved adapter {folder.name} after {step} steps.")
+    return JobResult(state, folder, step, model=trainer.model)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print("usage: python -m playground.train.worker <run_dir> [--resume]", file=sys.stderr)
+        return 2
+    run_dir = Path(argv[0])
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    config = TrainJobConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8")))
+    try:
+        result = run_job(config, run_dir, resume="--resume" in argv, parent_pid=os.getppid())
+    except BaseException:  # already reported to the event log
+        traceback.print_exc()
+        return 1
+    print(f"worker finished: {result.state} after {result.steps} steps", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is on disk (the final event is fsynced, the adapter renamed into place). Skip the interpreter's
+    # teardown of torch & co. (~2 s): the app treats the run as in progress until this process is gone.
+    os._exit(code)

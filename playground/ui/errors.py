@@ -1,0 +1,53 @@
+"""One way for every tab to turn a user's mistake into a sentence on the page, never a traceback.
+
+The capability packages raise ValueError (or ModelLoadError) with a sentence naming the field; the tabs
+either show it in a status line (`warn`) or raise it as a `gr.Error` toast / API error (`user_errors`,
+`api_errors`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gradio as gr
+
+from playground.model.sources import ModelLoadError
+
+USER_ERRORS: tuple[type[Exception], ...] = (ValueError, ModelLoadError)
+
+
+def warn(err: Exception | str) -> str:
+    """A status-line sentence for a refused action (the sentence carries the meaning, the icon only marks it)."""
+    return f"⚠️ {err}"
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Inside a handler: a user's mistake becomes a `gr.Error` with the same sentence."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        raise gr.Error(str(err)) from err
+
+
+def api_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a handler (plain or generator) so user mistakes reach the page / API client as `gr.Error`.
+
+    `functools.wraps` keeps the signature, which Gradio reads to name the API parameters.
+    """
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with user_errors():
+                yield from fn(*args, **kwargs)
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with user_errors():
+            return fn(*args, **kwargs)
+    return wrapper
