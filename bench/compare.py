@@ -17,25 +17,11 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from _common import ROOT, emit, link_converted_models, median  # noqa: E402  (sets up sys.path and offline mode)
 DATA = ROOT / ".data" / "bench"
 NAMES = ("bench-a", "bench-b")
-
-
-def link_converted_models() -> None:
-    """Reuse the test cache's converted bundled model instead of converting again."""
-    (DATA / "models").mkdir(parents=True, exist_ok=True)
-    for d in (ROOT / ".data" / "test-cache" / "models").glob("*"):
-        target = DATA / "models" / d.name
-        if d.is_dir() and not d.name.startswith(".") and not target.exists():
-            os.symlink(d.resolve(), target)
 
 
 def make_adapters(lm, library) -> None:
@@ -84,10 +70,6 @@ def bare_two_generates(lm, prompt, kwargs, seed) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def p50(values: list[float]) -> float:
-    return round(statistics.median(values), 3)
-
-
 def main() -> None:
     import torch
 
@@ -97,7 +79,7 @@ def main() -> None:
     from playground.decode.sampling import generate_kwargs
     from playground.model.store import LoadSettings, ModelStore
 
-    link_converted_models()
+    link_converted_models(DATA)
     store = ModelStore(LoadSettings(data_dir=DATA))
     lm = store.load()
     adapters = AdapterManager.for_data_dir(store, DATA)
@@ -155,17 +137,17 @@ def main() -> None:
             bare_fwd_ms.append((time.perf_counter() - t) * 1000)
 
     compare_tok_s, bare_tok_s = statistics.median(ours), statistics.median(bare)
-    print(json.dumps({
+    emit({
         "device": lm.device.type, "model": lm.name, "torch_threads": torch.get_num_threads(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
-        "swap_ms_p50": p50(swaps), "swap_bare_set_adapter_ms_p50": p50(bare_swaps), "swap_goal_ms": 50,
+        "swap_ms_p50": median(swaps), "swap_bare_set_adapter_ms_p50": median(bare_swaps), "swap_goal_ms": 50,
         "compare_tok_s": round(compare_tok_s, 2), "bare_generate_tok_s": round(bare_tok_s, 2),
         "compare_ratio": round(compare_tok_s / bare_tok_s, 3), "compare_ratio_goal": 0.9,
         "compare_tokens_per_turn": n_ours,
         # Per CPU-second of this process: robust to other processes competing for the cores.
         "compare_cpu_ratio": round(statistics.median(ours_cpu) / statistics.median(bare_cpu), 3),
-        "diff_pass_ms": p50(diff_ms), "diff_bare_forward_ms": p50(bare_fwd_ms), "diff_answer_tokens": len(answer),
-    }))
+        "diff_pass_ms": median(diff_ms), "diff_bare_forward_ms": median(bare_fwd_ms), "diff_answer_tokens": len(answer),
+    })
 
 
 if __name__ == "__main__":

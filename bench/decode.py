@@ -15,18 +15,13 @@ Run: .venv/bin/python bench/decode.py [--data-dir DIR] [--repeats N] [--threads 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import sys
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from _common import ROOT, TEST_CACHE, emit, median  # noqa: E402  (sets up sys.path and offline mode)
 
 import torch  # noqa: E402
 
@@ -43,12 +38,11 @@ STORY = ("Once upon a time, in a small village at the edge of a great forest, th
 
 
 def ms(samples: list[float]) -> float:
-    return round(1000 * statistics.median(samples), 2)
+    return median(samples, scale=1000, digits=2)
 
 
 def default_data_dir() -> Path:
-    cache = ROOT / ".data" / "test-cache"
-    return cache if any((cache / "models").glob("*/config.json")) else ROOT / ".data" / "bench"
+    return TEST_CACHE if any((TEST_CACHE / "models").glob("*/config.json")) else ROOT / ".data" / "bench"
 
 
 def bench_refilter(svc: DecodeService, state: StepState, repeats: int) -> float:
@@ -163,7 +157,7 @@ def main() -> None:
     worker.join()
     if not results:
         raise SystemExit("benchmark failed (see the traceback above)")
-    print(json.dumps(results[0]))
+    emit(results[0])
 
 
 def measure(store: ModelStore, args: argparse.Namespace) -> dict:

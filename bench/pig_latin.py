@@ -14,14 +14,10 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from _common import emit, link_converted_models  # noqa: E402  (sets up sys.path and offline mode)
 
 from playground.model.store import LoadSettings, ModelStore  # noqa: E402
 from playground.train.events import EVENTS_FILE, read_events  # noqa: E402
@@ -47,13 +43,7 @@ def main() -> None:
     p.add_argument("--test-rows", type=int, default=60)
     a = p.parse_args()
     data_dir = a.data_dir.expanduser().resolve()
-    models = data_dir / "models"
-    cache = ROOT / ".data" / "test-cache" / "models"
-    if not models.exists() and cache.is_dir():  # reuse the converted bundled weights of the test cache
-        models.mkdir(parents=True)
-        for d in cache.iterdir():
-            if d.is_dir() and not d.name.startswith("."):
-                os.symlink(d, models / d.name)
+    link_converted_models(data_dir)  # reuse the converted bundled weights of the test cache
 
     store = ModelStore(LoadSettings(data_dir=data_dir))
     store.load()
@@ -82,7 +72,7 @@ def main() -> None:
     eval_s = time.time() - t0
     for pred, ref in list(zip(result.tuned.predictions, result.references))[:5]:
         print(f"  tuned: {pred!r}\n  ref:   {ref!r}", flush=True)
-    print(json.dumps({
+    emit({
         "train_s": round(train_s, 1), "loop_s": round(end["t"] - begin["t"], 1), "steps": st.step,
         "base_word_acc": round(result.base.word_accuracy, 4), "tuned_word_acc": round(result.tuned.word_accuracy, 4),
         "base_exact": round(result.base.exact_match, 4), "tuned_exact": round(result.tuned.exact_match, 4),
@@ -91,7 +81,7 @@ def main() -> None:
         "eval_s": round(eval_s, 1), "settings": {k: v for k, v in cfg.flat_settings().items()
                                                    if k not in ("probe_prompt",)},
         "load_avg_1m": round(os.getloadavg()[0], 2), "adapter": str(data_dir / "adapters" / ADAPTER),
-    }))
+    })
 
 
 if __name__ == "__main__":

@@ -6,8 +6,6 @@ without the safetensors cache). Last line: one JSON object.
 
 from __future__ import annotations
 
-import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,9 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from _common import ROOT, emit  # noqa: E402  (sets up sys.path and offline mode)
 
 
 def free_port() -> int:
@@ -64,9 +60,9 @@ def main() -> None:
         proc.terminate()
         proc.wait(10)
 
-    print(json.dumps({"gguf_first_load_s": round(first.load_seconds, 2), "cached_load_s": round(cached_s, 2),
+    emit({"gguf_first_load_s": round(first.load_seconds, 2), "cached_load_s": round(cached_s, 2),
                       "bare_gguf_load_s": round(bare_gguf_s, 2), "app_ready_s": round(app_ready_s, 2),
-                      "goal_cached_load_s": 5, "goal_app_ready_s": 10}))
+                      "goal_cached_load_s": 5, "goal_app_ready_s": 10})
 
 
 if __name__ == "__main__":

@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, TEST_CACHE, emit, median  # noqa: E402  (sets up sys.path and offline mode)
 
 from playground.model.sources import bundled_gguf_path
 from playground.model.gguf import convert_gguf  # noqa: E402
@@ -99,8 +97,7 @@ def main() -> None:
 
     os.environ.update(env())
     data_dir = a.data_dir or Path(tempfile.mkdtemp(prefix="bench-train-"))
-    cache = ROOT / ".data" / "test-cache"
-    checkpoint, _ = convert_gguf(bundled_gguf_path(), cache if cache.is_dir() else data_dir)
+    checkpoint, _ = convert_gguf(bundled_gguf_path(), TEST_CACHE if TEST_CACHE.is_dir() else data_dir)
     manager = TrainingManager(data_dir)
     tmp = Path(tempfile.mkdtemp(prefix="bench-bare-"))
     app, bare = [], []
@@ -113,9 +110,9 @@ def main() -> None:
             result = run_app(manager, checkpoint, a, i) if kind == "app" else run_bare(checkpoint, a, tmp, i)
             (app if kind == "app" else bare).append(result)
             print(f"round {i + 1} {kind}: {result['tok_s']:.1f} tok/s over {result['train_s']} s", flush=True)
-    app_tok_s = statistics.mean(r["tok_s"] for r in app)
-    bare_tok_s = statistics.mean(r["tok_s"] for r in bare)
-    print(json.dumps({
+    app_tok_s = median([r["tok_s"] for r in app])  # median of the alternating rounds
+    bare_tok_s = median([r["tok_s"] for r in bare])
+    emit({
         "app_tok_s": round(app_tok_s, 2), "bare_tok_s": round(bare_tok_s, 2), "ratio": round(app_tok_s / bare_tok_s, 3),
         "peak_rss_mb": peak(app, "peak_rss_mb"), "bare_peak_rss_mb": peak(bare, "peak_rss_mb"),
         "peak_cuda_mb": peak(app, "peak_cuda_mb"), "bare_peak_cuda_mb": peak(bare, "peak_cuda_mb"),
@@ -124,7 +121,7 @@ def main() -> None:
         "app_runs_tok_s": [round(r["tok_s"], 2) for r in app], "bare_runs_tok_s": [round(r["tok_s"], 2) for r in bare],
         "steps": a.steps, "batch": a.batch, "rounds": a.rounds, "load_avg_1m": round(os.getloadavg()[0], 2),
         "wall_s": round(time.time() - started, 1),
-    }))
+    })
 
 
 if __name__ == "__main__":

@@ -1,0 +1,42 @@
+"""What every benchmark starts with: the repo on sys.path, offline Hugging Face, the converted bundled
+model reused from the test cache, medians, and the one JSON object each bench prints as its last line.
+
+Imported as `import _common` (Python puts bench/ on sys.path when a bench runs as `python bench/NAME.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_CACHE = ROOT / ".data" / "test-cache"  # tests convert the bundled GGUF here once
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # benches never reach the network
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def link_converted_models(data_dir: Path) -> Path:
+    """Reuse the test cache's converted bundled model in `data_dir` instead of converting it again."""
+    models = data_dir / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    for d in (TEST_CACHE / "models").glob("*"):
+        target = models / d.name
+        if d.is_dir() and not d.name.startswith(".") and not target.exists():
+            os.symlink(d.resolve(), target)
+    return data_dir
+
+
+def median(values: list[float], scale: float = 1.0, digits: int = 3) -> float:
+    """The median of alternating rounds (robust to one slow round on a shared machine), scaled and rounded."""
+    return round(scale * statistics.median(values), digits)
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Print the bench's result as one JSON object: the last line, which `make bench` and CI read."""
+    print(json.dumps(result), flush=True)
