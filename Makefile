@@ -25,11 +25,17 @@ $(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-req
 
 setup: $(VENV)/.stamp-req
 
-# Debian's chromium for the browser tests (never `playwright install`: it downloads a browser).
+# Debian's chromium for the browser tests (never `playwright install`: it downloads a browser), and fonts so
+# emoji and CJK text (status marks, example prompts) render as glyphs, not empty boxes, in screenshots:
+# fonts-noto-color-emoji (~11 MB) and fonts-wqy-microhei (~5 MB, much smaller than fonts-noto-cjk's ~90 MB).
+DEV_FONTS := fonts-noto-color-emoji fonts-wqy-microhei
 setup-dev: $(VENV)/.stamp-dev
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq chromium; \
-	  else echo "chromium is missing: run 'sudo apt-get install chromium' for the browser tests"; fi; \
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	for p in $(DEV_FONTS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else echo "missing for the browser tests:$$missing (Debian/Ubuntu: sudo apt-get install$$missing)"; fi; \
 	fi
 
 run: setup
@@ -38,6 +44,6 @@ run: setup
 test: setup-dev
 	$(BIN)/python -m pytest tests -p no:cacheprovider --timeout=900 -ra $(PYTEST_ARGS)
 
-# bench/bare_sft.py is the bare-TRL baseline that bench/train.py launches, not a benchmark of its own.
+# bench/bare_sft.py is the bare-TRL baseline that bench/train.py launches and bench/_common.py their shared set-up: not benchmarks.
 bench: setup
-	@set -e; for f in $(filter-out bench/bare_sft.py,$(wildcard bench/*.py)); do echo "== $$f"; $(BIN)/python $$f; done
+	@set -e; for f in $(filter-out bench/bare_sft.py bench/_common.py,$(wildcard bench/*.py)); do echo "== $$f"; $(BIN)/python $$f; done

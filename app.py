@@ -49,8 +49,8 @@ def exposure_warning(host: str, auth: str | None) -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from playground.model.store import LoadSettings, ModelStore
     from playground.model.sources import ModelLoadError
+    from playground.model.store import LoadSettings, ModelStore
     from playground.services import Services
 
     warning = exposure_warning(args.host, args.auth)

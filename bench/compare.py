@@ -20,6 +20,7 @@ import statistics
 import time
 
 from _common import ROOT, emit, link_converted_models, median  # noqa: E402  (sets up sys.path and offline mode)
+
 DATA = ROOT / ".data" / "bench"
 NAMES = ("bench-a", "bench-b")
 

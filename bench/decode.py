@@ -21,14 +21,13 @@ import threading
 import time
 from pathlib import Path
 
+import torch  # noqa: E402
 from _common import ROOT, TEST_CACHE, emit, median  # noqa: E402  (sets up sys.path and offline mode)
 
-import torch  # noqa: E402
-
+from playground.decode.sampling import SamplingSettings, analyze, generate_kwargs, next_logits  # noqa: E402
 from playground.decode.session import DecodeService, StepState  # noqa: E402
 from playground.decode.stream import GenerateRequest, stream_generate  # noqa: E402
 from playground.decode.views import built_text_html, distribution_view  # noqa: E402
-from playground.decode.sampling import SamplingSettings, analyze, generate_kwargs, next_logits  # noqa: E402
 from playground.model.store import LoadSettings, ModelStore  # noqa: E402
 
 SETTINGS = SamplingSettings(temperature=0.8, top_k=50, top_p=0.95, min_p=0.02, repetition_penalty=1.1)

@@ -20,8 +20,8 @@ from pathlib import Path
 from _common import emit, link_converted_models  # noqa: E402  (sets up sys.path and offline mode)
 
 from playground.model.store import LoadSettings, ModelStore  # noqa: E402
-from playground.train.events import EVENTS_FILE, read_events  # noqa: E402
 from playground.train.config import apply_overrides  # noqa: E402
+from playground.train.events import EVENTS_FILE, read_events  # noqa: E402
 from playground.train.form import recipe_config  # noqa: E402
 from playground.train.manager import TrainingManager, base_ref  # noqa: E402
 

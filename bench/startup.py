@@ -26,8 +26,8 @@ def free_port() -> int:
 def main() -> None:
     from transformers import AutoModelForCausalLM
 
-    from playground.model.store import LoadSettings, load_model
     from playground.model.sources import bundled_gguf_path
+    from playground.model.store import LoadSettings, load_model
 
     data = Path(tempfile.mkdtemp(prefix="pg-bench-startup-"))
     gguf = bundled_gguf_path()

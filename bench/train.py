@@ -23,11 +23,11 @@ from pathlib import Path
 
 from _common import ROOT, TEST_CACHE, emit, median  # noqa: E402  (sets up sys.path and offline mode)
 
-from playground.model.sources import bundled_gguf_path
-from playground.model.gguf import convert_gguf  # noqa: E402
-from playground.train.events import EVENTS_FILE, read_events  # noqa: E402
 from playground.data.sources import DataSource
+from playground.model.gguf import convert_gguf  # noqa: E402
+from playground.model.sources import bundled_gguf_path
 from playground.train.config import LoraSettings, TrainJobConfig, TrainSettings  # noqa: E402
+from playground.train.events import EVENTS_FILE, read_events  # noqa: E402
 from playground.train.manager import TrainingManager  # noqa: E402
 
 

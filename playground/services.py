@@ -7,6 +7,7 @@ from pathlib import Path
 
 from playground.adapters.live import AdapterManager
 from playground.decode.session import DecodeService
+from playground.inside.service import InsideService
 from playground.model.store import ModelStore
 from playground.train.manager import TrainingManager
 
@@ -18,10 +19,17 @@ class Services:
     decode: DecodeService  # Decode tab: logits + KV caches keyed on store.revision
     trainer: TrainingManager  # Train tab: runs in worker processes, state in <data_dir>/runs
     adapters: AdapterManager  # Adapters/Compare tabs: <data_dir>/adapters and which one is active
+    inside: InsideService  # Inside tab: logit lens / attention caches keyed on store.revision
 
     @classmethod
     def create(cls, store: ModelStore, data_dir: Path) -> "Services":
         data_dir.mkdir(parents=True, exist_ok=True)
         return cls(store=store, data_dir=data_dir, decode=DecodeService(store),
                    trainer=TrainingManager(data_dir, store),
-                   adapters=AdapterManager.for_data_dir(store, data_dir))
+                   adapters=AdapterManager.for_data_dir(store, data_dir), inside=InsideService(store))
+
+    def stamp(self) -> str:
+        """The app's state signal: it changes when the model, the active or loaded adapters, or the adapter
+        library on disk change (a mix, a rename, a delete, an import, or a training worker saving one).
+        Every page polls it and refreshes what depends on it; nothing else is used as an event bus."""
+        return self.adapters.stamp()

@@ -8,12 +8,12 @@ import threading
 
 import pytest
 import torch
+from test_adapters_fixtures import logits_of, make_adapter, manager, plain_logits  # noqa: F401
 
 from playground.adapters.library import AdapterError
-from playground.adapters.mixing import MixSpec
 from playground.adapters.live import AdapterManager, base_context, next_token_probs_base_vs_tuned
+from playground.adapters.mixing import MixSpec
 from playground.model.store import ModelStore
-from test_adapters_fixtures import logits_of, make_adapter, manager, plain_logits  # noqa: F401
 
 ATOL = 1e-5
 
@@ -152,19 +152,38 @@ def test_rename_keeps_it_active_and_updates_metadata(manager):
 
 
 def test_library_table_and_metadata(manager):
+    assert {r[0]: r[1] for r in manager.state().rows()} == {"alpha": "on disk", "beta": "on disk"}
+    manager.activate("alpha")
     manager.activate("beta")
-    rows = {r[0]: r for r in manager.table()}
+    state = manager.state()
+    rows = {r[0]: r for r in state.rows()}
     assert set(rows) == {"alpha", "beta"}
-    assert rows["beta"][1] == "● active" and rows["alpha"][1] == ""
+    assert rows["beta"][1] == "active" and rows["alpha"][1] == "loaded"  # words, never only a symbol
     assert rows["alpha"][4] == "pig-latin" and rows["alpha"][5] == 4 and rows["alpha"][6] == "q_proj, v_proj"
-    summary = {s["name"]: s for s in manager.summaries()}
+    assert rows["alpha"][10] == "2025-01-01 00:00"  # short enough for the table; the card keeps the full stamp
+    summary = {s["name"]: s for s in state.summaries()}
     assert summary["beta"]["active"] and summary["alpha"]["final_eval_loss"] == 2.5
-    info, card = manager.detail("alpha")
-    assert "learning_rate" in card and "pig-latin" in card
-    from playground.adapters.library import loss_curve_figure
+    card = state.detail("alpha")
+    assert "learning_rate" in card and "`pig-latin` · 10 rows · sha256 `000000000000…`" in card
+    assert "{" not in card.split("**Settings**")[0] and "0" * 64 not in card  # no raw JSON, no full sha
+    assert "Training time:** 1.5 s" in card
+    from playground.adapters.charts import adapter_loss_figure
 
-    fig = loss_curve_figure(info)
-    assert [t.name for t in fig.data] == ["train loss", "eval loss"] and len(fig.data[0].x) == 10
+    fig = adapter_loss_figure(state.info("alpha"))
+    assert len([t for t in fig.data if t.name == "train loss"][0].x) == 10
+    assert list([t for t in fig.data if t.name == "eval loss"][0].y) == [2.8, 2.5]
+    with pytest.raises(AdapterError, match="no adapter named 'ghost'"):
+        state.detail("ghost")
+
+
+def test_mixed_adapter_card_says_what_it_was_mixed_from_and_draws_no_empty_chart(manager):
+    from playground.adapters.charts import adapter_loss_figure
+
+    info = manager.mix(MixSpec(("alpha", "beta"), (1.0, 0.5), "blend", "cat"))
+    card = manager.state().detail("blend")
+    assert "**Mixed** (not trained) from **alpha** × 1 (trained on `pig-latin`) + **beta** × 0.5" in card
+    assert "method **cat**" in card and "Training time" not in card and "No loss curve" in card
+    assert adapter_loss_figure(info) is None
 
 
 def test_model_switch_resets_loaded_adapters(manager, tiny_llama_dir):
@@ -342,3 +361,36 @@ def test_adapter_changed_on_disk_is_reloaded(manager, tiny_llama_dir):
     manager.activate("alpha")
     new = logits_of(manager.store)
     assert (new - old).abs().max() > 1e-3 and manager.loaded_names() == ["alpha"]
+
+
+def test_stamp_changes_with_every_change_an_adapter_list_shows(manager, tiny_llama_dir):
+    """The app's change signal: activation, loading (also for one turn), rename, delete, mix, and an adapter
+    written to disk by another process (a training worker) all change it; a plain read does not."""
+    from playground.adapters.files import save_adapter_folder
+
+    seen = [manager.stamp()]
+
+    def changed() -> bool:
+        seen.append(manager.stamp())
+        return seen[-1] != seen[-2]
+
+    assert not changed()
+    manager.activate("alpha")
+    assert changed()
+    manager.deactivate()
+    assert changed()
+    with manager.using("beta"):  # loads beta for one pass: the table's "loaded" column changes
+        pass
+    assert changed()
+    manager.rename("beta", "beta2")
+    assert changed()
+    manager.mix(MixSpec(("alpha", "beta2"), (1.0, 1.0), "both", "linear"))
+    assert changed()
+    manager.delete("both")
+    assert changed()
+    with manager.using("alpha") as lm:  # what the worker does: save_adapter_folder into <data>/adapters
+        key = manager._loaded["alpha"].key
+        save_adapter_folder(manager.library.root, "from-worker", lm.model, {"kind": "trained"}, adapter_name=key)
+    assert changed() and "from-worker" in manager.state().names
+    manager.state()
+    assert not changed()

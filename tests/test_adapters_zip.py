@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from playground.adapters.library import AdapterError, AdapterLibrary
-from playground.adapters.archive import export_zip, import_zip
 from test_adapters_fixtures import logits_of, manager  # noqa: F401
+
+from playground.adapters.archive import export_zip, import_zip
+from playground.adapters.library import AdapterError, AdapterLibrary
 
 
 def _library_state(lib: AdapterLibrary) -> list[str]:

@@ -17,6 +17,7 @@ def test_header_and_model_tab(app_url, page):
     page.locator("#model-summary").get_by_text("134.5M").wait_for()  # filled by the page-load event
     facts = page.locator("#model-facts").inner_text()
     assert "134,515,008" in facts and "49,152" in facts
+    assert "Loaded adapters: none" in page.locator("#model-adapters").inner_text()
     assert "<|im_start|>" in page.locator("#model-template").inner_text()
     assert page.locator("#model-template .pg-special").count() >= 9  # 5 im_start + 4 im_end
     # The memory chart is drawn as a stacked bar with five segments.
@@ -28,6 +29,31 @@ def test_header_and_model_tab(app_url, page):
                            arg=total_before.split("·")[0].strip())
     assert "trainable parameters 134,515,008" in page.locator("#memory-total").inner_text()
     page.screenshot(path=str(ARTIFACTS / "model-tab.png"), full_page=True)
+
+
+# Draw text on a canvas with the page's fonts: a missing glyph is drawn as the same empty box for every
+# character ("tofu"), a real one is not; a colour emoji has coloured pixels.
+GLYPHS = """() => {
+  const draw = ch => {
+    const c = document.createElement('canvas'); c.width = c.height = 40;
+    const g = c.getContext('2d'); g.font = '32px ' + getComputedStyle(document.body).fontFamily;
+    g.textBaseline = 'top'; g.fillStyle = '#000'; g.fillText(ch, 2, 2);
+    return Array.from(g.getImageData(0, 0, 40, 40).data);
+  };
+  const same = (a, b) => a.every((v, i) => v === b[i]);
+  const coloured = px => { for (let i = 0; i < px.length; i += 4)
+    if (px[i + 3] > 200 && Math.max(px[i], px[i + 1], px[i + 2]) - Math.min(px[i], px[i + 1], px[i + 2]) > 60) return true;
+    return false; };
+  return {cjk_distinct: !same(draw('日'), draw('本')), emoji_coloured: coloured(draw('✅')) && coloured(draw('🍕'))};
+}"""
+
+
+def test_emoji_and_cjk_render_as_glyphs_not_boxes(app_url, page):
+    """The Decode examples (日本の首都は, 🍕) and status marks need fonts-wqy-microhei and fonts-noto-color-emoji
+    (installed by `make setup-dev`); without them the screenshots show empty boxes."""
+    page.goto(app_url)
+    page.locator("#pg-model-badge").get_by_text("SmolLM2-135M-Instruct").wait_for()
+    assert page.evaluate(GLYPHS) == {"cjk_distinct": True, "emoji_coloured": True}
 
 
 def test_failed_switch_keeps_model_and_explains(app_url, page, tmp_path):

@@ -21,8 +21,9 @@ ALLOWED: dict[str, set[str]] = {
     "decode": {"fsutil", "model", "adapters"},
     "train": {"fsutil", "model", "data", "adapters"},
     "compare": {"fsutil", "model", "data", "adapters", "decode"},
-    "services": {"fsutil", "model", "data", "adapters", "decode", "train", "compare"},
-    "ui": {"fsutil", "model", "data", "adapters", "decode", "train", "compare", "services"},
+    "inside": {"fsutil", "model", "adapters", "decode"},
+    "services": {"fsutil", "model", "data", "adapters", "decode", "train", "compare", "inside"},
+    "ui": {"fsutil", "model", "data", "adapters", "decode", "train", "compare", "inside", "services"},
 }
 MAX_LINES = 300
 

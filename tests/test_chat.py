@@ -6,6 +6,7 @@ import threading
 
 import pytest
 import torch
+from test_adapters_fixtures import make_adapter, manager  # noqa: F401
 
 from playground.compare.chat import (
     NO_ADAPTER_HINT,
@@ -18,7 +19,6 @@ from playground.compare.chat import (
 )
 from playground.compare.diff import first_divergence, what_changed_html
 from playground.decode.sampling import generate_kwargs
-from test_adapters_fixtures import make_adapter, manager  # noqa: F401
 
 SAMPLED = CompareSettings.from_dict({"max_new_tokens": 16, "temperature": 0.9, "top_k": 40, "top_p": 0.95}, seed=11)
 

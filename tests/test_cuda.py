@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from playground.decode.session import encode_prompt
 from playground.decode.sampling import SamplingSettings, analyze, generate_kwargs, next_logits
+from playground.decode.session import encode_prompt
 from playground.model.store import LoadSettings, load_model
 from playground.train.events import EVENTS_FILE, read_events
 from playground.train.worker import run_job

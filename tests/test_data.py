@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.data import loading as data_mod
+from playground.data import files as data_mod
 from playground.data.loading import format_rows, load_raw, prepare_data, resolve_format, split_rows
 from playground.data.recipes import get_recipe, list_recipes
 from playground.data.sources import DataSource

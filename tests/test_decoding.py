@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from playground.decode.session import encode_prompt
 from playground.decode.sampling import (
     BY_MIN_P,
     BY_TOP_K,
@@ -16,12 +15,14 @@ from playground.decode.sampling import (
     SamplingSettings,
     analyze,
     build_processors,
+    cumulative_basis,
     generate_kwargs,
     next_logits,
     sample_token,
     temperature_sweep,
     top_rows,
 )
+from playground.decode.session import encode_prompt
 
 PROBS = torch.tensor([0.5, 0.2, 0.15, 0.1, 0.05])
 LOGITS = PROBS.log()
@@ -178,3 +179,65 @@ def test_parity_on_the_bundled_model_chat_prompt(bundled_store):
         plain = top_rows(analyze(next_logits(lm.model, ids, lm.device)[0], ids, SamplingSettings()), lm.tokenizer, 5)
     assert "␣Paris" in [r.token for r in plain], [r.token for r in plain]
     assert math.isclose(float(d.final_probs.sum()), 1.0, abs_tol=1e-4)
+
+
+# ---------------------------------------------------------------- what top-p cuts on
+
+def test_cumulative_is_what_top_p_cuts_on_after_top_k():
+    d = dist(top_k=2, top_p=0.6)  # after top-k: 0.5/0.7 = 0.714, 0.2/0.7 = 0.286
+    assert d.cumulative().tolist() == pytest.approx([0.5 / 0.7, 1.0, 1.0, 1.0, 1.0], abs=1e-6)
+    assert d.removed_by.tolist() == [KEPT, BY_TOP_P, BY_TOP_K, BY_TOP_K, BY_TOP_K]
+    assert cumulative_basis(d.settings) == "after top-k"
+    # the old line (sum after temperature) read 0.5 at rank 1: below 0.6, as if rank 2 survived
+    assert dist(top_p=0.6).cumulative()[0] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("kw", [dict(top_p=0.8), dict(top_k=3, top_p=0.7), dict(temperature=1.7, top_k=4, top_p=0.5),
+                                dict(temperature=0.6, top_k=2, top_p=0.9, repetition_penalty=1.4)])
+def test_top_p_keeps_a_token_exactly_while_the_sum_before_it_is_below_p(kw):
+    d = dist(**kw)
+    cum = [0.0] + d.cumulative().tolist()
+    for rank, tid in enumerate(d.order.tolist()):
+        if d.removed_by[tid] == BY_TOP_K:
+            continue
+        assert (d.removed_by[tid] == BY_TOP_P) == (cum[rank] >= d.settings.top_p - 1e-6), (rank, cum)
+
+
+def test_cumulative_basis_names_the_stages_before_top_p():
+    assert cumulative_basis(SamplingSettings(top_k=0)) == "raw"
+    assert cumulative_basis(SamplingSettings(temperature=1.5, top_k=5, top_p=0.5)) == "after temperature + top-k"
+    assert cumulative_basis(SamplingSettings(temperature=0.5, top_k=0, repetition_penalty=1.2)) == \
+        "after repetition penalty + temperature"
+
+
+def test_one_token_entropy_is_plus_zero():
+    for d in (dist(temperature=0.0), dist(top_k=1)):
+        assert d.entropy_bits == 0.0 and math.copysign(1.0, d.entropy_bits) == 1.0
+        assert f"{d.entropy_bits:.2f}" == "0.00"
+    assert all(math.copysign(1.0, h) == 1.0 for _, _, h in temperature_sweep(torch.tensor([0.0, -80.0]), [0.1]))
+
+
+def test_settings_are_checked_once_with_the_same_sentences(monkeypatch):
+    import playground.decode.sampling as sampling
+
+    calls = []
+    real_float, real_int = sampling.check_float, sampling.check_int
+    monkeypatch.setattr(sampling, "check_float", lambda *a, **k: calls.append(a[0]) or real_float(*a, **k))
+    monkeypatch.setattr(sampling, "check_int", lambda *a, **k: calls.append(a[0]) or real_int(*a, **k))
+    s = SamplingSettings.from_values("0.5", 40.0, 0.9, 0, 1)
+    assert sorted(calls) == sorted(["temperature", "top_k", "top_p", "min_p", "repetition_penalty"])
+    assert s == SamplingSettings(0.5, 40, 0.9, 0.0, 1.0) and isinstance(s.top_k, int)
+    with pytest.raises(ValueError) as err:
+        SamplingSettings(top_p=1.5)
+    assert str(err.value) == "top_p must be in (0, 1] (1 = off); got 1.5."
+
+
+def test_the_course_picture_top_k_then_top_p_on_the_bundled_model(bundled_store):
+    """T 1.5, top-k 5, top-p 0.5: only ' Paris' survives, and the cumulative line says why (≥ p at rank 1)."""
+    settings = SamplingSettings(temperature=1.5, top_k=5, top_p=0.5)
+    with bundled_store.use() as lm:
+        ids = list(encode_prompt(lm.tokenizer, "The capital of France is", False, 4000).ids)
+        rows = top_rows(analyze(next_logits(lm.model, ids, lm.device)[0], ids, settings), lm.tokenizer, 8)
+    assert rows[0].token == "␣Paris" and rows[0].kept and [r.removed_by for r in rows[1:5]] == ["top-p"] * 4
+    assert rows[0].cumulative >= 0.5 > rows[0].scaled_prob  # the old after-temperature sum stayed below p
+    assert rows[4].cumulative == pytest.approx(1.0, abs=1e-5)  # top-k left five tokens: they sum to 1

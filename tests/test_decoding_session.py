@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from playground.decode.session import DecodeService, StepState, chosen_from_distribution, encode_prompt
 from playground.decode.sampling import SamplingSettings, greedy_token, next_logits, sample_token
+from playground.decode.session import DecodeService, StepState, chosen_from_distribution, encode_prompt
 from playground.decode.tokens import TextPiece, incremental_texts, pieces_html, template_html, token_label
 
 

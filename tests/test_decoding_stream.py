@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from playground.decode.sampling import SamplingSettings, generate_kwargs
 from playground.decode.session import encode_prompt
 from playground.decode.stream import GenerateRequest, generate_all, stream_generate
-from playground.decode.sampling import SamplingSettings, generate_kwargs
 
 
 def bare_generate(lm, ids, settings, n, seed):

@@ -7,10 +7,11 @@ import math
 
 import pytest
 import torch
-
-from playground.compare.evaluation import EvalRequest, encode, evaluate, load_examples, metrics_figure
-from playground.data.pig_latin import exact_match, word_accuracy
 from test_adapters_fixtures import manager  # noqa: F401
+
+from playground.compare.charts import metrics_figure
+from playground.compare.evaluation import EvalRequest, encode, evaluate, load_examples
+from playground.data.pig_latin import exact_match, word_accuracy
 
 
 def _plain_answer_loss(model_dir, tokenizer, examples) -> float:
@@ -52,8 +53,12 @@ def test_pig_latin_eval_base_vs_tuned(manager, tiny_llama_dir):
     assert [a.text for a in fig.layout.annotations] == ["loss ↓", "perplexity ↓", "word accuracy ↑",
                                                         "exact match ↑"]
     table = result.table()
-    assert [r[0] for r in table] == ["base", "alpha"] and table[0][6] == 6
+    assert result.headers() == ["model", "adapter", "loss ↓", "perplexity ↓", "word accuracy ↑", "exact match ↑",
+                                "rows"]
+    assert [r[0] for r in table] == ["base", "alpha"] and table[0][6] == 6 and table[1][4].endswith(" %")
     assert result.as_api()["tuned"]["adapter"] == "alpha" and len(result.samples(3)) == 3
+    assert "word accuracy and exact match score the greedy answers of all 6 rows" in result.metric_note()
+    assert result.answers_label() == "First 6 answers on pig-latin (greedy): reference · base · alpha"
 
 
 def test_uploaded_prompt_completion_file_uses_the_active_adapter(manager, tmp_path):
@@ -63,8 +68,27 @@ def test_uploaded_prompt_completion_file_uses_the_active_adapter(manager, tmp_pa
     manager.activate("alpha")
     result = evaluate(manager, EvalRequest(str(path), max_rows=60))
     assert result.rows == 5 and not result.pig_latin and result.tuned.adapter == "alpha"
-    assert result.base.word_accuracy is None and result.base.predictions == []
+    assert result.base.word_accuracy is None
+    # Every dataset shows the first answers of both models, side by side with the reference.
+    assert len(result.base.predictions) == len(result.tuned.predictions) == 5
+    assert [r[0] for r in result.samples()] == [str(2 * i) for i in range(5)]
+    # Only the metrics that apply: no empty word-accuracy columns, and a sentence that says why.
+    assert result.headers() == ["model", "adapter", "loss ↓", "perplexity ↓", "rows"]
+    assert all(len(row) == 5 and "—" not in row[2:4] for row in result.table())
+    assert "no automatic answer score (word accuracy applies to Pig Latin only)" in result.metric_note()
+    assert result.answers_label() == "First 5 answers on held-out.jsonl (greedy): reference · base · alpha"
     assert len(metrics_figure(result).data) == 2
+    api = result.as_api()
+    assert api["metrics"] == ["loss", "perplexity"] and api["answers"][0]["reference"] == "0"
+
+
+def test_yoda_recipe_shows_answers_and_names_its_metrics(manager):
+    """The issue: on the Yoda recipe the answers table was empty and word accuracy showed '—'."""
+    result = evaluate(manager, EvalRequest("yoda", adapter="alpha", max_rows=10, answers=3, max_new_tokens=4))
+    assert not result.pig_latin and result.rows == 10
+    assert len(result.samples()) == 3 and all(len(row) == 3 for row in result.samples())
+    assert "word accuracy" not in " ".join(result.headers()) and "yoda" in result.metric_note()
+    assert [a.text for a in metrics_figure(result).layout.annotations] == ["loss ↓", "perplexity ↓"]
 
 
 def test_pig_latin_detected_in_an_uploaded_file(manager, tmp_path):

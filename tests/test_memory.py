@@ -2,7 +2,8 @@
 
 import pytest
 
-from playground.model.memory import MemoryEstimateConfig, ModelShape, estimate_memory, memory_chart, model_shape
+from playground.model.charts import memory_chart
+from playground.model.memory import MemoryEstimateConfig, ModelShape, estimate_memory, model_shape
 
 # 1000 params, hidden 8, 2 layers, 2 heads, vocab 10; LoRA would wrap an 8→8 and an 8→16 Linear.
 SHAPE = ModelShape(total_params=1000, hidden_size=8, num_layers=2, num_heads=2, vocab_size=10,

@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from playground.model.gguf import convert_gguf, gguf_cache_dir
 from playground.model.sources import (
     BUNDLED_NAME,
     ModelLoadError,
@@ -18,7 +19,6 @@ from playground.model.sources import (
     resolve_source,
 )
 from playground.model.store import LoadSettings, ModelStore, load_model
-from playground.model.gguf import convert_gguf, gguf_cache_dir
 
 V = 49152  # the SmolLM2 tokenizer's vocab, shared by every tiny model below
 
@@ -199,9 +199,9 @@ def test_gguf_conversion_is_atomic_and_cached(tmp_path, monkeypatch):
 
 def test_fingerprint_ignores_dtype_but_tells_weights_apart(tiny_llama_dir, smol_tokenizer_dir, tmp_path):
     """An adapter trained in fp32 on a CPU must be accepted on the same base loaded in bf16/fp16 on a GPU."""
+    from conftest import make_tiny_llama
     from transformers import AutoModelForCausalLM
 
-    from conftest import make_tiny_llama
     from playground.model.store import fingerprint_model
 
     prints = {dtype: fingerprint_model(AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=dtype))

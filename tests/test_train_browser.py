@@ -6,14 +6,13 @@ import re
 import time
 
 import pytest
-
 from conftest import ARTIFACTS
 
 ADAPTER = "browser-pig"
 
 
 def set_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id} input")
+    box = page.locator(f"#{elem_id} input, #{elem_id} textarea").first
     box.fill(str(value))
     box.press("Tab")
 
@@ -66,12 +65,16 @@ def test_pig_latin_recipe_trains_live_in_the_browser(app_url, page):
     page.locator("#train-length-mode").get_by_text("Max steps").click()
     set_number(page, "train-max-steps", 3)
     set_number(page, "train-probe-every", 1)
-    set_number(page, "train-batch", 2)
+    set_number(page, "train-batch-size", 2)
     page.locator("#train-adapter-name textarea, #train-adapter-name input").first.fill(ADAPTER)
-    page.locator("#train-start").click()
+    start = page.locator("#train-start")
+    assert start.is_enabled() and start.inner_text().strip() == "Start training"
+    start.click()
     # "Started run <id>", soon replaced by the live "starting · run <id>" line: either names the new run.
     page.locator("#train-status").get_by_text(re.compile(rf"run \d{{8}}-\d{{6}}-{ADAPTER}")).first.wait_for(
         timeout=60_000)
+    # While it trains, Start is disabled and says why.
+    wait_until(lambda: start.is_disabled() and "Training in progress" in start.inner_text(), 30, "Start disabled")
 
     # The chart gains points and the probe timeline gains answers while it trains.
     wait_until(lambda: chart_points(page, "train loss") >= 1, 400, "the first loss point")
@@ -80,6 +83,7 @@ def test_pig_latin_recipe_trains_live_in_the_browser(app_url, page):
     bar = page.locator("#train-progress-bar")
     wait_until(lambda: bar.get_attribute("data-state") == "completed", 400, "the run to complete")
     assert f"adapter {ADAPTER} saved" in page.locator("#train-status").inner_text()
+    wait_until(lambda: start.is_enabled() and start.inner_text().strip() == "Start training", 30, "Start enabled")
     assert "cpu · fp32" in page.locator("#train-status").inner_text()  # precision chosen from the hardware
     wait_until(lambda: chart_points(page, "train loss") == 3, 30, "3 loss points")
     assert chart_points(page, "eval loss") >= 1

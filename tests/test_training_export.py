@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,9 +10,9 @@ import sys
 
 import pytest
 
-from playground.train.export import export_script
-from playground.train.config import BaseModelRef, LoraSettings, TrainJobConfig, TrainSettings
 from playground.data.sources import DataSource
+from playground.train.config import BaseModelRef, LoraSettings, TrainJobConfig, TrainSettings
+from playground.train.export import export_script
 
 
 @pytest.mark.slow
@@ -53,3 +54,86 @@ def test_exported_script_for_qlora_and_messages_recipe():
     assert "load_in_4bit=True" in code and "bnb_4bit_use_double_quant=True" in code
     assert "prepare_model_for_kbit_training" in code and 'messages[:-1], "completion": messages[-1:]' in code
     assert "pig_latin/train.jsonl" in code and "BASE_MODEL = 'org/model'" in code
+
+
+# ---------------------------------------------------------------- the script builds what the worker builds
+
+RUNTIME = {"output_dir": "cli.output_dir + '/checkpoints'", "max_steps": "cli.max_steps", "bf16": "use_bf16",
+           "fp16": "use_fp16"}  # decided when the script runs (folder, command line, hardware)
+WORKER_ONLY = {"output_dir", "disable_tqdm", "dataloader_pin_memory", "use_cpu", "bf16", "fp16"}
+
+
+def call_kwargs(code: str, name: str) -> dict:
+    """Keyword arguments of the script's call to `name`: literals as values, other expressions as source."""
+    import ast
+
+    call = next(n for n in ast.walk(ast.parse(code))
+                if isinstance(n, ast.Call) and getattr(n.func, "id", None) == name)
+    out = {}
+    for kw in call.keywords:
+        try:
+            out[kw.arg] = ast.literal_eval(kw.value)
+        except ValueError:
+            out[kw.arg] = ast.unparse(kw.value)
+    return out
+
+
+def max_steps_default(code: str) -> int:
+    import re
+
+    return int(re.search(r'"--max-steps", type=int, default=(-?\d+)', code).group(1))
+
+
+@pytest.mark.parametrize("cfg", [
+    TrainJobConfig(),
+    TrainJobConfig(lora=LoraSettings(r=8, lora_dropout=0.1, use_rslora=True, target_modules=["q_proj", "v_proj"]),
+                   train=TrainSettings(quantization="4bit", max_steps=15, probe_every=3, eval_steps=5, warmup=2)),
+    TrainJobConfig(data=DataSource(eval_fraction=0.0, completion_only_loss=False),
+                   train=TrainSettings(epochs=2.5, packing=True, gradient_checkpointing=True)),
+], ids=["defaults", "qlora-steps", "epochs-no-eval"])
+def test_exported_kwargs_are_the_shared_mapping(cfg):
+    from playground.train.hf_args import lora_kwargs, sft_kwargs
+
+    cfg = dataclasses.replace(cfg, base=BaseModelRef(name="m", source="org/model"))
+    code = export_script(cfg).code
+    assert call_kwargs(code, "LoraConfig") == lora_kwargs(cfg.lora)
+    expected = sft_kwargs(cfg, "messages")  # the bundled pig-latin recipe is chat messages
+    exported = call_kwargs(code, "SFTConfig")
+    assert {k: exported.pop(k) for k in RUNTIME} == RUNTIME
+    assert max_steps_default(code) == expected.pop("max_steps")
+    assert exported == expected
+
+
+@pytest.mark.slow
+def test_exported_script_matches_what_the_worker_ran(tiny_llama_dir, tmp_path, monkeypatch):
+    import peft
+    import trl
+
+    from playground.train.worker import run_job
+
+    ran: dict[str, dict] = {}
+    real_sft, real_lora = trl.SFTConfig, peft.LoraConfig
+
+    def record(name, cls):
+        def build(*args, **kwargs):
+            ran[name] = dict(kwargs)
+            return cls(*args, **kwargs)
+        return build
+
+    monkeypatch.setattr(trl, "SFTConfig", record("sft", real_sft))
+    monkeypatch.setattr(peft, "LoraConfig", record("lora", real_lora))
+    cfg = TrainJobConfig(data=DataSource(recipe="pig-latin", max_rows=16, eval_fraction=0.25),
+                         lora=LoraSettings(r=4, lora_alpha=8, lora_dropout=0.1, use_rslora=True,
+                                           target_modules=["q_proj", "v_proj"]),
+                         train=TrainSettings(max_steps=1, batch_size=2, max_seq_length=64, probe_every=0),
+                         base=BaseModelRef(name="tiny", source=str(tiny_llama_dir)), adapter_name="same",
+                         data_dir=str(tmp_path))
+    assert run_job(cfg, tmp_path / "runs" / "same").state == "completed"
+    code = export_script(cfg).code
+    assert call_kwargs(code, "LoraConfig") == ran["lora"]
+    exported = call_kwargs(code, "SFTConfig")
+    for key in RUNTIME:
+        exported.pop(key)
+    worker = {k: v for k, v in ran["sft"].items() if k not in WORKER_ONLY}
+    assert max_steps_default(code) == worker.pop("max_steps")
+    assert exported == worker

@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from playground.train.events import CHECKPOINTS, EVENTS_FILE, STOP_FILE, read_events
-from playground.train.config import BaseModelRef, LoraSettings, TrainJobConfig, TrainSettings
 from playground.data.sources import DataSource
+from playground.train.config import BaseModelRef, LoraSettings, TrainJobConfig, TrainSettings
+from playground.train.events import CHECKPOINTS, EVENTS_FILE, STOP_FILE, read_events
 from playground.train.worker import run_job
 
 pytestmark = pytest.mark.slow  # each test trains a tiny model for a few steps
@@ -134,9 +134,8 @@ def test_taken_name_gets_a_suffix_or_is_overwritten(tiny_llama_dir, tmp_path):
 
 
 def test_nan_loss_stops_with_an_explanation(smol_tokenizer_dir, tmp_path):
-    from safetensors.torch import save_file
-
     from conftest import make_tiny_llama
+    from safetensors.torch import save_file
 
     model_dir = make_tiny_llama(tmp_path / "nan-llama", smol_tokenizer_dir)
     weights = load_file(model_dir / "model.safetensors")
@@ -166,3 +165,13 @@ def test_qlora_4bit_job_runs_a_step_on_cpu(tiny_llama_dir, tmp_path):
     assert type(base.model.layers[0].self_attn.q_proj.base_layer).__name__ == "Linear4bit"
     meta = json.loads((result.adapter_dir / "playground.json").read_text())
     assert meta["settings"]["quantization"] == "4bit" and len(meta["loss_history"]) == 1
+
+
+def test_probe_and_eval_schedules_scale_with_the_run(tiny_llama_dir, tmp_path):
+    """Left empty, the intervals give ~8 probes and ~4 evals over the run (a 9-step run: every 2 and 3)."""
+    run_dir = tmp_path / "runs" / "auto"
+    result = run_job(job(tiny_llama_dir, tmp_path, name="auto", max_steps=9, probe_every=None, eval_steps=None),
+                     run_dir)
+    assert result.state == "completed" and result.steps == 9
+    assert [e["step"] for e in events(run_dir) if e["type"] == "probe"] == [0, 2, 4, 6, 8, 9]
+    assert [e["step"] for e in events(run_dir) if e["type"] == "eval"] == [3, 6, 9]

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from playground.train.events import EventLog, read_events
-from playground.train.status import EventSummary, summarize
 from playground.data.sources import DataSource
 from playground.train.config import LoraSettings, TrainJobConfig, TrainSettings
+from playground.train.events import EventLog, read_events
 from playground.train.manager import RunInProgressError, TrainingManager
+from playground.train.status import EventSummary, summarize
 
 
 def wait_for(predicate, timeout: float = 300, poll: float = 0.2):

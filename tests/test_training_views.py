@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
+from playground.adapters.charts import smooth
+from playground.train.charts import length_histogram, loss_figure
 from playground.train.status import RunStatus
-from playground.train.charts import length_histogram, loss_figure, smooth
 from playground.train.views import format_duration, probe_rows, progress_html, status_markdown
 
 LOSSES = [{"step": s, "loss": 3.0 / s, "learning_rate": 1e-3 * (1 - s / 10), "grad_norm": 1.0 + s} for s in range(1, 6)]
@@ -46,6 +47,22 @@ def test_length_histogram_marks_the_cut():
     fig = length_histogram([10, 20, 30, 200, 300], max_length=128)
     assert list(fig.data[0].x) == [10, 20, 30, 200, 300]
     assert fig.layout.shapes[0].x0 == 128 and "2 rows truncated" in fig.layout.annotations[0].text
+
+
+def test_length_histogram_bars_fill_the_plot_whatever_the_max_length():
+    lengths = [41, 44, 44, 47, 52, 58, 58, 63, 70, 71]  # short chat rows; max length 256 is far to the right
+    fig = length_histogram(lengths, max_length=256)
+    lo, hi = fig.layout.xaxis.range
+    bins = fig.data[0].xbins
+    assert (lo, hi) == (41, 73) and (bins.start, bins.end, bins.size) == (41, 73, 4)  # 8 bins of 4 tokens
+    assert lo <= min(lengths) and max(lengths) < hi and (hi - lo) <= 1.1 * (max(lengths) - min(lengths) + 1)
+    assert not fig.layout.shapes  # the cut is off the data: a note instead of stretching the axis to 256
+    assert fig.layout.annotations[0].text == "max length 256 (0 rows truncated)"
+    wide = length_histogram(list(range(10, 410, 5)), max_length=128)  # 80 distinct lengths -> 40 bins of 10
+    assert (wide.data[0].xbins.size, tuple(wide.layout.xaxis.range)) == (10, (10, 410))
+    assert wide.layout.shapes[0].x0 == 128 and "56 rows truncated" in wide.layout.annotations[0].text
+    single = length_histogram([12, 12], max_length=8)
+    assert tuple(single.layout.xaxis.range) == (12, 13) and "2 rows truncated" in single.layout.annotations[0].text
 
 
 def test_progress_status_and_probe_timeline():

@@ -47,9 +47,3 @@ def save_adapter_folder(adapters_dir: Path, name: str, model: Any, meta: dict[st
             raise RuntimeError("PEFT did not write adapter_model.safetensors.")
         write_json_atomic(tmp / META_FILE, {**meta, "name": final, "created_at": meta.get("created_at") or now_iso()})
     return target
-
-
-def read_adapter_meta(folder: Path) -> dict[str, Any]:
-    import json
-
-    return json.loads((folder / META_FILE).read_text(encoding="utf-8"))

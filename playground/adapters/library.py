@@ -19,15 +19,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
-
-from playground.adapters.files import now_iso
+from playground.adapters.files import META_FILE, now_iso
 from playground.fsutil import atomic_dir, unique_name, validate_name, write_json_atomic
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 PICKLE_FILE = "adapter_model.bin"
-META_FILE = "playground.json"
 KINDS = ("trained", "mixed", "imported")
 
 
@@ -76,14 +73,6 @@ class AdapterInfo:
                 "target_modules": self.settings.get("target_modules"), "size_bytes": self.size_bytes,
                 "final_train_loss": self.final_train_loss, "final_eval_loss": self.final_eval_loss,
                 "created_at": self.created_at, "settings": self.settings}
-
-
-def format_size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def _read_json(path: Path) -> dict | None:
@@ -171,6 +160,11 @@ def default_name(raw: str) -> str:
     return cleaned[:100]
 
 
+def unknown_adapter(name: str, known: list[str]) -> AdapterError:
+    return AdapterError(f"There is no adapter named {name!r} in the library (adapters: "
+                        f"{', '.join(known) or 'none yet'}).")
+
+
 class AdapterLibrary:
     """The folder of saved adapters. All writes are all-or-nothing (temp folder + rename)."""
 
@@ -187,6 +181,21 @@ class AdapterLibrary:
     def names(self) -> list[str]:
         return [i.name for i in self.list()]
 
+    def stamp(self) -> tuple:
+        """Cheap fingerprint of the library on disk: it changes when an adapter is added (also by a training
+        worker process), renamed, deleted or rewritten. Only folder names and two mtimes are read."""
+        if not self.root.is_dir():
+            return ()
+        entries = []
+        for d in os.scandir(self.root):
+            if d.name.startswith(".") or not d.is_dir():
+                continue
+            try:
+                entries.append((d.name, d.stat().st_mtime_ns, os.stat(os.path.join(d.path, META_FILE)).st_mtime_ns))
+            except OSError:  # no metadata (or it vanished meanwhile): the folder's own mtime still counts
+                entries.append((d.name, 0, 0))
+        return tuple(sorted(entries))
+
     def list(self) -> list[AdapterInfo]:
         """Every adapter folder (hidden temp/trash folders skipped), newest first."""
         if not self.root.is_dir():
@@ -198,8 +207,7 @@ class AdapterLibrary:
     def get(self, name: str) -> AdapterInfo:
         folder = self.folder(name)
         if not (folder / CONFIG_FILE).is_file():
-            known = ", ".join(self.names()) or "none yet"
-            raise AdapterError(f"There is no adapter named {name!r} in the library (adapters: {known}).")
+            raise unknown_adapter(name, self.names())
         return read_info(folder)
 
     def exists(self, name: str) -> bool:
@@ -252,59 +260,3 @@ class AdapterLibrary:
         trash = Path(tempfile.mkdtemp(prefix=f".trash-{name}-", dir=self.root))
         os.replace(folder, trash / name)
         shutil.rmtree(trash, ignore_errors=True)
-
-
-def loss_curve_figure(info: AdapterInfo) -> go.Figure:
-    """Train loss (and eval loss when recorded) against the step."""
-    fig = go.Figure()
-    train = [p for p in info.loss_history if p.get("loss") is not None]
-    evals = [p for p in info.eval_history if p.get("eval_loss") is not None]
-    if train:
-        fig.add_trace(go.Scatter(x=[p.get("step") for p in train], y=[p["loss"] for p in train],
-                                 mode="lines+markers", name="train loss"))
-    if evals:
-        fig.add_trace(go.Scatter(x=[p.get("step") for p in evals], y=[p["eval_loss"] for p in evals],
-                                 mode="lines+markers", name="eval loss"))
-    title = f"Loss curve: {info.name}"
-    if not (train or evals):
-        title = f"{info.name}: no loss history ({info.kind} adapter)"
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", height=320,
-                      margin=dict(l=40, r=20, t=50, b=40))
-    return fig
-
-
-def detail_markdown(info: AdapterInfo, loaded: bool, active: bool) -> str:
-    """The detail card: every recorded fact and setting."""
-    state = "**active**" if active else "loaded" if loaded else "on disk"
-    lines = [f"### {info.name}  ·  {info.kind}  ·  {state}",
-             f"- **Base model:** `{info.base_model}` (fingerprint `{info.base_fingerprint or 'unknown'}`)",
-             f"- **Dataset:** {json.dumps(info.dataset) if info.dataset else '—'}",
-             f"- **Rank:** {info.rank} · **target modules:** {info.target_modules or '—'}",
-             f"- **Size on disk:** {format_size(info.size_bytes)} · **created:** {info.created_at}",
-             f"- **Final train loss:** {_fmt(info.final_train_loss)} · **final eval loss:** "
-             f"{_fmt(info.final_eval_loss)}"]
-    if info.meta.get("duration_s") is not None:
-        lines.append(f"- **Training time:** {float(info.meta['duration_s']):.1f} s")
-    if info.settings:
-        lines.append("\n**Settings**\n")
-        lines += [f"- `{k}`: {json.dumps(v, default=str)}" for k, v in sorted(info.settings.items())]
-    return "\n".join(lines)
-
-
-def _fmt(x: Any) -> str:
-    return f"{x:.4f}" if isinstance(x, (int, float)) else "—"
-
-
-def library_rows(infos: list[AdapterInfo], loaded: set[str], active: str | None) -> list[list]:
-    """Rows for the library table."""
-    rows = []
-    for i in infos:
-        state = "● active" if i.name == active else "loaded" if i.name in loaded else ""
-        rows.append([i.name, state, i.kind, i.base_model, i.dataset_name or "—", i.rank or "—",
-                     i.target_modules or "—", format_size(i.size_bytes), _fmt(i.final_train_loss),
-                     _fmt(i.final_eval_loss), i.created_at])
-    return rows
-
-
-LIBRARY_HEADERS = ["name", "state", "kind", "base model", "dataset", "rank", "target modules", "size",
-                   "train loss", "eval loss", "created at"]

@@ -5,15 +5,14 @@ The first activation wraps the base in a `PeftModelForCausalLM`; later ones `loa
 "Base only" keeps the wrapper but disables the adapter layers in place, so *every* caller sees the base,
 even one that runs `lm.base_model` directly. Every model-touching call holds the ModelStore lock.
 
-Generation paths in other tabs should wrap their forward/generate calls in `generation_context(lm)`
-(a no-op unless a PEFT wrapper exists with no active adapter) and use `base_context(lm)` for an explicit
-"adapter disabled" pass (e.g. the base curve of a base-vs-tuned chart).
+Generation paths run in `generation_context(lm)` / `base_context(lm)` (playground.adapters.context; imported
+here too for the callers that have always found them in this module).
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
+import hashlib
 import time
 import weakref
 from collections.abc import Iterator
@@ -21,106 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from playground.adapters.library import (
-    WEIGHTS_FILE,
-    AdapterError,
-    AdapterInfo,
-    AdapterLibrary,
-    check_adapter_files,
-    detail_markdown,
-    library_rows,
-)
-from playground.adapters.mixing import BaseFacts, MixSpec, merge_into_copy, save_mixed_adapter
 from playground.adapters.archive import export_zip, import_zip
+from playground.adapters.compat import check_compatible
+from playground.adapters.context import (  # noqa: F401  (base_context & co. are re-exported)
+    BaseVsTuned,
+    base_context,
+    generation_context,
+    is_peft,
+    next_token_probs_base_vs_tuned,
+)
+from playground.adapters.library import WEIGHTS_FILE, AdapterError, AdapterInfo, AdapterLibrary, check_adapter_files
+from playground.adapters.mixing import BaseFacts, MixSpec, add_weighted_mix, merge_into_copy
+from playground.adapters.views import LibraryState
+from playground.model.anatomy import adapter_parameter_counts
 from playground.model.store import LoadedModel, ModelStore
-
-_LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\."
-                       r"(?P<part>lora_A|lora_B|lora_embedding_A|lora_embedding_B)(?:\.weight)?$")
-
-
-def _is_peft(model: Any) -> bool:
-    from peft import PeftModel
-
-    return isinstance(model, PeftModel)
-
-
-@contextlib.contextmanager
-def base_context(lm: LoadedModel) -> Iterator[None]:
-    """Run the block on the base model: adapters disabled with PEFT's `disable_adapter()` if any are loaded."""
-    if _is_peft(lm.model) and lm.model.peft_config:
-        with lm.model.disable_adapter():
-            yield
-    else:
-        yield
-
-
-def generation_context(lm: LoadedModel) -> contextlib.AbstractContextManager:
-    """The context every generation path should run in: the active adapter, or the base when none is active."""
-    return base_context(lm) if lm.active_adapter is None else contextlib.nullcontext()
-
-
-@dataclass
-class BaseVsTuned:
-    """Next-token probabilities for the same input with the adapter disabled and enabled."""
-
-    base: torch.Tensor  # [vocab], float32 on CPU
-    tuned: torch.Tensor | None  # None when no adapter is active
-    adapter: str | None
-
-
-@torch.no_grad()
-def next_token_probs_base_vs_tuned(store: ModelStore, input_ids: torch.Tensor) -> BaseVsTuned:
-    """Softmax of the last position's logits, base (adapter disabled) and tuned (active adapter)."""
-    with store.use() as lm:
-        ids = input_ids.to(lm.device)
-        ids = ids.unsqueeze(0) if ids.dim() == 1 else ids
-        with base_context(lm):
-            base = lm.model(input_ids=ids).logits[0, -1].float().softmax(-1).cpu()
-        tuned = None
-        if lm.active_adapter is not None:
-            tuned = lm.model(input_ids=ids).logits[0, -1].float().softmax(-1).cpu()
-        return BaseVsTuned(base=base, tuned=tuned, adapter=lm.active_adapter)
-
-
-def _in_out_features(module: Any) -> tuple[int | None, int | None]:
-    base = module.get_base_layer() if hasattr(module, "get_base_layer") else module
-    try:
-        from peft.tuners.tuners_utils import _get_in_out_features
-
-        return _get_in_out_features(base)
-    except (ImportError, ValueError):
-        return getattr(base, "in_features", None), getattr(base, "out_features", None)
-
-
-def check_compatible(info: AdapterInfo, shapes: dict[str, tuple[int, ...]], lm: LoadedModel) -> list[str]:
-    """Refuse an adapter made for another base (metadata fingerprint, then every tensor shape); return notes."""
-    notes = []
-    if info.base_fingerprint and info.base_fingerprint != lm.fingerprint:
-        if info.base_model != lm.name:
-            raise AdapterError(f"Adapter {info.name!r} was trained on {info.base_model}, but the loaded base model "
-                               f"is {lm.name}. Load {info.base_model} in the Model tab to use it.")
-        notes.append(f"its base fingerprint differs from {lm.name}'s (another dtype or quantization?); "
-                     "the layer shapes match, so it was loaded")
-    modules = dict(lm.base_model.named_modules())
-    for key, shape in shapes.items():
-        m = _LORA_KEY.match(key)
-        if m is None:
-            continue
-        path, part = m["module"], m["part"]
-        module = modules.get(path)
-        made_for = f"it was made for {info.base_model}"
-        if module is None:
-            raise AdapterError(f"Adapter {info.name!r} does not fit the loaded base model {lm.name}: {made_for}, "
-                               f"and {lm.name} has no layer {path}.")
-        n_in, n_out = _in_out_features(module)
-        want, got = (n_in, shape[1]) if part.endswith("A") else (n_out, shape[0])
-        if want is not None and len(shape) > 1 and want != got:
-            side = "inputs" if part.endswith("A") else "outputs"
-            raise AdapterError(f"Adapter {info.name!r} does not fit the loaded base model {lm.name}: {made_for}. "
-                               f"Layer {path} has {want} {side} in {lm.name}, the adapter expects {got}.")
-    return notes
 
 
 @dataclass
@@ -156,7 +69,7 @@ class AdapterManager:
         if self._base_ref is None or self._base_ref() is not lm.base_model:
             self._loaded.clear()
             self._base_ref = weakref.ref(lm.base_model)
-        if not _is_peft(lm.model):
+        if not is_peft(lm.model):
             self._loaded.clear()
         else:  # drop names whose PEFT adapter vanished (e.g. removed by someone else)
             for name in [n for n, s in self._loaded.items() if s.key not in lm.model.peft_config]:
@@ -171,6 +84,20 @@ class AdapterManager:
 
     def active(self) -> str | None:
         return self.store.current.active_adapter if self.store.loaded else None
+
+    def stamp(self) -> str:
+        """Changes whenever anything an adapter list or header shows may have changed: the model or active
+        adapter (store.revision), which adapters are loaded, or the library on disk (also when a training
+        worker saves one). Lock-free and cheap, so every open page can poll it."""
+        facts = (self.store.revision, self.active(), tuple(sorted(self.loaded_names())), self.library.stamp())
+        return hashlib.sha1(repr(facts).encode()).hexdigest()[:16]
+
+    def loaded_sizes(self) -> list[tuple[str, int, bool]]:
+        """(name, parameters it adds, active) for every adapter loaded into the live model."""
+        with self.store.use() as lm:
+            self._sync(lm)
+            counts = adapter_parameter_counts(lm.model) if is_peft(lm.model) else {}
+            return [(name, counts.get(slot.key, 0), name == lm.active_adapter) for name, slot in self._loaded.items()]
 
     def _new_key(self, peft: Any) -> str:
         while True:
@@ -196,7 +123,7 @@ class AdapterManager:
             self._loaded.pop(name, None)
             self._unload_key(lm, slot.key)
         self._evict(lm)
-        peft = lm.model if _is_peft(lm.model) else None
+        peft = lm.model if is_peft(lm.model) else None
         key = self._new_key(peft)
         try:
             if peft is None:  # what PeftModel.from_pretrained does, with a handle to undo a failed load
@@ -236,7 +163,7 @@ class AdapterManager:
 
     def _unload_key(self, lm: LoadedModel, key: str) -> None:
         peft = lm.model
-        if not _is_peft(peft) or key not in peft.peft_config:
+        if not is_peft(peft) or key not in peft.peft_config:
             return
         if len(peft.peft_config) == 1:  # the last adapter: remove the wrapper, back to the plain base
             self.store.set_model(peft.unload(), None)
@@ -251,7 +178,7 @@ class AdapterManager:
         peft = lm.model
         if name is not None and name not in self._loaded:
             name = None  # not loaded by this manager (e.g. set by another component): fall back to the base
-        if _is_peft(peft) and peft.peft_config:
+        if is_peft(peft) and peft.peft_config:
             if name is None:
                 peft.set_adapter(next(iter(peft.peft_config)), inference_mode=True)
                 peft.base_model.disable_adapter_layers()
@@ -305,20 +232,9 @@ class AdapterManager:
 
     # ------------------------------------------------------------ library operations
 
-    def infos(self) -> list[AdapterInfo]:
-        return self.library.list()
-
-    def summaries(self) -> list[dict]:
-        """Library metadata plus loaded/active state (the /adapters endpoint)."""
-        loaded, active = set(self.loaded_names()), self.active()
-        return [{**i.summary(), "loaded": i.name in loaded, "active": i.name == active} for i in self.infos()]
-
-    def table(self) -> list[list]:
-        return library_rows(self.infos(), set(self.loaded_names()), self.active())
-
-    def detail(self, name: str) -> tuple[AdapterInfo, str]:
-        info = self.library.get(name)
-        return info, detail_markdown(info, name in self.loaded_names(), name == self.active())
+    def state(self) -> LibraryState:
+        """The library on disk with each adapter's loaded / active state (the tables and the /adapters API)."""
+        return LibraryState(self.library.list(), frozenset(self.loaded_names()), self.active())
 
     def delete(self, name: str) -> str:
         """Delete from disk; an active adapter is deactivated first and every loaded copy is dropped."""
@@ -357,21 +273,12 @@ class AdapterManager:
         spec = spec.checked(self.library)
         with self.store.use() as lm:
             keys = [self._ensure_loaded(lm, n) for n in spec.names]
-            peft, infos = lm.model, [self.library.get(n) for n in spec.names]
-            key = self._new_key(peft)
+            key = self._new_key(lm.model)
             try:
-                started = time.perf_counter()
-                peft.add_weighted_adapter(keys, list(spec.weights), key, combination_type=spec.method)
-                info = save_mixed_adapter(self.library, peft, key, spec, infos, lm, time.perf_counter() - started)
-            except Exception as err:
-                if key in peft.peft_config:
-                    peft.delete_adapter(key)
+                info = add_weighted_mix(self.library, lm, keys, key, spec)
+            finally:  # new layers start enabled: restore what was active (or base only)
                 self._apply(lm, lm.active_adapter)
-                if isinstance(err, AdapterError):
-                    raise
-                raise AdapterError(f"PEFT could not mix these adapters with {spec.method!r}: {err}") from err
             self._loaded[info.name] = _Loaded(key, _stamp(info.path), time.monotonic())
-            self._apply(lm, lm.active_adapter)  # new layers start enabled; restore base-only if that was the state
             return info
 
     def merge_and_save(self, out_name: str) -> Path:

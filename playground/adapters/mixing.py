@@ -7,6 +7,7 @@ the file writing live here. Merging always works on a separate copy of the base,
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,27 @@ def save_mixed_adapter(library: AdapterLibrary, peft: Any, key: str, spec: MixSp
     }
     folder = save_adapter_folder(library.root, spec.new_name, peft, meta, adapter_name=key)
     return library.get(folder.name)
+
+
+def add_weighted_mix(library: AdapterLibrary, lm: LoadedModel, keys: list[str], key: str,
+                     spec: MixSpec) -> AdapterInfo:
+    """Mix the loaded PEFT adapters `keys` into a new PEFT adapter `key` and save it as `spec.new_name`.
+
+    On any failure the half-made PEFT adapter is removed again and the error is a sentence (AdapterError).
+    Caller holds the model lock and restores the active adapter afterwards.
+    """
+    peft = lm.model
+    sources = [library.get(n) for n in spec.names]
+    try:
+        started = time.perf_counter()
+        peft.add_weighted_adapter(keys, list(spec.weights), key, combination_type=spec.method)
+        return save_mixed_adapter(library, peft, key, spec, sources, lm, time.perf_counter() - started)
+    except Exception as err:
+        if key in peft.peft_config:
+            peft.delete_adapter(key)
+        if isinstance(err, AdapterError):
+            raise
+        raise AdapterError(f"PEFT could not mix these adapters with {spec.method!r}: {err}") from err
 
 
 @dataclass(frozen=True)

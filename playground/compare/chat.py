@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+from transformers import StoppingCriteriaList, TextStreamer
 
 from playground.adapters.library import AdapterError
 from playground.adapters.live import AdapterManager
 from playground.compare.diff import WhatChanged, what_changed
-from playground.decode.session import context_limit
+from playground.decode.cancel import Cancel
 from playground.decode.sampling import SamplingSettings, check_int, generate_kwargs
+from playground.decode.session import context_limit
 from playground.model.store import LoadedModel
 
 MAX_NEW_TOKENS = 1024
@@ -142,14 +143,6 @@ class _CallbackStreamer(TextStreamer):
             self.on_text(text)
 
 
-class _Cancel(StoppingCriteria):
-    def __init__(self, event: threading.Event):
-        self.event = event
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
 def _trim_special(tokenizer: Any, ids: list[int]) -> list[int]:
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     while ids and ids[-1] in special:
@@ -169,7 +162,7 @@ def generate_answer(lm: LoadedModel, prompt_ids: list[int], settings: CompareSet
     with torch.inference_mode():
         out = lm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                 streamer=_CallbackStreamer(lm.tokenizer, on_text),
-                                stopping_criteria=StoppingCriteriaList([_Cancel(cancel)]),
+                                stopping_criteria=StoppingCriteriaList([Cancel(cancel)]),
                                 max_new_tokens=min(settings.max_new_tokens, room),
                                 pad_token_id=lm.tokenizer.pad_token_id, return_dict_in_generate=True,
                                 output_logits=want_logits, **generate_kwargs(settings.sampling))

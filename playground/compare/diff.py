@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from playground.adapters.live import base_context
-from playground.model.store import LoadedModel
 from playground.decode.tokens import incremental_texts, token_label
+from playground.model.store import LoadedModel
 
 DELTA_RANGE = 4.0  # |Δ log p| at which the colour is at full strength
 
@@ -103,11 +103,20 @@ LEGEND_HTML = (
     "answers diverge</span><span>· hover a token for both probabilities</span></div>")
 
 
+def placeholder_html(adapter: str | None) -> str:
+    """What the panel says before a turn (or after a turn without an adapter): follows the active adapter."""
+    if adapter:
+        text = (f"Send a message: the answer of adapter <code>{html.escape(adapter)}</code> appears here token "
+                "by token, coloured by how much likelier the adapter made each token than the base model.")
+    else:
+        text = "No adapter is active: nothing to compare against. Activate an adapter in the Adapters tab."
+    return f'<div class="pg-whatchanged pg-empty" style="color:#6b7280;">{text}</div>'
+
+
 def what_changed_html(changed: WhatChanged | None, adapter: str | None) -> str:
     """The tuned answer, each token coloured by Δ log p, the divergence marked, with a legend."""
     if changed is None:
-        return ('<div class="pg-whatchanged pg-empty" style="color:#6b7280;">No adapter is active: nothing to '
-                "compare against. Activate an adapter in the Adapters tab.</div>")
+        return placeholder_html(adapter)
     if changed.divergence_index is None:
         summary = "The two answers are identical."
     elif changed.divergence_index < len(changed.tokens):

@@ -1,9 +1,11 @@
 """Held-out evaluation: base vs tuned on a recipe's test split or an uploaded file of held-out rows.
 
-Loss (and perplexity) is measured on the answer tokens only, as training puts its loss there. For the
-Pig Latin recipe the greedy answers are also scored with word accuracy and exact match. The model lock is
-taken per batch with `AdapterManager.using`, so other tabs are not blocked for the whole run and every
-batch runs with the intended adapter even if someone swaps adapters meanwhile.
+Loss (and perplexity) is measured on the answer tokens only, as training puts its loss there, for every
+dataset. Both models also answer the first rows greedily, so you can read what changed. Only Pig Latin has an
+automatic score of the answers (word accuracy and exact match, over every row); other recipes and uploads
+show loss, perplexity and the answers. The model lock is taken per batch with `AdapterManager.using`, so
+other tabs are not blocked for the whole run and every batch runs with the intended adapter even if someone
+swaps adapters meanwhile.
 """
 
 from __future__ import annotations
@@ -14,20 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
 from playground.adapters.live import AdapterManager
-from playground.data.loading import RawData, format_rows, load_file, quiet_datasets
-from playground.data.recipes import get_recipe, list_recipes
-from playground.decode.sampling import SamplingSettings, check_int, generate_kwargs
+from playground.data.files import load_file, quiet_datasets
+from playground.data.loading import RawData, format_rows
 from playground.data.pig_latin import exact_match, word_accuracy
+from playground.data.recipes import get_recipe, list_recipes
 from playground.data.sources import DataSource
+from playground.decode.sampling import SamplingSettings, check_int, generate_kwargs
 
 Progress = Callable[[float, str], None]
 PIG_LATIN_PREFIX = "translate to pig latin"
-TABLE_HEADERS = ["model", "adapter", "loss", "perplexity", "word accuracy", "exact match", "rows"]
+LOSS_METRICS = [("loss", "loss ↓"), ("perplexity", "perplexity ↓")]
+PIG_LATIN_METRICS = [("word_accuracy", "word accuracy ↑"), ("exact_match", "exact match ↑")]
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class EvalRequest:
     max_rows: int = 60
     batch_size: int = 8
     max_new_tokens: int = 64
+    answers: int = 8  # rows both models answer greedily for reading (Pig Latin answers every row: it scores them)
 
     def __post_init__(self) -> None:
         if not str(self.dataset or "").strip():
@@ -46,6 +49,7 @@ class EvalRequest:
         check_int("max_rows", self.max_rows, 1, 100_000)
         check_int("batch_size", self.batch_size, 1, 256)
         check_int("max_new_tokens", self.max_new_tokens, 1, 1024)
+        check_int("answers", self.answers, 0, 100_000)
 
 
 @dataclass
@@ -77,38 +81,46 @@ class EvalResult:
     tuned: Scores
     references: list[str]
 
+    @property
+    def metrics(self) -> list[tuple[str, str]]:
+        """(Scores field, title) of the metrics that apply to this dataset."""
+        return LOSS_METRICS + (PIG_LATIN_METRICS if self.pig_latin else [])
+
+    def headers(self) -> list[str]:
+        return ["model", "adapter", *(title for _, title in self.metrics), "rows"]
+
     def table(self) -> list[list]:
-        def f(x: float | None, pct: bool = False) -> str:
-            return "—" if x is None else f"{100 * x:.1f} %" if pct else f"{x:.4f}"
-        return [[s.label, s.adapter or "— (base)", f(s.loss), f(s.perplexity), f(s.word_accuracy, True),
-                 f(s.exact_match, True), self.rows] for s in (self.base, self.tuned)]
+        """One row per model with only the metrics that apply (no empty columns)."""
+        def f(key: str, x: float | None) -> str:
+            return "—" if x is None else f"{100 * x:.1f} %" if key in ("word_accuracy", "exact_match") else f"{x:.4f}"
+        return [[s.label, s.adapter or "— (base)", *(f(k, getattr(s, k)) for k, _ in self.metrics), self.rows]
+                for s in (self.base, self.tuned)]
+
+    def metric_note(self) -> str:
+        """Which metrics apply, said in words next to the table."""
+        note = ("Loss and perplexity of the reference answers' tokens (lower = the model finds the expected "
+                "answer likelier)")
+        if self.pig_latin:
+            return (note + f"; word accuracy and exact match score the greedy answers of all {self.rows} rows "
+                    "against the Pig Latin references (higher is better).")
+        return (note + f". {self.dataset} has no automatic answer score (word accuracy applies to Pig Latin "
+                "only): read the answers below.")
+
+    def answers_label(self) -> str:
+        n = len(self.samples())
+        return f"First {n} answer{'s' if n != 1 else ''} on {self.dataset} (greedy): reference · base · {self.tuned.label}"
 
     def as_api(self) -> dict[str, Any]:
         def d(s: Scores) -> dict[str, Any]:
             return {"adapter": s.adapter, "loss": s.loss, "perplexity": s.perplexity,
                     "word_accuracy": s.word_accuracy, "exact_match": s.exact_match}
         return {"dataset": self.dataset, "model": self.model, "rows": self.rows, "base": d(self.base),
-                "tuned": d(self.tuned)}
+                "tuned": d(self.tuned), "metrics": [k for k, _ in self.metrics],
+                "answers": [{"reference": r, "base": b, "tuned": t} for r, b, t in self.samples(len(self.references))]}
 
     def samples(self, n: int = 8) -> list[list[str]]:
-        """First rows: reference, base answer, tuned answer (only when answers were generated)."""
+        """First rows: reference, base answer, tuned answer."""
         return [[r, b, t] for r, b, t in zip(self.references[:n], self.base.predictions, self.tuned.predictions)]
-
-
-def metrics_figure(result: EvalResult) -> go.Figure:
-    """One small bar chart per metric (their scales differ), base vs tuned in each."""
-    metrics = [("loss", "loss ↓"), ("perplexity", "perplexity ↓")]
-    if result.pig_latin:
-        metrics += [("word_accuracy", "word accuracy ↑"), ("exact_match", "exact match ↑")]
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[t for _, t in metrics])
-    labels = [result.base.label, result.tuned.label]
-    for i, (key, title) in enumerate(metrics, start=1):
-        values = [getattr(result.base, key), getattr(result.tuned, key)]
-        fig.add_trace(go.Bar(x=labels, y=values, name=title, marker_color=["#9ca3af", "#2563eb"],
-                             text=[f"{v:.3g}" for v in values], textposition="auto", showlegend=False), 1, i)
-    fig.update_layout(title=f"Held-out evaluation on {result.dataset} ({result.rows} rows)", height=340,
-                      margin=dict(l=30, r=20, t=70, b=30))
-    return fig
 
 
 def dataset_choices() -> list[tuple[str, str]]:
@@ -196,6 +208,10 @@ def batch_generate(model: Any, tokenizer: Any, device: torch.device, prompts: li
     return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
 
 
+def _batches(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
 def evaluate(adapters: AdapterManager, request: EvalRequest, progress: Progress | None = None) -> EvalResult:
     """Run base and tuned over the held-out rows. Raises ValueError / AdapterError with a sentence."""
     say = progress or (lambda _f, _m: None)
@@ -209,10 +225,12 @@ def evaluate(adapters: AdapterManager, request: EvalRequest, progress: Progress 
     say(0.0, "Loading the held-out rows…")
     name, examples, pig = load_examples(request.dataset.strip(), chat, request.max_rows)
     encoded = [encode(tokenizer, e) for e in examples]
-    batches = [encoded[i:i + request.batch_size] for i in range(0, len(encoded), request.batch_size)]
-    steps = len(batches) * (2 if pig else 1) * 2
+    batches = _batches(encoded, request.batch_size)
+    answered = _batches(encoded[:len(examples) if pig else request.answers], request.batch_size)
+    steps = 2 * (len(batches) + len(answered))
     done = 0
     scores = []
+    refs = [e.reference for e in examples]
     for label, name_ in (("base", None), ("tuned", adapter)):
         nll, count, preds = 0.0, 0, []
         for batch in batches:
@@ -220,15 +238,12 @@ def evaluate(adapters: AdapterManager, request: EvalRequest, progress: Progress 
                 s, n = batch_nll(lm.model, lm.device, tokenizer.pad_token_id, batch)
             nll, count, done = nll + s, count + n, done + 1
             say(done / steps, f"{label}: loss on batch {done}/{steps}")
-        if pig:
-            for batch in batches:
-                with adapters.using(name_) as lm:
-                    preds += batch_generate(lm.model, tokenizer, device, [p for p, _ in batch],
-                                            request.max_new_tokens)
-                done += 1
-                say(done / steps, f"{label}: answering batch {done}/{steps}")
+        for batch in answered:
+            with adapters.using(name_) as lm:
+                preds += batch_generate(lm.model, tokenizer, device, [p for p, _ in batch], request.max_new_tokens)
+            done += 1
+            say(done / steps, f"{label}: answering batch {done}/{steps}")
         loss = nll / max(1, count)
-        refs = [e.reference for e in examples]
         scores.append(Scores(
             label=label if name_ is None else adapter, adapter=name_, loss=loss, perplexity=math.exp(min(loss, 50)),
             word_accuracy=sum(map(word_accuracy, preds, refs)) / len(refs) if pig else None,

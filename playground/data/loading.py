@@ -10,19 +10,17 @@ Every problem becomes a ValueError with a sentence the UI shows as is (naming th
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from playground.data.files import file_sha256, load_file, quiet_datasets
 from playground.data.recipes import ASSETS, get_recipe
 from playground.data.sources import DataSource
 
-MAX_FILE_BYTES = 200 * 1024 * 1024
 # Roles of each format; "input" (instruction format) is the only optional one.
 FORMAT_ROLES = {"messages": ["messages"], "prompt_completion": ["prompt", "completion"],
                 "instruction": ["instruction", "input", "output"], "text": ["text"]}
@@ -56,103 +54,15 @@ class PreparedData:
         return {"name": self.name, "rows": self.rows, "sha256": self.sha256}
 
 
-@contextlib.contextmanager
-def quiet_datasets() -> Iterator[None]:
-    """No `datasets` progress bars while mapping small previews (they would flood the app's console)."""
-    from datasets.utils import logging as ds_logging
-
-    was_enabled = ds_logging.is_progress_bar_enabled()
-    ds_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            ds_logging.enable_progress_bar()
-
-
-# ---------------------------------------------------------------- loading
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def check_file(path: Path) -> str:
-    """Refuse missing, empty, oversized, binary and unknown-type files; return the `datasets` loader name."""
-    if not path.is_file():
-        raise ValueError(f"{path.name} does not exist (upload it again).")
-    size = path.stat().st_size
-    if size == 0:
-        raise ValueError(f"{path.name} is empty.")
-    if size > MAX_FILE_BYTES:
-        raise ValueError(f"{path.name} is {size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB.")
-    suffix = path.suffix.lower()
-    if suffix not in (".jsonl", ".json", ".csv"):
-        raise ValueError(f"{path.name}: only .jsonl, .json and .csv files are supported.")
-    with path.open("rb") as f:
-        head = f.read(8192)
-    try:
-        if b"\x00" in head:
-            raise UnicodeDecodeError("utf-8", head, 0, 1, "NUL byte")
-        head.decode("utf-8")
-    except UnicodeDecodeError as err:
-        if err.start < len(head) - 4:  # a multi-byte character cut at the 8 KiB boundary is fine
-            raise ValueError(f"{path.name} is not a UTF-8 text file (it looks binary); "
-                             "upload JSONL, JSON or CSV text.") from None
-    if not head.strip():
-        raise ValueError(f"{path.name} contains only whitespace.")
-    return "csv" if suffix == ".csv" else "json"
-
-
-def _explain_json_error(path: Path) -> str | None:
-    """Name the first line that is not a JSON object (the `datasets` error does not say which)."""
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            return f"{path.name} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}."
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            return f"{path.name} must hold a list of objects (one per row)."
-        return None
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as err:
-                return f"Line {number} of {path.name} is not valid JSON: {err.msg} (column {err.colno})."
-            if not isinstance(value, dict):
-                return f"Line {number} of {path.name} is not a JSON object ({{...}})."
-    return None
-
-
-def load_file(path: Path) -> Any:
-    from datasets import load_dataset
-
-    loader = check_file(path)
-    try:
-        with quiet_datasets():
-            ds = load_dataset(loader, data_files=str(path), split="train", keep_in_memory=True)
-    except Exception as err:  # datasets wraps parse errors; find the line ourselves for a useful message
-        detail = _explain_json_error(path) if loader == "json" else None
-        first = (str(err.__cause__ or err).strip().splitlines() or [type(err).__name__])[0]
-        raise ValueError(detail or f"Could not read {path.name}: {first}") from None
-    return ds
-
-
 def load_raw(source: DataSource, assets: Path = ASSETS) -> RawData:
     """The rows as stored, before any mapping. Raises ValueError with a user-facing sentence."""
     source.validate()
     if source.kind == "recipe":
         recipe = get_recipe(source.recipe, assets)
-        return RawData(load_file(recipe.train), recipe.id, _sha256(recipe.train))
+        return RawData(load_file(recipe.train), recipe.id, file_sha256(recipe.train))
     if source.kind == "file":
         path = Path(source.path)
-        return RawData(load_file(path), path.name, "" if not path.is_file() else _sha256(path))
+        return RawData(load_file(path), path.name, "" if not path.is_file() else file_sha256(path))
     from datasets import load_dataset
 
     hub_id, split = source.hub_id.strip(), (source.hub_split or "train").strip()

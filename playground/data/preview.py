@@ -76,7 +76,7 @@ def loss_mask_view(row: dict[str, Any], tokenizer: Any, completion_only_loss: bo
     """One formatted TRL row -> its tokens, each marked as carrying loss or masked."""
     from datasets import Dataset
 
-    from playground.data.loading import quiet_datasets
+    from playground.data.files import quiet_datasets
 
     with quiet_datasets():
         full = _trl_prepare(Dataset.from_list([row]), tokenizer, completion_only_loss, None)[0]
@@ -93,7 +93,7 @@ def loss_mask_view(row: dict[str, Any], tokenizer: Any, completion_only_loss: bo
 
 def token_lengths(ds: Any, tokenizer: Any, limit: int = 2000) -> list[int]:
     """Token count of each formatted row (first `limit` rows), before truncation."""
-    from playground.data.loading import quiet_datasets
+    from playground.data.files import quiet_datasets
 
     sample = ds.select(range(min(limit, len(ds))))
     with quiet_datasets():

@@ -9,23 +9,24 @@ them the same way.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from playground.decode.sampling import (
-    NEUTRAL_GENERATE_KWARGS,
-    SamplingSettings,
-    check_float,
-    check_int,
-    forward_kwargs,
-)
-from playground.decode.sampling import generate_kwargs
-from playground.model.store import LoadedModel
+from playground.decode.checks import check_float, check_int
+from playground.decode.sampling import NEUTRAL_GENERATE_KWARGS, SamplingSettings, forward_kwargs, generate_kwargs
 from playground.decode.tokens import token_label
+from playground.model.store import LoadedModel
 
 MAX_BEAMS, MAX_STEPS = 8, 20
+LOGPROB_TOL = 1e-4  # generate()'s float32 beam scores vs a sum of log-softmaxes: closer than this is equal
+
+
+def length_score(sum_logprob: float, tokens: int, length_penalty: float) -> float:
+    """generate()'s beam ranking score: sum of log-probs / tokens ** length_penalty."""
+    return float(sum_logprob) / (max(1, tokens) ** float(length_penalty))
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,14 @@ class BeamSettings:
     steps: int = 5
     length_penalty: float = 1.0
 
-    def __post_init__(self) -> None:
-        check_int("num_beams", self.num_beams, 1, MAX_BEAMS)
-        check_int("steps", self.steps, 1, MAX_STEPS)
-        check_float("length_penalty", self.length_penalty, -10.0, 10.0)
+    def __post_init__(self) -> None:  # loose values (slider floats) are checked and converted once, here
+        object.__setattr__(self, "num_beams", check_int("num_beams", self.num_beams, 1, MAX_BEAMS))
+        object.__setattr__(self, "steps", check_int("steps", self.steps, 1, MAX_STEPS))
+        object.__setattr__(self, "length_penalty", check_float("length_penalty", self.length_penalty, -10.0, 10.0))
 
     @classmethod
     def from_values(cls, num_beams: Any, steps: Any, length_penalty: Any) -> "BeamSettings":
-        return cls(num_beams=check_int("num_beams", num_beams, 1, MAX_BEAMS),
-                   steps=check_int("steps", steps, 1, MAX_STEPS),
-                   length_penalty=check_float("length_penalty", length_penalty, -10.0, 10.0))
+        return cls(num_beams, steps, length_penalty)
 
 
 @dataclass
@@ -73,12 +72,12 @@ class BeamNode:
 class RankedSequence:
     token_ids: list[int]
     text: str
-    score: float              # generate()'s sequences_scores (greedy: the sum of log-probs)
-    sum_logprob: float
+    score: float              # what generate() ranks beams by: sum_logprob / tokens ** length_penalty
+    sum_logprob: float        # log of the sequence's total probability
 
     @property
     def probability(self) -> float:
-        return float(torch.tensor(self.sum_logprob).exp())
+        return math.exp(self.sum_logprob)
 
     def as_api(self) -> dict[str, Any]:
         return {"text": self.text, "token_ids": self.token_ids, "score": self.score,
@@ -91,20 +90,24 @@ class BeamResult:
     nodes: list[BeamNode]
     final: list[RankedSequence]       # from generate(), best first
     tree_final: list[tuple[list[int], float]] = field(default_factory=list)  # the tree's own ranking
-    greedy: RankedSequence | None = None
+    greedy: RankedSequence | None = None  # score on the same scale as the beams' (length penalty applied)
+    context: str = ""                 # the text the search continues (as fed to the model)
+
+    @property
+    def beam_vs_greedy(self) -> str | None:
+        """Total probability of generate()'s best beam against greedy's: "better", "equal" or "worse".
+        The same tokens, or log-probs closer than LOGPROB_TOL (float32 noise), are "equal"."""
+        if not self.final or self.greedy is None:
+            return None
+        best, greedy = self.final[0], self.greedy
+        if best.token_ids == greedy.token_ids or abs(best.sum_logprob - greedy.sum_logprob) <= LOGPROB_TOL:
+            return "equal"
+        return "better" if best.sum_logprob > greedy.sum_logprob else "worse"
 
     @property
     def beam_beats_greedy(self) -> bool:
-        return bool(self.final and self.greedy and self.final[0].sum_logprob > self.greedy.sum_logprob + 1e-9)
-
-    def summary(self) -> str:
-        if not self.final or self.greedy is None:
-            return ""
-        best, greedy = self.final[0], self.greedy
-        verdict = ("beam search found a sequence **more probable** than greedy's" if self.beam_beats_greedy
-                   else "greedy's sequence is at least as probable (beam search found nothing better)")
-        return (f"Best beam: total probability **{best.probability:.4g}** (log-prob {best.sum_logprob:.3f}); "
-                f"greedy: **{greedy.probability:.4g}** (log-prob {greedy.sum_logprob:.3f}): {verdict}.")
+        """Strictly more probable than greedy's sequence (equal is not a win)."""
+        return self.beam_vs_greedy == "better"
 
 
 def _eos_ids(lm: LoadedModel) -> list[int]:
@@ -114,7 +117,7 @@ def _eos_ids(lm: LoadedModel) -> list[int]:
     return [] if eos is None else ([int(eos)] if isinstance(eos, int) else [int(e) for e in eos])
 
 
-def _strip(lm: LoadedModel, generated: list[int]) -> list[int]:
+def strip_after_eos(lm: LoadedModel, generated: list[int]) -> list[int]:
     """Cut a returned sequence after its first EOS (the rest is padding)."""
     eos = set(_eos_ids(lm))
     for i, tid in enumerate(generated):
@@ -153,7 +156,7 @@ def expand_tree(lm: LoadedModel, prompt_ids: list[int], settings: BeamSettings) 
         for rank, node, gen, done in candidates:
             if done and rank < beams:
                 node.status = "finished"
-                node.score = node.cum_logprob / (len(gen) ** settings.length_penalty)
+                node.score = length_score(node.cum_logprob, len(gen), settings.length_penalty)
                 finished.append((node.score, gen))
         going_on = [c for c in candidates if not c[3]][:beams]
         for _, node, _, _ in going_on:
@@ -175,7 +178,7 @@ def generate_beams(lm: LoadedModel, prompt_ids: list[int], settings: BeamSetting
     """generate()'s own beam search: all B returned beams, best first, with their scores."""
     if settings.num_beams == 1:  # generate() runs greedy search then, which reports no sequence score
         g = greedy_path(lm, prompt_ids, settings.steps)
-        return [_sequence(lm, g.token_ids, g.sum_logprob / (len(g.token_ids) ** settings.length_penalty),
+        return [_sequence(lm, g.token_ids, length_score(g.sum_logprob, len(g.token_ids), settings.length_penalty),
                           g.sum_logprob)]
     input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
     out = lm.model.generate(
@@ -186,14 +189,14 @@ def generate_beams(lm: LoadedModel, prompt_ids: list[int], settings: BeamSetting
         output_scores=True, return_dict_in_generate=True, pad_token_id=lm.tokenizer.pad_token_id)
     result = []
     for seq, score in zip(out.sequences, out.sequences_scores.tolist()):
-        gen = _strip(lm, seq[len(prompt_ids):].tolist())
+        gen = strip_after_eos(lm, seq[len(prompt_ids):].tolist())
         result.append(_sequence(lm, gen, score, score * (len(gen) ** settings.length_penalty)))
     return result
 
 
 @torch.inference_mode()
 def greedy_path(lm: LoadedModel, prompt_ids: list[int], steps: int) -> RankedSequence:
-    """generate()'s greedy continuation with its total log-probability."""
+    """generate()'s greedy continuation with its total log-probability (score = that sum, no length penalty)."""
     input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
     out = lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                             **generate_kwargs(SamplingSettings(temperature=0.0)), max_new_tokens=steps,
@@ -209,8 +212,11 @@ def beam_search(lm: LoadedModel, prompt_ids: list[int], settings: BeamSettings) 
     nodes, tree_final = expand_tree(lm, prompt_ids, settings)
     final = generate_beams(lm, prompt_ids, settings)
     greedy = greedy_path(lm, prompt_ids, settings.steps)
+    greedy.score = length_score(greedy.sum_logprob, len(greedy.token_ids), settings.length_penalty)  # beams' scale
     _mark_paths(nodes, final, greedy)
-    return BeamResult(settings=settings, nodes=nodes, final=final, tree_final=tree_final, greedy=greedy)
+    context = lm.tokenizer.decode(list(prompt_ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    return BeamResult(settings=settings, nodes=nodes, final=final, tree_final=tree_final, greedy=greedy,
+                      context=context)
 
 
 def _mark_paths(nodes: list[BeamNode], final: list[RankedSequence], greedy: RankedSequence) -> None:
@@ -230,56 +236,3 @@ def _mark_paths(nodes: list[BeamNode], final: list[RankedSequence], greedy: Rank
         node = by_path.get(tuple(greedy.token_ids[:n]))
         if node is not None:
             node.on_greedy = True
-
-
-# ---------------------------------------------------------------- greedy vs beam vs sampled
-
-@dataclass
-class StrategyResult:
-    """One strategy's continuation of the same prompt."""
-
-    name: str
-    detail: str
-    text: str
-    token_ids: list[int]
-    sum_logprob: float        # under the model itself (temperature 1), comparable across strategies
-
-    @property
-    def mean_token_prob(self) -> float:
-        return float(torch.tensor(self.sum_logprob / max(1, len(self.token_ids))).exp())
-
-
-@torch.inference_mode()
-def continuation_logprob(lm: LoadedModel, prompt_ids: list[int], generated: list[int]) -> float:
-    """log P(generated | prompt) under the model, by one teacher-forced forward pass."""
-    if not generated:
-        return 0.0
-    ids = torch.tensor([list(prompt_ids) + list(generated)], dtype=torch.long, device=lm.device)
-    logits = lm.model(input_ids=ids, use_cache=False).logits[0, len(prompt_ids) - 1:-1].float()
-    logp = torch.log_softmax(logits, -1)
-    return float(logp.gather(1, torch.tensor(generated, device=logp.device)[:, None]).sum())
-
-
-@torch.inference_mode()
-def compare_strategies(lm: LoadedModel, prompt_ids: list[int], settings: SamplingSettings, num_beams: int,
-                       max_new_tokens: int, seed: int) -> list[StrategyResult]:
-    """Greedy, beam search and sampling (fixed seed) on the same prompt, all through generate()."""
-    check_int("max_new_tokens", max_new_tokens, 1, 200)
-    check_int("num_beams", num_beams, 1, MAX_BEAMS)
-    check_int("seed", seed, 0, 2**32 - 1)
-    input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
-    common = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
-                  pad_token_id=lm.tokenizer.pad_token_id)
-    runs = [("Greedy", "argmax every step", generate_kwargs(SamplingSettings(temperature=0.0))),
-            ("Beam search", f"{num_beams} beams", {**generate_kwargs(SamplingSettings(temperature=0.0)),
-                                                  "num_beams": num_beams, "early_stopping": False}),
-            ("Sampled", f"T={settings.temperature:g}, top-k={settings.top_k}, top-p={settings.top_p:g}, "
-                        f"min-p={settings.min_p:g}, seed {seed}", generate_kwargs(settings))]
-    results = []
-    for name, detail, kwargs in runs:
-        torch.manual_seed(int(seed))
-        out = lm.model.generate(**common, **kwargs)
-        gen = _strip(lm, out[0, len(prompt_ids):].tolist())
-        text = lm.tokenizer.decode(gen, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        results.append(StrategyResult(name, detail, text, gen, continuation_logprob(lm, prompt_ids, gen)))
-    return results

@@ -5,13 +5,14 @@ Gradio-free: every function takes plain results and returns a plotly Figure.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from playground.decode.beam import BeamResult
-from playground.decode.sampling import SamplingSettings, TokenRow
+from playground.decode.sampling import SamplingSettings, TokenRow, cumulative_basis
 
 KEPT_RAW, KEPT_FINAL = "#93c5fd", "#1d4ed8"
 GREY_RAW, GREY_FINAL = "#e5e7eb", "#9ca3af"
@@ -22,39 +23,60 @@ def _pct(p: float) -> str:
 
 
 def distribution_figure(rows: Sequence[TokenRow], settings: SamplingSettings) -> go.Figure:
-    """Raw vs final probability of the top tokens side by side (removed ones grey), the cumulative
-    probability line and the top-p threshold. Built unvalidated from plain dicts: it is redrawn on every
-    slider move and plotly's per-property validation would cost more than the maths."""
+    """Raw vs final probability of the top tokens side by side (removed ones grey), the cumulative line of
+    the distribution top-p actually cuts on (after the stages before it, named in the legend) and the top-p
+    threshold. Built unvalidated from plain dicts: it is redrawn on every slider move and plotly's
+    per-property validation would cost more than the maths."""
     x = [r.rank for r in rows]
+    basis = cumulative_basis(settings)
     hover = [[r.token_id, r.rank, r.raw_prob, r.scaled_prob, r.final_prob, r.cumulative,
-              r.removed_by or "kept", r.token] for r in rows]
+              r.removed_by or "kept", r.token, r.top_p_prob] for r in rows]
     template = ("<b>%{customdata[7]}</b><br>id %{customdata[0]} · rank %{customdata[1]}<br>"
-                "raw %{customdata[2]:.2%} · after temperature %{customdata[3]:.2%}<br>"
-                "final %{customdata[4]:.2%} · cumulative %{customdata[5]:.2%}<br>%{customdata[6]}<extra></extra>")
+                "raw %{customdata[2]:.2%} · after penalty + temperature %{customdata[3]:.2%}<br>"
+                f"{basis} %{{customdata[8]:.2%}} · cumulative %{{customdata[5]:.2%}}<br>"
+                "final %{customdata[4]:.2%} · %{customdata[6]}<extra></extra>")
     data = [
         dict(type="bar", x=x, y=[r.raw_prob for r in rows], name="raw probability", customdata=hover,
              hovertemplate=template, marker=dict(color=[KEPT_RAW if r.kept else GREY_RAW for r in rows])),
-        dict(type="bar", x=x, y=[r.final_prob for r in rows], name="final probability", customdata=hover,
-             hovertemplate=template, marker=dict(color=[KEPT_FINAL if r.kept else GREY_FINAL for r in rows]),
-             text=[_pct(r.final_prob) if r.kept else "removed" for r in rows], textposition="outside",
+        dict(type="bar", x=x, y=[r.final_prob for r in rows], name="final (what generate() samples)",
+             customdata=hover, hovertemplate=template,
+             marker=dict(color=[KEPT_FINAL if r.kept else GREY_FINAL for r in rows]),
+             text=[_pct(r.final_prob) if r.kept else "removed" for r in rows], textposition="outside", textangle=-90,
+             constraintext="none",
              textfont=dict(size=10), cliponaxis=False),
-        dict(type="scatter", x=x, y=[r.cumulative for r in rows], name="cumulative (after temperature)",
-             mode="lines+markers", line=dict(color="#f59e0b", width=2), marker=dict(size=5),
-             customdata=hover, hovertemplate=template),
+        dict(type="scatter", x=x, y=[r.cumulative for r in rows], mode="lines+markers",
+             name=f"cumulative {basis}" + (" (what top-p cuts on)" if _top_p_on(settings) else " (top-p off)"),
+             line=dict(color="#f59e0b", width=2), marker=dict(size=5), customdata=hover, hovertemplate=template),
     ]
     shapes, notes = [], []
-    if settings.top_p < 1 and not settings.greedy:
+    if _top_p_on(settings):  # the label sits in the right margin, clear of every bar
         shapes.append(dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=settings.top_p, y1=settings.top_p,
                            line=dict(color="#dc2626", dash="dash")))
-        notes.append(dict(xref="paper", x=0, yref="y", y=settings.top_p, text=f"top-p = {settings.top_p:g}",
-                          showarrow=False, xanchor="left", yanchor="bottom", font=dict(color="#dc2626")))
-    top = max([r.final_prob for r in rows] + [r.cumulative for r in rows] + [settings.top_p if settings.top_p < 1 else 0])
-    layout = dict(barmode="group", height=420, margin=dict(l=40, r=10, t=40, b=90), title=dict(text=_title(settings)),
-                  legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"), shapes=shapes, annotations=notes,
-                  yaxis=dict(title=dict(text="probability"), tickformat=".0%", range=[0, min(1.15, top * 1.15 + 0.02)]),
+        notes.append(dict(xref="paper", x=1, xshift=4, yref="y", y=settings.top_p, text=f"top-p<br>{settings.top_p:g}",
+                          showarrow=False, xanchor="left", yanchor="middle", align="left",
+                          font=dict(color="#dc2626", size=11)))
+    layout = dict(barmode="group", height=480, margin=dict(l=50, r=56, t=120, b=90),
+                  title=dict(text=_title(settings), y=0.985, yanchor="top", font=dict(size=15)),
+                  legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom", font=dict(size=11)),
+                  shapes=shapes, annotations=notes,
+                  yaxis=dict(title=dict(text="probability"), tickformat=".0%"),
                   xaxis=dict(tickmode="array", tickvals=x, ticktext=[r.token for r in rows], tickangle=-45),
                   bargap=0.15)
-    return go.Figure(data=data, layout=layout, _validate=False)
+    fig = go.Figure(data=data, layout=layout, _validate=False)
+    fit_y_range(fig, settings.top_p if _top_p_on(settings) else 0.0)
+    return fig
+
+
+def _top_p_on(settings: SamplingSettings) -> bool:
+    return settings.top_p < 1 and not settings.greedy
+
+
+def fit_y_range(fig: go.Figure, *extra: float) -> None:
+    """A y range that holds every bar and line of the figure (plus room for the value text above bars)."""
+    top = max([float(v) for trace in fig.data for v in (trace.y or ()) if v is not None] + [0.0, *extra])
+    fig.layout.yaxis.range = [0, min(1.32, top * 1.2 + 0.06)]
+    if fig.layout.yaxis.range[1] > 1:  # headroom above 100 % holds the value text; no tick there
+        fig.layout.yaxis.tickvals = [0, 0.2, 0.4, 0.6, 0.8, 1.0]
 
 
 def add_base_overlay(fig: go.Figure, rows: Sequence[TokenRow], base_probs: Sequence[float], adapter: str) -> None:
@@ -62,6 +84,7 @@ def add_base_overlay(fig: go.Figure, rows: Sequence[TokenRow], base_probs: Seque
     fig.add_trace(go.Bar(x=[r.rank for r in rows], y=list(base_probs), name=f"base (without {adapter})",
                          marker=dict(color="#f97316"), customdata=[r.token for r in rows],
                          hovertemplate="<b>%{customdata}</b><br>base %{y:.2%}<extra></extra>"))
+    fit_y_range(fig, *[s.y0 for s in fig.layout.shapes])
 
 
 def _title(s: SamplingSettings) -> str:
@@ -142,20 +165,34 @@ def beam_tree_figure(result: BeamResult) -> go.Figure:
         if not group:
             continue
         fig.add_scatter(
-            x=[x[n.node_id] for n in group], y=[y[n.node_id] for n in group], mode="markers+text",
+            x=[x[n.node_id] for n in group], y=[y[n.node_id] for n in group], mode="markers",
             name={"kept": "kept beam", "finished": "finished hypothesis", "pruned": "pruned"}[status],
             marker=dict(color=color, size=[14 if n.on_final else 9 for n in group],
                         line=dict(color=["#dc2626" if n.on_best else "#ffffff" for n in group], width=2)),
-            text=[n.label for n in group], textposition="middle right", textfont=dict(size=10),
             customdata=[[n.label, n.token_id, n.step_logprob, n.cum_logprob, n.status,
-                         "" if n.score is None else f"{n.score:.3f}"] for n in group],
+                         "" if n.score is None else f"score {n.score:.3f}"] for n in group],
             hovertemplate=("<b>%{customdata[0]}</b> (id %{customdata[1]})<br>step log-prob %{customdata[2]:.3f}"
                            "<br>cumulative log-prob %{customdata[3]:.3f}<br>%{customdata[4]} %{customdata[5]}"
                            "<extra></extra>"))
-    fig.add_scatter(x=[0], y=[0], mode="markers+text", text=["prompt"], textposition="middle left",
-                    marker=dict(color="#111827", size=10), showlegend=False, hoverinfo="skip")
+    # Token labels as annotations: drawn above every line, on a light box, so the best-beam line never hides them.
+    labels = [dict(x=x[n.node_id], y=y[n.node_id], text=html.escape(n.label, quote=False), showarrow=False, xanchor="left",
+                   xshift=9, font=dict(size=10, color="#111827" if n.status != "pruned" else "#6b7280"),
+                   bgcolor="rgba(255,255,255,0.85)", borderpad=1) for n in nodes]
+    root = _tail(result.context or "prompt", 28)
+    labels.append(dict(x=0, y=0, text=html.escape(root, quote=False), showarrow=False, xanchor="right", xshift=-9,
+                       font=dict(size=10, color="#111827"), bgcolor="rgba(255,255,255,0.85)",
+                       hovertext=html.escape(_tail(result.context, 400), quote=False) or None))
+    fig.add_scatter(x=[0], y=[0], mode="markers", marker=dict(color="#111827", size=10), showlegend=False,
+                    hoverinfo="skip")
     fig.update_layout(height=max(360, 34 * max(len([n for n in nodes if n.step == 1]), 2 * result.settings.num_beams)),
-                      margin=dict(l=60, r=120, t=40, b=40), title="Beam search tree (red: best beam from generate())",
-                      xaxis=dict(title="step", dtick=1, range=[-0.5, result.settings.steps + 0.9]),
+                      margin=dict(l=190, r=110, t=40, b=40), annotations=labels,
+                      title="Beam search tree (red: best beam from generate(); root: the text continued)",
+                      xaxis=dict(title="step", dtick=1, range=[-0.3, result.settings.steps + 0.9]),
                       yaxis=dict(visible=False), legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"))
     return fig
+
+
+def _tail(text: str, chars: int) -> str:
+    """The end of a text, whitespace made visible, with … when cut."""
+    shown = text if len(text) <= chars else "…" + text[-chars:]
+    return shown.replace("\n", "↵")

@@ -15,10 +15,16 @@ from typing import Any
 
 import torch
 from transformers import (
-    LogitsProcessor, LogitsProcessorList, MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
+    LogitsProcessor,
+    LogitsProcessorList,
+    MinPLogitsWarper,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
 )
 
+from playground.decode.checks import check_float, check_int  # noqa: F401 (re-exported for other packages)
 from playground.decode.tokens import token_label
 
 # Why a token was removed (index into this tuple is stored per vocab entry).
@@ -38,36 +44,23 @@ NEUTRAL_GENERATE_KWARGS: dict[str, Any] = dict(
 )
 
 
-def _number(name: str, value: Any) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number; got {value!r}.") from None
-    if math.isnan(x) or math.isinf(x):
-        raise ValueError(f"{name} must be a finite number; got {value!r}.")
-    return x
-
-
-def check_int(name: str, value: Any, low: int, high: int, hint: str = "") -> int:
-    """An integer in [low, high] or a ValueError naming the field."""
-    x = _number(name, value)
-    if not x.is_integer() or not low <= x <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}{hint}; got {value!r}.")
-    return int(x)
-
-
-def check_float(name: str, value: Any, low: float, high: float, *, low_open: bool = False, hint: str = "") -> float:
-    """A float in [low, high] (or (low, high] when low_open) or a ValueError naming the field."""
-    x = _number(name, value)
-    if x > high or x < low or (low_open and x == low):
-        span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-        raise ValueError(f"{name} must be in {span}{hint}; got {value!r}.")
-    return x
+# (field, check): the one place the knobs' ranges live; error sentences name the field.
+_KNOBS: tuple[tuple[str, Any], ...] = (
+    ("temperature", lambda v: check_float("temperature", v, 0.0, 100.0, hint=" (0 = greedy)")),
+    ("top_k", lambda v: check_int("top_k", v, 0, 10_000_000, hint=" (0 = off)")),
+    ("top_p", lambda v: check_float("top_p", v, 0.0, 1.0, low_open=True, hint=" (1 = off)")),
+    ("min_p", lambda v: check_float("min_p", v, 0.0, 1.0, hint=" (0 = off)")),
+    ("repetition_penalty", lambda v: check_float("repetition_penalty", v, 0.0, 100.0, low_open=True,
+                                                 hint=" (1 = off)")),
+)
 
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """The knobs of one sampling step. temperature 0 = greedy; top_k 0, top_p 1, min_p 0 = filter off."""
+    """The knobs of one sampling step. temperature 0 = greedy; top_k 0, top_p 1, min_p 0 = filter off.
+
+    Loose values (sliders send floats, the API may send strings) are checked and converted once, here:
+    `SamplingSettings(top_k=40.0).top_k == 40`; a value out of range raises a ValueError naming the field."""
 
     temperature: float = 1.0
     top_k: int = 50
@@ -76,25 +69,14 @@ class SamplingSettings:
     repetition_penalty: float = 1.0
 
     def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        check_float("temperature", self.temperature, 0.0, 100.0, hint=" (0 = greedy)")
-        check_int("top_k", self.top_k, 0, 10_000_000, hint=" (0 = off)")
-        check_float("top_p", self.top_p, 0.0, 1.0, low_open=True, hint=" (1 = off)")
-        check_float("min_p", self.min_p, 0.0, 1.0, hint=" (0 = off)")
-        check_float("repetition_penalty", self.repetition_penalty, 0.0, 100.0, low_open=True, hint=" (1 = off)")
+        for name, check in _KNOBS:
+            object.__setattr__(self, name, check(getattr(self, name)))
 
     @classmethod
     def from_values(cls, temperature: Any, top_k: Any, top_p: Any, min_p: Any,
                     repetition_penalty: Any) -> "SamplingSettings":
-        """Build from loose UI/API values (sliders send floats), each checked and named on error."""
-        return cls(temperature=check_float("temperature", temperature, 0.0, 100.0, hint=" (0 = greedy)"),
-                   top_k=check_int("top_k", top_k, 0, 10_000_000, hint=" (0 = off)"),
-                   top_p=check_float("top_p", top_p, 0.0, 1.0, low_open=True, hint=" (1 = off)"),
-                   min_p=check_float("min_p", min_p, 0.0, 1.0, hint=" (0 = off)"),
-                   repetition_penalty=check_float("repetition_penalty", repetition_penalty, 0.0, 100.0,
-                                                  low_open=True, hint=" (1 = off)"))
+        """From the five UI/API values in pipeline order (the Decode tab's knobs)."""
+        return cls(temperature, top_k, top_p, min_p, repetition_penalty)
 
     @property
     def greedy(self) -> bool:
@@ -118,6 +100,16 @@ def pipeline_stages(settings: SamplingSettings) -> list[tuple[str, LogitsProcess
     if settings.min_p > 0:
         stages.append(("min-p", MinPLogitsWarper(float(settings.min_p))))
     return stages
+
+
+STAGE_LABEL = {"penalty": "repetition penalty", "temperature": "temperature", "top-k": "top-k"}
+
+
+def cumulative_basis(settings: SamplingSettings) -> str:
+    """Which distribution the cumulative line sums: the one top-p cuts on, i.e. after the stages that run
+    before top-p (e.g. "after temperature + top-k"), or "raw" when none of them is on."""
+    before = [STAGE_LABEL[name] for name, _ in pipeline_stages(settings) if name in STAGE_LABEL]
+    return "after " + " + ".join(before) if before else "raw"
 
 
 def build_processors(settings: SamplingSettings) -> LogitsProcessorList:
@@ -144,6 +136,7 @@ class Distribution:
     scaled_probs: torch.Tensor  # after repetition penalty and temperature (greedy: penalty only)
     final_probs: torch.Tensor   # after top-k/top-p/min-p, renormalised: what generate() samples from
     removed_by: torch.Tensor    # int8 code per token: KEPT or the stage that removed it
+    top_p_probs: torch.Tensor   # what top-p cuts on: after penalty, temperature and top-k (renormalised)
 
     @cached_property
     def order(self) -> torch.Tensor:
@@ -158,8 +151,7 @@ class Distribution:
 
     @property
     def entropy_bits(self) -> float:
-        p = self.final_probs[self.final_probs > 0]
-        return float(-(p * torch.log2(p)).sum()) if p.numel() else 0.0
+        return _entropy_bits(self.final_probs)
 
     @property
     def effective_choices(self) -> float:
@@ -176,8 +168,17 @@ class Distribution:
         return int(self.kept.sum())
 
     def cumulative(self) -> torch.Tensor:
-        """Running sum of scaled probabilities in rank order (what top-p cuts on), indexed by rank."""
-        return self.scaled_probs[self.order].cumsum(0)
+        """Running sum, in rank order, of the distribution top-p cuts on (after penalty, temperature and
+        top-k: tokens top-k removed add nothing), indexed by rank. Top-p keeps a token while the sum before
+        it is below p."""
+        return self.top_p_probs[self.order].cumsum(0)
+
+
+def _entropy_bits(probs: torch.Tensor) -> float:
+    """Shannon entropy in bits, never negative (a one-token distribution is 0.0, not -0.0)."""
+    p = probs[probs > 0]
+    h = float(-(p * torch.log2(p)).sum()) if p.numel() else 0.0
+    return h if h > 0 else 0.0
 
 
 def analyze(logits: torch.Tensor, input_ids: torch.Tensor | list[int], settings: SamplingSettings) -> Distribution:
@@ -190,8 +191,10 @@ def analyze(logits: torch.Tensor, input_ids: torch.Tensor | list[int], settings:
     scores = logits.detach().float().reshape(1, -1).clone()
     raw_probs = scores.softmax(-1)[0]
     removed = torch.zeros(scores.shape[-1], dtype=torch.int8, device=scores.device)
-    scaled, alive = None, None
+    scaled, alive, top_p_in = None, None, None
     for name, proc in pipeline_stages(settings):
+        if name in ("top-p", "min-p") and top_p_in is None:  # the distribution top-p (and min-p) sees
+            top_p_in = scores.softmax(-1)[0]
         if name not in FILTER_CODE:  # penalty, temperature: reshape, remove nothing
             scores = proc(ids, scores)
             continue
@@ -204,6 +207,8 @@ def analyze(logits: torch.Tensor, input_ids: torch.Tensor | list[int], settings:
         alive = still
     if scaled is None:
         scaled = scores.softmax(-1)[0]
+    if top_p_in is None:  # neither top-p nor min-p on: what top-p would see is what top-k left
+        top_p_in = scores.softmax(-1)[0]
     if settings.greedy:  # generate() takes argmax of the processed scores: one token at 100 %
         final = torch.zeros_like(scaled)
         top = int(torch.argmax(scores[0]))
@@ -212,7 +217,7 @@ def analyze(logits: torch.Tensor, input_ids: torch.Tensor | list[int], settings:
         removed[top] = KEPT
     else:
         final = scores.softmax(-1)[0]
-    return Distribution(settings, raw_probs.cpu(), scaled.cpu(), final.cpu(), removed.cpu())
+    return Distribution(settings, raw_probs.cpu(), scaled.cpu(), final.cpu(), removed.cpu(), top_p_in.cpu())
 
 
 @dataclass(frozen=True)
@@ -223,16 +228,18 @@ class TokenRow:
     token_id: int
     token: str
     raw_prob: float
-    scaled_prob: float
+    scaled_prob: float     # after repetition penalty and temperature
+    top_p_prob: float      # in the distribution top-p cuts on (after top-k too)
     final_prob: float
-    cumulative: float
+    cumulative: float      # running sum of top_p_prob up to this rank
     kept: bool
     removed_by: str
 
     def as_api(self) -> dict[str, Any]:
         return {"token": self.token, "id": self.token_id, "prob": self.raw_prob,
-                "after_temperature": self.scaled_prob, "final_prob": self.final_prob,
-                "cumulative": self.cumulative, "rank": self.rank, "kept": self.kept, "removed_by": self.removed_by}
+                "after_temperature": self.scaled_prob, "top_p_input": self.top_p_prob,
+                "final_prob": self.final_prob, "cumulative": self.cumulative, "rank": self.rank,
+                "kept": self.kept, "removed_by": self.removed_by}
 
 
 def top_rows(dist: Distribution, tokenizer: Any, n: int) -> list[TokenRow]:
@@ -244,7 +251,7 @@ def top_rows(dist: Distribution, tokenizer: Any, n: int) -> list[TokenRow]:
         code = int(dist.removed_by[tid])
         rows.append(TokenRow(rank=rank + 1, token_id=tid, token=token_label(tokenizer, tid),
                              raw_prob=float(dist.raw_probs[tid]), scaled_prob=float(dist.scaled_probs[tid]),
-                             final_prob=float(dist.final_probs[tid]), cumulative=float(cum[rank]),
+                             top_p_prob=float(dist.top_p_probs[tid]), final_prob=float(dist.final_probs[tid]), cumulative=float(cum[rank]),
                              kept=code == KEPT, removed_by=REMOVED_BY[code]))
     return rows
 
@@ -271,8 +278,7 @@ def temperature_sweep(logits: torch.Tensor, temperatures: list[float]) -> list[t
     out = []
     for t in temperatures:
         p = TemperatureLogitsWarper(float(t))(dummy, scores).softmax(-1)[0]
-        nz = p[p > 0]
-        out.append((float(t), float(p.max()), float(-(nz * torch.log2(nz)).sum())))
+        out.append((float(t), float(p.max()), _entropy_bits(p)))
     return out
 
 

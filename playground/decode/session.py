@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from playground.decode.sampling import Distribution, SamplingSettings, analyze, next_logits, rank_of, top_rows
-from playground.model.store import LoadedModel, ModelStore
 from playground.decode.tokens import token_label
+from playground.model.store import LoadedModel, ModelStore
 
 ALTERNATIVES = 5  # alternatives remembered per chosen token (shown on hover)
 

@@ -1,7 +1,7 @@
 """'Generate N tokens': generate() in a thread, streamed through TextIteratorStreamer, with the probability
 every token had when it was chosen.
 
-Gradio-free. The settings' processors (transformers' own classes, see decoding.build_processors) are passed
+Gradio-free. The settings' processors (transformers' own classes, see sampling.build_processors) are passed
 to generate() with a last recorder processor, so the recorder sees exactly the scores generate() samples
 from; generate's own warpers are switched off so nothing is applied twice. tests/test_decoding_stream.py
 checks the tokens equal a plain `generate(**generate_kwargs(settings))` with the same seed.
@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
-from transformers import TextIteratorStreamer
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteriaList, TextIteratorStreamer
 
+from playground.decode.cancel import Cancel
+from playground.decode.checks import check_int
+from playground.decode.sampling import NEUTRAL_GENERATE_KWARGS, SamplingSettings, build_processors
 from playground.decode.session import ALTERNATIVES, ChosenToken, context_limit
-from playground.decode.sampling import NEUTRAL_GENERATE_KWARGS, SamplingSettings, build_processors, check_int
-from playground.model.store import ModelStore
 from playground.decode.tokens import token_label
+from playground.model.store import ModelStore
 
 MAX_NEW_TOKENS = 512
 
@@ -47,16 +48,6 @@ class _RawRecorder(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         self.recorder.raw = scores[0].float().softmax(-1)
         return scores
-
-
-class _Cancel(StoppingCriteria):
-    """Stops generate() when the consumer goes away (browser closed, Stop pressed)."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
 class _TokenStreamer(TextIteratorStreamer):
@@ -108,7 +99,7 @@ def streaming_generate_kwargs(settings: SamplingSettings) -> dict[str, Any]:
 def stream_generate(store: ModelStore, request: GenerateRequest) -> Iterator[list[ChosenToken]]:
     """Yield the tokens generated so far (growing list) as generate() produces them; stops at EOS."""
     recorder = _StepRecorder()
-    cancel = _Cancel()
+    cancel = Cancel()
     errors: list[BaseException] = []
     with store.use() as lm:
         tokenizer, device = lm.tokenizer, lm.device

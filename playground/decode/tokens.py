@@ -142,3 +142,14 @@ def template_html(tokenizer: Any, fed_text: str, ids: Sequence[int], dropped: in
     return (f"{note}<p><b>String fed to the model</b> ({len(ids)} tokens):</p>"
             f'<pre style="white-space: pre-wrap; font-size: 12px;">{html.escape(fed_text)}</pre>'
             f"<p><b>Tokens</b> (hover for the id; special tokens in amber):</p><div>{''.join(chips)}</div>")
+
+
+def colour_legend_html(what: str) -> str:
+    """The key to the token colouring: the prob_color scale from 0 % to 100 %, and what the probability is."""
+    stops = ", ".join(prob_color(p / 10) for p in range(11))
+    return ('<div class="pg-legend" style="display: flex; align-items: center; gap: 8px; font-size: 12px; '
+            'color: #374151; margin: 4px 0 6px;"><span style="white-space: nowrap;">0 %</span>'
+            f'<span style="display: inline-block; width: 160px; height: 12px; border-radius: 3px; '
+            f'background: linear-gradient(to right, {stops}); flex: none;"></span>'
+            '<span style="white-space: nowrap;">100 %</span>'
+            f"<span>{html.escape(what)}</span></div>")

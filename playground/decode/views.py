@@ -6,13 +6,14 @@ HTML, so the UI module only maps them onto components.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
 
-from playground.decode.beam import BeamResult, BeamSettings, beam_search, compare_strategies
+from playground.decode.beam import BeamSettings, beam_search
+from playground.decode.beam_report import final_rows, one_line, summary_markdown
 from playground.decode.charts import (
     add_base_overlay,
     beam_tree_figure,
@@ -20,12 +21,28 @@ from playground.decode.charts import (
     small_multiples_figure,
     temperature_figure,
 )
+from playground.decode.sampling import (
+    Distribution,
+    SamplingSettings,
+    TokenRow,
+    analyze,
+    cumulative_basis,
+    temperature_sweep,
+    top_rows,
+)
 from playground.decode.session import ChosenToken, DecodeService, StepState
+from playground.decode.strategies import run_strategy, strategy_runs
 from playground.decode.stream import GenerateRequest, generate_all
-from playground.decode.sampling import Distribution, SamplingSettings, TokenRow, analyze, temperature_sweep, top_rows
-from playground.decode.tokens import TextPiece, incremental_texts, pieces_html, template_html
+from playground.decode.tokens import TextPiece, colour_legend_html, incremental_texts, pieces_html, template_html
 
-TABLE_HEADERS = ["rank", "token", "id", "probability", "cumulative", "final", "kept"]
+# The table's columns in pipeline order, each named by its basis (all in %); "base raw" joins with an adapter.
+TABLE_HEADERS = ["#", "token", "id", "raw", "after temp.", "top-p cum.", "after filters", "kept"]
+BASE_HEADER = "base raw"
+# Relative column widths, enough for each header to wrap at its spaces only (never inside a word).
+COLUMN_WIDTHS = {"#": 30, "token": 128, "id": 58, "raw": 58, BASE_HEADER: 58, "after temp.": 66,
+                 "top-p cum.": 66, "after filters": 74, "kept": 78}
+COMPARE_HEADERS = ["strategy", "settings", "continuation", "log-prob", "mean token prob"]
+RUNNING = "⏳ running…"
 CANDIDATES = 12                       # clickable candidates under the chart
 SWEEP = [round(0.1 * i, 1) for i in range(1, 21)]
 MULTIPLES = (0.3, 0.7, 1.0, 1.5, 2.0)
@@ -40,20 +57,48 @@ class DistributionView:
     text_html: str
     rows: list[TokenRow]
     dist: Distribution
+    headers: list[str]
 
 
-def stats_markdown(dist: Distribution) -> str:
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def stats_markdown(dist: Distribution, adapter: str | None = None) -> str:
+    """Entropy, effective choices, mass kept, and what each table column is measured on."""
     s = dist.settings
-    kept = "1 token (greedy)" if s.greedy else f"{dist.kept_count:,} tokens"
+    kept = f"{_plural(1, 'token')}, greedy" if s.greedy else _plural(dist.kept_count, "token")
+    base = f" · *base raw*: the base model without {adapter}" if adapter else ""
     return (f"**Entropy:** {dist.entropy_bits:.2f} bits  \n"
             f"**Effective choices (2^entropy):** {dist.effective_choices:.1f}  \n"
-            f"**Probability mass kept:** {100 * dist.mass_kept:.1f} % ({kept})")
+            f"**Probability mass kept:** {100 * dist.mass_kept:.1f} % ({kept})\n\n"
+            "<small>Table columns in pipeline order (%): *#*: rank · *raw*: the model's softmax"
+            f"{base} · *after temp.*: after repetition penalty and temperature · *top-p cum.*: running sum of "
+            f"what top-p cuts on ({cumulative_basis(s)}) · *after filters*: after top-k / top-p / min-p, "
+            "renormalised: what generate() samples from.</small>")
 
 
-def table_rows(rows: Sequence[TokenRow]) -> list[list[Any]]:
-    """The course's table: token, id, probability, cumulative, rank, kept (probabilities in %)."""
-    return [[r.rank, r.token, r.token_id, float(f"{100 * r.raw_prob:.3g}"), float(f"{100 * r.cumulative:.3g}"),
-             float(f"{100 * r.final_prob:.3g}"), "✓" if r.kept else f"✗ {r.removed_by}"] for r in rows]
+def _pct(p: float) -> float:
+    return float(f"{100 * p:.3g}")
+
+
+def table_rows(rows: Sequence[TokenRow], base_probs: Sequence[float] | None = None) -> list[list[Any]]:
+    """The course's table in pipeline order (see TABLE_HEADERS); with base_probs a base column after raw."""
+    out = []
+    for i, r in enumerate(rows):
+        base = [] if base_probs is None else [_pct(base_probs[i])]
+        out.append([r.rank, r.token, r.token_id, _pct(r.raw_prob), *base, _pct(r.scaled_prob), _pct(r.cumulative),
+                    _pct(r.final_prob), "✓" if r.kept else f"✗ {r.removed_by}"])
+    return out
+
+
+def column_widths(headers: Sequence[str]) -> list[str]:
+    total = sum(COLUMN_WIDTHS.get(h, 60) for h in headers)
+    return [f"{100 * COLUMN_WIDTHS.get(h, 60) / total:.1f}%" for h in headers]
+
+
+def table_headers(with_base: bool) -> list[str]:
+    return TABLE_HEADERS[:4] + [BASE_HEADER] + TABLE_HEADERS[4:] if with_base else list(TABLE_HEADERS)
 
 
 def candidate_choices(rows: Sequence[TokenRow], k: int = CANDIDATES) -> list[tuple[str, int]]:
@@ -68,8 +113,13 @@ def built_text_html(tokenizer: Any, state: StepState) -> str:
                         special=c.token_id in special) for t, c in zip(texts, state.chosen)]
     body = pieces_html(state.prompt.text if not state.prompt.chat else state.prompt.fed_text, pieces)
     if not state.chosen:
-        body += "<p style='color:#6b7280'>Click a candidate, or use Sample / Greedy / Generate, to append tokens.</p>"
-    return body
+        return body + "<p style='color:#6b7280'>Click a candidate, or use Sample / Greedy / Generate, to append tokens.</p>"
+    return colour_legend_html(COLOUR_KEY) + body
+
+
+COLOUR_KEY = ("Each chosen token's background: the probability it had when chosen, in the distribution it was "
+              "drawn from (after the filters; with temperature 0, the model's own after any repetition penalty). "
+              "Hover a token for the alternatives.")
 
 
 def _hover(c: ChosenToken) -> str:
@@ -85,11 +135,14 @@ def distribution_view(svc: DecodeService, state: StepState, settings: SamplingSe
     rows = top_rows(dist, tokenizer, top_n)
     figure = distribution_figure(rows, settings)
     base = svc.base_probs(state.ids)
+    adapter, base_probs = None, None
     if base is not None:  # an adapter is active: show what the base model would say for the same tokens
-        add_base_overlay(figure, rows, [float(base[r.token_id]) for r in rows], svc.store.current.active_adapter)
-    return DistributionView(figure=figure, stats=stats_markdown(dist),
-                            table=table_rows(rows), candidates=candidate_choices(rows),
-                            text_html=built_text_html(tokenizer, state), rows=rows, dist=dist)
+        adapter, base_probs = svc.store.current.active_adapter, [float(base[r.token_id]) for r in rows]
+        add_base_overlay(figure, rows, base_probs, adapter)
+    return DistributionView(figure=figure, stats=stats_markdown(dist, adapter),
+                            table=table_rows(rows, base_probs), candidates=candidate_choices(rows),
+                            text_html=built_text_html(tokenizer, state), rows=rows, dist=dist,
+                            headers=table_headers(base_probs is not None))
 
 
 def template_view(svc: DecodeService, state: StepState) -> str:
@@ -115,22 +168,28 @@ def explorer_figures(svc: DecodeService, state: StepState, settings: SamplingSet
     return temperature_figure(temperature_sweep(log_scores, SWEEP)), small_multiples_figure(panels)
 
 
-def beam_view(svc: DecodeService, state: StepState, settings: BeamSettings) -> tuple[BeamResult, go.Figure, list[list[Any]]]:
+def beam_view(svc: DecodeService, state: StepState, settings: BeamSettings) -> tuple[str, go.Figure, list[list[Any]]]:
+    """The summary (which text is continued, best beam vs greedy), the tree and the ranked table."""
     with svc.store.use() as lm:
         result = beam_search(lm, list(state.ids), settings)
-    rows = [[i, seq.text, round(seq.score, 4), round(seq.sum_logprob, 4), f"{seq.probability:.3g}"]
-            for i, seq in enumerate(result.final, start=1)]
-    if result.greedy is not None:
-        g = result.greedy
-        rows.append(["greedy", g.text, round(g.score, 4), round(g.sum_logprob, 4), f"{g.probability:.3g}"])
-    return result, beam_tree_figure(result), rows
+    return summary_markdown(result, len(state.chosen)), beam_tree_figure(result), final_rows(result)
 
 
-def comparison_rows(svc: DecodeService, state: StepState, settings: SamplingSettings, num_beams: int,
-                    max_new_tokens: int, seed: int) -> list[list[Any]]:
-    with svc.store.use() as lm:
-        results = compare_strategies(lm, list(state.ids), settings, num_beams, max_new_tokens, seed)
-    return [[r.name, r.detail, r.text, round(r.sum_logprob, 3), f"{100 * r.mean_token_prob:.1f}%"] for r in results]
+def comparison_stream(svc: DecodeService, state: StepState, settings: SamplingSettings, num_beams: int,
+                      max_new_tokens: int, seed: int) -> Iterator[list[list[Any]]]:
+    """Greedy · beam · sampled, one row as each finishes (the rest say RUNNING). The model lock is taken per
+    strategy, never across a yield; a model/adapter switch in between is refused rather than mixed."""
+    runs = strategy_runs(settings, num_beams, seed)
+    rows: list[list[Any]] = [[r.name, r.detail, RUNNING, None, None] for r in runs]
+    yield [list(row) for row in rows]
+    revision = svc.store.revision
+    for i, run in enumerate(runs):
+        with svc.store.use() as lm:
+            if svc.store.revision != revision:
+                raise ValueError("The model or adapter changed during the comparison: run it again.")
+            r = run_strategy(lm, list(state.ids), run, max_new_tokens, seed)
+        rows[i] = [r.name, r.detail, one_line(r.text), round(r.sum_logprob, 3), f"{100 * r.mean_token_prob:.1f}%"]
+        yield [list(row) for row in rows]
 
 
 # ---------------------------------------------------------------- API payloads
@@ -141,7 +200,8 @@ def api_next_token(svc: DecodeService, prompt: str, chat: bool, settings: Sampli
     rows = top_rows(dist, svc.tokenizer(), top_n)
     return {"prompt_tokens": len(state.ids), "notice": state.prompt.notice, "entropy_bits": dist.entropy_bits,
             "effective_choices": dist.effective_choices, "mass_kept": dist.mass_kept,
-            "kept_count": dist.kept_count, "rows": [r.as_api() for r in rows]}
+            "kept_count": dist.kept_count, "cumulative_basis": cumulative_basis(settings),
+            "rows": [r.as_api() for r in rows]}
 
 
 def api_generate(svc: DecodeService, prompt: str, chat: bool, settings: SamplingSettings, max_new_tokens: int,
@@ -158,6 +218,8 @@ def api_beam_search(svc: DecodeService, prompt: str, chat: bool, settings: BeamS
     state = StepState(prompt=svc.encode(prompt, chat))
     with svc.store.use() as lm:
         result = beam_search(lm, list(state.ids), settings)
-    return {"notice": state.prompt.notice, "sequences": [s.as_api() for s in result.final],
+    return {"notice": state.prompt.notice, "continues": result.context,
+            "sequences": [s.as_api() for s in result.final],
             "greedy": result.greedy.as_api() if result.greedy else None,
-            "beam_beats_greedy": result.beam_beats_greedy, "tree": [n.as_api() for n in result.nodes]}
+            "beam_beats_greedy": result.beam_beats_greedy, "beam_vs_greedy": result.beam_vs_greedy,
+            "tree": [n.as_api() for n in result.nodes]}

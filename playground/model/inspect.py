@@ -1,4 +1,8 @@
-"""'Look inside the model': facts, parameter counts, layer types and the rendered chat template."""
+"""'Look inside the model': facts, parameter counts, layer types and the rendered chat template.
+
+Every description is of the base model's own anatomy: loaded PEFT adapters (their `lora_A` / `lora_B`
+layers and parameters) are left out through `playground.model.anatomy.base_view`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from playground.model.anatomy import base_view
 
 SAMPLE_CONVERSATION = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -74,6 +80,8 @@ def count_params(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def model_facts(model: Any, name: str) -> ModelFacts:
+    """Facts of the base model (adapters excluded; a PeftModel is looked through)."""
+    model = base_view(model)
     cfg = model.config
     total, trainable = count_params(model)
     first = next(model.parameters())
@@ -103,6 +111,7 @@ def params_per_module(model: torch.nn.Module, depth: int = 2) -> list[tuple[str,
 
     A tied weight is counted under the first module that owns it, so the rows add up to the total.
     """
+    model = base_view(model)
     seen: set[int] = set()
     counts: OrderedDict[str, int] = OrderedDict()
     for pname, p in model.named_parameters(remove_duplicate=False):
@@ -130,6 +139,7 @@ def _kind(module: torch.nn.Module) -> str | None:
 
 def layer_type_table(model: torch.nn.Module) -> list[list[Any]]:
     """Rows [kind, class, name (layer index as *), weight shape, count, params] grouped by pattern."""
+    model = base_view(model)
     groups: OrderedDict[tuple, list] = OrderedDict()
     for name, module in model.named_modules():
         kind = _kind(module)
@@ -150,6 +160,7 @@ def layer_type_table(model: torch.nn.Module) -> list[list[Any]]:
 
 def linear_layer_names(model: torch.nn.Module) -> list[str]:
     """Distinct leaf names of Linear layers inside the blocks (LoRA target candidates), lm_head excluded."""
+    model = base_view(model)
     names: list[str] = []
     for name, module in model.named_modules():
         leaf = name.rsplit(".", 1)[-1]
@@ -159,8 +170,8 @@ def linear_layer_names(model: torch.nn.Module) -> list[str]:
 
 
 def architecture_text(model: torch.nn.Module) -> str:
-    """Exactly what `print(model)` shows."""
-    return repr(model)
+    """Exactly what `print(model)` shows for the base model (as before any adapter was loaded)."""
+    return repr(base_view(model))
 
 
 def render_chat_template(tokenizer: Any, conversation: list[dict] | None = None) -> tuple[str, str]:

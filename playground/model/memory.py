@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import plotly.graph_objects as go
-
 Precision = Literal["fp32", "bf16", "fp16"]
 Method = Literal["full", "lora", "qlora"]
 Optimizer = Literal["adamw_32bit", "adamw_8bit", "paged_adamw_32bit", "paged_adamw_8bit", "sgd"]
@@ -118,11 +116,14 @@ def estimate_memory(shape: ModelShape, cfg: MemoryEstimateConfig) -> MemoryBreak
 
 
 def model_shape(model: Any) -> ModelShape:
-    """Read a ModelShape off a loaded transformers model."""
+    """Read a ModelShape off a loaded transformers model: the base model's own layers (loaded adapters'
+    lora_A / lora_B are not layers a new LoRA would wrap, and their parameters are not base weights)."""
     import torch
 
+    from playground.model.anatomy import base_view
     from playground.model.inspect import count_params, model_facts
 
+    model = base_view(model)
     facts = model_facts(model, "")
     linears: list[tuple[int, int]] = []
     for name, module in model.named_modules():
@@ -136,17 +137,3 @@ def model_shape(model: Any) -> ModelShape:
     return ModelShape(total_params=count_params(model)[0], hidden_size=facts.hidden_size or 0,
                       num_layers=facts.num_layers or 0, num_heads=facts.num_heads or 1,
                       vocab_size=facts.vocab_size, lora_linears=tuple(linears))
-
-
-def memory_chart(breakdown: MemoryBreakdown, title: str = "Estimated training memory") -> go.Figure:
-    """One stacked bar (GiB) with a segment per component and the total on top."""
-    gib = 1 << 30
-    colors = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b"]
-    fig = go.Figure()
-    for (label, value), color in zip(breakdown.parts(), colors):
-        fig.add_bar(name=label, x=["estimate"], y=[value / gib], marker_color=color,
-                    hovertemplate=f"{label}: %{{y:.3f}} GiB<extra></extra>")
-    fig.update_layout(barmode="stack", title=f"{title}: {breakdown.total / gib:.2f} GiB",
-                      yaxis_title="GiB", height=380, margin=dict(l=40, r=10, t=50, b=30),
-                      legend=dict(orientation="h", y=-0.1))
-    return fig

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from playground.train.config import PROBES_PER_RUN, every_n_steps
 from playground.train.events import EventLog
 
 
@@ -112,9 +113,12 @@ class StopCallback(TrainerCallback):
 
 
 class ProbeCallback(TrainerCallback):
-    """Every N steps, answer a fixed prompt greedily so the behaviour change is visible while the loss falls."""
+    """Every N steps, answer a fixed prompt greedily so the behaviour change is visible while the loss falls.
 
-    def __init__(self, log: EventLog, tokenizer: Any, prompt: str, every: int, max_new_tokens: int,
+    `every` None = about PROBES_PER_RUN probes over the run, resolved when training begins (the step count is
+    known then, also for a run measured in epochs); 0 = off."""
+
+    def __init__(self, log: EventLog, tokenizer: Any, prompt: str, every: int | None, max_new_tokens: int,
                  use_chat_template: bool):
         self.log, self.tokenizer, self.prompt = log, tokenizer, prompt
         self.every, self.max_new_tokens, self.chat = every, max_new_tokens, use_chat_template
@@ -148,6 +152,8 @@ class ProbeCallback(TrainerCallback):
                       seconds=round(time.time() - started, 2))
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.every is None:
+            self.every = every_n_steps(state.max_steps, PROBES_PER_RUN)
         if self.every:
             self._probe(state, model)  # step 0: the base model's answer, for comparison
 

@@ -6,84 +6,46 @@ import math
 from typing import Any
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-LOSS_COLOR, SMOOTH_COLOR, EVAL_COLOR, LR_COLOR, GRAD_COLOR = "#9ecae9", "#1f77b4", "#d62728", "#2ca02c", "#9467bd"
-OVERLAY_COLORS = ["#7f7f7f", "#bcbd22", "#8c564b", "#e377c2", "#17becf"]
-
-
-def smooth(values: list[float], weight: float = 0.8) -> list[float]:
-    """TensorBoard-style exponential moving average, debiased so the first points are not pulled to 0."""
-    out, avg = [], 0.0
-    for i, v in enumerate(values, 1):
-        if not math.isfinite(v):
-            out.append(v)
-            continue
-        avg = weight * avg + (1 - weight) * v
-        out.append(avg / (1 - weight ** i))
-    return out
-
-
-def _finite(points: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
-    xs, ys = [], []
-    for p in points:
-        v = p.get(key)
-        if isinstance(v, (int, float)) and math.isfinite(v):
-            xs.append(p["step"])
-            ys.append(float(v))
-    return xs, ys
+from playground.adapters.charts import EVAL_COLOR, SMOOTH_COLOR, loss_curve_figure
 
 
 def loss_figure(losses: list[dict[str, Any]], evals: list[dict[str, Any]], *, log_scale: bool = False,
                 overlays: dict[str, list[dict[str, Any]]] | None = None, title: str = "",
                 total_steps: int | None = None) -> go.Figure:
     """Top: train loss (raw + smoothed), eval loss markers, learning rate on a second axis, earlier runs'
-    smoothed losses dashed. Bottom: gradient norm."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.06,
-                        specs=[[{"secondary_y": True}], [{"secondary_y": False}]])
-    for i, (label, points) in enumerate((overlays or {}).items()):
-        xs, ys = _finite(points, "loss")
-        if xs:
-            fig.add_trace(go.Scatter(x=xs, y=smooth(ys), mode="lines", name=f"{label} (earlier run)",
-                                     line=dict(color=OVERLAY_COLORS[i % len(OVERLAY_COLORS)], dash="dash",
-                                               width=1.5)), row=1, col=1)
-    xs, ys = _finite(losses, "loss")
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 40 else "lines", name="train loss",
-                             line=dict(color=LOSS_COLOR, width=1), marker=dict(size=4)), row=1, col=1)
-    fig.add_trace(go.Scatter(x=xs, y=smooth(ys), mode="lines", name="train loss (smoothed)",
-                             line=dict(color=SMOOTH_COLOR, width=2.5)), row=1, col=1)
-    ex, ey = _finite(evals, "eval_loss")
-    fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines+markers", name="eval loss",
-                             line=dict(color=EVAL_COLOR, width=2), marker=dict(size=8, symbol="diamond")),
-                  row=1, col=1)
-    lx, ly = _finite(losses, "learning_rate")
-    fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", name="learning rate",
-                             line=dict(color=LR_COLOR, width=1.5, dash="dot")), row=1, col=1, secondary_y=True)
-    gx, gy = _finite(losses, "grad_norm")
-    fig.add_trace(go.Scatter(x=gx, y=gy, mode="lines", name="grad norm", line=dict(color=GRAD_COLOR, width=1.5)),
-                  row=2, col=1)
-    fig.update_yaxes(title_text="loss", type="log" if log_scale else "linear", row=1, col=1, secondary_y=False)
-    fig.update_yaxes(title_text="learning rate", row=1, col=1, secondary_y=True, showgrid=False,
-                     exponentformat="e", rangemode="tozero")
-    fig.update_yaxes(title_text="grad norm", type="log" if log_scale else "linear", row=2, col=1)
-    fig.update_xaxes(title_text="step", row=2, col=1)
-    if total_steps:
-        fig.update_xaxes(range=[0, total_steps * 1.02], row=2, col=1)
-    if not xs:
-        fig.add_annotation(text="Start a run: the loss appears here step by step", showarrow=False,
-                           xref="paper", yref="paper", x=0.5, y=0.75, font=dict(size=14, color="#6b7280"))
-    fig.update_layout(height=480, margin=dict(l=50, r=50, t=40 if title else 20, b=40), title=title or None,
-                      legend=dict(orientation="h", y=1.08, x=0), hovermode="x unified", uirevision="loss")
-    return fig
+    smoothed losses dashed. Bottom: gradient norm. The one loss chart of the app, shared with the Adapters tab:
+    playground.adapters.charts.loss_curve_figure."""
+
+    return loss_curve_figure(losses, evals, log_scale=log_scale, overlays=overlays, title=title,
+                             total_steps=total_steps)
+
+
+def length_bins(lengths: list[int], max_bins: int = 40) -> tuple[int, int, int]:
+    """(start, end, size) of whole-token histogram bins spanning exactly the data: every length falls in
+    [start, end), bars fill the width whatever the max sequence length is."""
+    lo, hi = min(lengths), max(lengths)
+    bins = min(max_bins, max(5, len(set(lengths))))
+    size = max(1, math.ceil((hi - lo + 1) / bins))
+    return lo, lo + size * math.ceil((hi - lo + 1) / size), size
 
 
 def length_histogram(lengths: list[int], max_length: int) -> go.Figure:
-    """Token lengths of the formatted rows, with the max sequence length marked (longer rows get truncated)."""
-    fig = go.Figure(go.Histogram(x=lengths, nbinsx=min(40, max(5, len(set(lengths)))), name="rows",
-                                 marker_color=SMOOTH_COLOR))
+    """Token lengths of the formatted rows. The x axis spans the data (not 0 .. max length, which squashed
+    short rows into a sliver); the max sequence length is a dashed line when it falls inside, else a note."""
     over = sum(n > max_length for n in lengths)
-    fig.add_vline(x=max_length, line=dict(color=EVAL_COLOR, dash="dash"),
-                  annotation_text=f"max length {max_length} ({over} row{'s' if over != 1 else ''} truncated)")
+    note = f"max length {max_length} ({over} row{'s' if over != 1 else ''} truncated)"
+    fig = go.Figure()
+    if lengths:
+        start, end, size = length_bins(lengths)
+        fig.add_trace(go.Histogram(x=lengths, xbins=dict(start=start, end=end, size=size), autobinx=False,
+                                   name="rows", marker_color=SMOOTH_COLOR))
+        fig.update_xaxes(range=[start, end])
+    if lengths and start <= max_length <= end:
+        fig.add_vline(x=max_length, line=dict(color=EVAL_COLOR, dash="dash"), annotation_text=note)
+    else:
+        fig.add_annotation(text=note, xref="paper", yref="paper", x=1, y=1.08, xanchor="right",
+                           showarrow=False, font=dict(color=EVAL_COLOR))
     fig.update_layout(height=260, margin=dict(l=40, r=10, t=30, b=40), xaxis_title="tokens per row",
                       yaxis_title="rows", bargap=0.05)
     return fig

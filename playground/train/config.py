@@ -1,5 +1,9 @@
 """What a training run is made of: data source, LoRA, quantization and trainer settings, as dataclasses.
 
+The dataclasses are the only schema of the settings: each field's `metadata` carries its label, help line,
+range and widget (keys in playground.train.schema), and the form, the coercion of form and API values, the
+validation sentences and the API overrides are derived from it. Adding a setting = one field here + its test.
+
 `TrainJobConfig` is written whole to `<run_dir>/config.json` and read back by the worker process, so every
 field is plain JSON. `validate()` raises ValueError with a sentence naming the field, before anything starts.
 """
@@ -13,6 +17,7 @@ from typing import Any, Literal
 
 from playground.data.sources import DataSource
 from playground.fsutil import validate_name
+from playground.train.schema import Setting, check_fields, settings_of
 
 Quantization = Literal["none", "8bit", "4bit"]
 ALL_LINEAR = "all-linear"
@@ -21,29 +26,40 @@ SCHEDULERS = ["linear", "cosine", "constant", "constant_with_warmup", "cosine_wi
 CPU_OPTIMIZERS = ["adamw_torch", "adamw_torch_fused", "adafactor", "sgd"]
 GPU_OPTIMIZERS = ["paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit"]
 BIASES = ["none", "lora_only", "all"]
+QUANTIZATIONS = [("None", "none"), ("8-bit", "8bit"), ("4-bit NF4 + double quant (QLoRA)", "4bit")]
+EVALS_PER_RUN, PROBES_PER_RUN = 4, 8  # the schedule when the user leaves "every N steps" empty
+
+
+def every_n_steps(total_steps: int, per_run: int) -> int:
+    """The interval that gives about `per_run` events over a run of `total_steps` (at least every step)."""
+    return max(1, math.ceil(total_steps / per_run))
 
 
 @dataclass
 class LoraSettings:
-    r: int = 16
-    lora_alpha: float = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: [ALL_LINEAR])
-    use_rslora: bool = False
-    use_dora: bool = False
-    bias: str = "none"
+    r: int = field(default=16, metadata=dict(
+        label="LoRA rank r", help="Size of the low-rank update: more capacity, more memory (8–64 typical).",
+        ge=1, row="lora"))
+    lora_alpha: float = field(default=32, metadata=dict(
+        label="LoRA alpha", help="Scale of the update (alpha / r); often 2 × r.", gt=0, row="lora"))
+    lora_dropout: float = field(default=0.05, metadata=dict(
+        label="LoRA dropout", help="Dropout on the adapter's input while training (0 = off).", ge=0, lt=1,
+        step=0.01, row="lora"))
+    bias: str = field(default="none", metadata=dict(
+        label="LoRA bias", help="Which biases train along with the adapter.", widget="dropdown", choices=BIASES,
+        row="lora"))
+    target_modules: list[str] = field(default_factory=lambda: [ALL_LINEAR], metadata=dict(
+        label="Target modules", help="Layers that get an adapter; all-linear = every Linear but the LM head.",
+        widget="checkboxgroup", choices=[ALL_LINEAR], open=True))
+    use_rslora: bool = field(default=False, metadata=dict(
+        label="rsLoRA", help="Scale by alpha/√r instead of alpha/r (steadier at high ranks).", row="variants"))
+    use_dora: bool = field(default=False, metadata=dict(
+        label="DoRA", help="Learn the weights' magnitude and direction separately (slower).", row="variants"))
 
     def validate(self) -> None:
-        if not isinstance(self.r, int) or self.r <= 0:
-            raise ValueError(f"LoRA rank r must be a whole number of at least 1 (got {self.r}).")
-        if self.lora_alpha <= 0:
-            raise ValueError(f"LoRA alpha must be greater than 0 (got {self.lora_alpha}).")
-        if not 0 <= self.lora_dropout < 1:
-            raise ValueError(f"LoRA dropout must be between 0 and 1 (got {self.lora_dropout}).")
+        check_fields(self, "lora")
         if not self.target_modules:
             raise ValueError("Pick at least one target module (or all-linear).")
-        if self.bias not in BIASES:
-            raise ValueError(f"LoRA bias must be one of {', '.join(BIASES)} (got {self.bias!r}).")
 
     def peft_target_modules(self) -> str | list[str]:
         """PEFT takes the string "all-linear" or a list of module names."""
@@ -52,63 +68,68 @@ class LoraSettings:
 
 @dataclass
 class TrainSettings:
-    quantization: Quantization = "none"  # "4bit" = QLoRA: NF4 + double quant
-    epochs: float = 1.0
-    max_steps: int | None = None  # set = stop after this many optimizer steps (overrides epochs)
-    learning_rate: float = 2e-4
-    lr_scheduler: str = "cosine"
-    warmup: float = 0.05  # < 1: fraction of the steps; >= 1: a step count
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_seq_length: int = 256
-    packing: bool = False
-    gradient_checkpointing: bool = False
-    optimizer: str = "adamw_torch"
-    seed: int = 42
-    eval_steps: int = 20  # evaluate every N steps (when there is an eval split)
-    save_steps: int = 50  # checkpoint every N steps (resume after an app restart)
-    probe_every: int = 10  # 0 = no live probe
-    probe_prompt: str = ""
-    probe_max_new_tokens: int = 48
+    quantization: Quantization = field(default="none", metadata=dict(
+        label="Quantization", help="Of the base model's training copy; 4-bit is QLoRA (~4x smaller frozen weights).",
+        widget="radio", choices=QUANTIZATIONS, error="Quantization must be none, 8bit or 4bit (got {value!r}).",
+        section="lora"))
+    epochs: float = field(default=1.0, metadata=dict(
+        label="Epochs", help="Passes over the training rows.", gt=0, row="length"))
+    max_steps: int | None = field(default=None, metadata=dict(  # set = stop after this many optimizer steps
+        label="Max steps", help="Optimizer steps to train for (instead of epochs).", ge=1, row="length"))
+    learning_rate: float = field(default=2e-4, metadata=dict(
+        label="Learning rate", help="Typical LoRA: 1e-4 to 3e-3; too high and the loss turns NaN.", gt=0,
+        row="lr"))
+    lr_scheduler: str = field(default="cosine", metadata=dict(
+        label="Scheduler", help="How the learning rate falls after warmup.", widget="dropdown", choices=SCHEDULERS,
+        row="lr"))
+    warmup: float = field(default=0.05, metadata=dict(
+        label="Warmup", help="Below 1: a fraction of the steps; 1 or more: a number of steps.", ge=0, row="lr"))
+    batch_size: int = field(default=4, metadata=dict(
+        label="Batch size", help="Rows per step; memory grows with it.", ge=1, row="batch"))
+    grad_accum: int = field(default=1, metadata=dict(
+        label="Gradient accumulation", help="Steps summed per update (effective batch = batch × this).", ge=1,
+        row="batch"))
+    max_seq_length: int = field(default=256, metadata=dict(
+        label="Max sequence length", help="Longer rows are truncated (see the token lengths).", ge=8,
+        error="{label} must be at least 8 tokens (got {value}).", row="batch"))
+    seed: int = field(default=42, metadata=dict(
+        label="Seed", help="Same seed: same split, same initial adapter.", ge=0, row="batch", sticky=True))
+    optimizer: str = field(default="adamw_torch", metadata=dict(
+        label="Optimizer", help="The paged / 8-bit optimizers need a CUDA GPU.", widget="dropdown",
+        choices=CPU_OPTIMIZERS + GPU_OPTIMIZERS, error="Unknown optimizer {value!r}.", row="optim"))
+    packing: bool = field(default=False, metadata=dict(
+        label="Packing", help="Concatenate short rows into full sequences (fewer pad tokens).", row="optim"))
+    gradient_checkpointing: bool = field(default=False, metadata=dict(
+        label="Gradient checkpointing", help="Recompute activations: less memory, ~30 % slower.", row="optim"))
+    eval_steps: int | None = field(default=None, metadata=dict(  # when there is an eval split
+        label="Eval every N steps", help=f"Empty = about {EVALS_PER_RUN} evaluations per run.", ge=1,
+        blank="auto", row="schedule"))
+    save_steps: int = field(default=50, metadata=dict(
+        label="Checkpoint every N steps", help="Lets an interrupted run resume (e.g. after an app restart).",
+        ge=1, row="schedule"))
+    probe_every: int | None = field(default=None, metadata=dict(
+        label="Probe every N steps", help=f"Empty = about {PROBES_PER_RUN} live probes per run; 0 = off.", ge=0,
+        error="{label} must be 0 (off) or more (got {value}).", blank="auto", row="schedule"))
+    probe_max_new_tokens: int = field(default=48, metadata=dict(
+        label="Probe answer length", help="Tokens generated per probe answer.", ge=1, row="schedule",
+        sticky=True))
+    probe_prompt: str = field(default="", metadata=dict(
+        label="Probe prompt", help="Empty = the recipe's probe, or the first eval row."))
 
     def validate(self, device_type: str = "cpu") -> None:
-        def positive_int(name: str, label: str) -> None:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{label} must be a whole number of at least 1 (got {value}).")
-
-        if self.quantization not in ("none", "8bit", "4bit"):
-            raise ValueError(f"Quantization must be none, 8bit or 4bit (got {self.quantization!r}).")
-        if self.max_steps is None:
-            if not self.epochs or not math.isfinite(self.epochs) or self.epochs <= 0:
-                raise ValueError(f"Epochs must be greater than 0 (got {self.epochs}).")
-        else:
-            positive_int("max_steps", "Max steps")
-        if not math.isfinite(self.learning_rate) or self.learning_rate <= 0:
-            raise ValueError(f"Learning rate must be greater than 0 (got {self.learning_rate}).")
+        check_fields(self, "train", skip=("epochs",) if self.max_steps is not None else ())
         if self.learning_rate > 1:
             raise ValueError(f"Learning rate {self.learning_rate} is far too high (typical LoRA: 1e-4 to 3e-3).")
-        if self.lr_scheduler not in SCHEDULERS:
-            raise ValueError(f"Scheduler must be one of {', '.join(SCHEDULERS)} (got {self.lr_scheduler!r}).")
-        if self.warmup < 0:
-            raise ValueError(f"Warmup must be 0 or more (got {self.warmup}).")
-        positive_int("batch_size", "Batch size")
-        positive_int("grad_accum", "Gradient accumulation")
-        positive_int("max_seq_length", "Max sequence length")
-        if self.max_seq_length < 8:
-            raise ValueError(f"Max sequence length must be at least 8 tokens (got {self.max_seq_length}).")
-        positive_int("eval_steps", "Eval every N steps")
-        positive_int("save_steps", "Checkpoint every N steps")
-        if not isinstance(self.probe_every, int) or self.probe_every < 0:
-            raise ValueError(f"Probe every N steps must be 0 (off) or more (got {self.probe_every}).")
-        positive_int("probe_max_new_tokens", "Probe answer length")
-        if self.optimizer not in CPU_OPTIMIZERS + GPU_OPTIMIZERS:
-            raise ValueError(f"Unknown optimizer {self.optimizer!r}.")
         if device_type != "cuda" and self.optimizer in GPU_OPTIMIZERS:
             raise ValueError(f"The optimizer {self.optimizer} needs a CUDA GPU (bitsandbytes); "
                              f"on {device_type} use adamw_torch.")
         if device_type == "mps" and self.quantization != "none":
             raise ValueError("bitsandbytes quantization does not run on Apple MPS: choose quantization none.")
+
+    def eval_interval(self) -> int | float:
+        """The trainer's eval_steps: the user's, or a fraction of the run (the trainer resolves it to
+        ceil(total_steps * fraction), i.e. every_n_steps(total_steps, EVALS_PER_RUN))."""
+        return self.eval_steps if self.eval_steps is not None else 1 / EVALS_PER_RUN
 
 
 @dataclass
@@ -133,8 +154,11 @@ class TrainJobConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     base: BaseModelRef = field(default_factory=BaseModelRef)
-    adapter_name: str = "my-adapter"
-    overwrite: bool = False  # replace an adapter of the same name instead of adding a suffix
+    adapter_name: str = field(default="my-adapter", metadata=dict(
+        label="Adapter name", help="Letters, digits, - _ . : its folder under adapters/.", row="name"))
+    overwrite: bool = field(default=False, metadata=dict(
+        label="Overwrite an adapter of that name", help="Otherwise a taken name gets a -2, -3 … suffix.",
+        row="name", sticky=True))
     data_dir: str = ""  # the app's data dir: adapters go to <data_dir>/adapters/<name>
 
     def validate(self, device_type: str | None = None) -> None:
@@ -150,13 +174,11 @@ class TrainJobConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainJobConfig":
         """Inverse of to_dict; unknown keys are ignored so older run folders still load."""
-        def build(kind: type, values: dict[str, Any] | None) -> Any:
-            names = {f.name for f in dataclasses.fields(kind)}
-            return kind(**{k: v for k, v in (values or {}).items() if k in names})
-
-        top = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
-        return cls(**{**top, "data": build(DataSource, d.get("data")), "lora": build(LoraSettings, d.get("lora")),
-                      "train": build(TrainSettings, d.get("train")), "base": build(BaseModelRef, d.get("base"))})
+        base_names = {f.name for f in dataclasses.fields(BaseModelRef)}
+        base = BaseModelRef(**{k: v for k, v in (d.get("base") or {}).items() if k in base_names})
+        nested = [d, *(d.get(section) or {} for section in SECTIONS)]
+        flat = {k: v for values in nested for k, v in values.items() if k in SETTINGS}
+        return apply_overrides(cls(base=base, data_dir=d.get("data_dir", "")), flat)
 
     def flat_settings(self) -> dict[str, Any]:
         """LoRA + training + data-handling settings as one flat dict (the adapter's playground.json)."""
@@ -166,22 +188,24 @@ class TrainJobConfig:
                 "data_format": self.data.format}
 
 
+SECTIONS = {"data": DataSource, "lora": LoraSettings, "train": TrainSettings}
+# Every setting by its flat name, in form order: data, LoRA, training, then the adapter's name.
+SETTINGS: dict[str, Setting] = {name: s for section, cls in [*SECTIONS.items(), ("", TrainJobConfig)]
+                                for name, s in settings_of(cls, section).items()}
+
+
 def apply_overrides(config: TrainJobConfig, overrides: dict[str, Any]) -> TrainJobConfig:
-    """Return a copy with flat `{"r": 8, "learning_rate": 1e-3, "eval_fraction": 0}` overrides applied to
-    whichever section owns each key (recipe defaults, API callers). Unknown keys raise ValueError."""
-    sections = {"lora": config.lora, "train": config.train, "data": config.data}
-    new = {name: dataclasses.asdict(obj) for name, obj in sections.items()}
-    top = {"adapter_name": config.adapter_name, "overwrite": config.overwrite}
+    """Return a copy with flat `{"r": 8, "learning_rate": 1e-3, "eval_fraction": 0}` settings applied to
+    whichever section owns each key, each value coerced to its field's type (form values, recipe defaults,
+    API callers, stored configs). Unknown keys and uncoercible values raise ValueError."""
+    changes: dict[str, dict[str, Any]] = {section: {} for section in ("", *SECTIONS)}
     for key, value in overrides.items():
-        if key in top:
-            top[key] = value
-            continue
-        owner = next((name for name, values in new.items() if key in values), None)
-        if owner is None:
+        setting = SETTINGS.get(key)
+        if setting is None:
             raise ValueError(f"Unknown setting {key!r}.")
-        new[owner][key] = value
-    return dataclasses.replace(config, **top, lora=LoraSettings(**new["lora"]), train=TrainSettings(**new["train"]),
-                               data=DataSource(**new["data"]))
+        changes[setting.section][key] = setting.coerce(value)
+    sections = {name: dataclasses.replace(getattr(config, name), **changes[name]) for name in SECTIONS}
+    return dataclasses.replace(config, **changes[""], **sections)
 
 
 def precision_flags(device_type: str, bf16_supported: bool = False) -> dict[str, bool]:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from playground.data.recipes import get_recipe
 from playground.data.loading import resolve_format
+from playground.data.recipes import get_recipe
+from playground.train.bnb_cpu import PACKING_SWITCH
 from playground.train.config import TrainJobConfig
+from playground.train.hf_args import SFT_COMMENTS, lora_kwargs, sft_kwargs
 
 
 @dataclass
@@ -64,6 +67,30 @@ def _data_loading(config: TrainJobConfig) -> tuple[str, list[str]]:
     return code, columns
 
 
+def _kbit_setup(quantization: str, gradient_checkpointing: bool) -> str:
+    """The worker's preparation of a quantized base (prepare_model_for_kbit_training; for 4-bit, bnb_cpu)."""
+    if quantization == "none":
+        return ""
+    code = ("    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing="
+            f"{gradient_checkpointing!r})\n")
+    if quantization == "4bit":
+        code += ("    # On CPUs with AVX512-BF16, bitsandbytes repacks 4-bit weights for inference at the first\n"
+                 "    # evaluation; packed layers pass no gradient and only fit some shapes. Keep them trainable.\n"
+                 "    for module in model.modules():\n"
+                 f"        if getattr(module, {PACKING_SWITCH!r}, False):\n"
+                 f"            module.{PACKING_SWITCH} = False\n")
+    return code
+
+
+def _keywords(kwargs: dict[str, Any], indent: str = "        ") -> str:
+    """`name=value,` lines of a call, values as Python literals (repr), with the known comments."""
+    lines = []
+    for name, value in kwargs.items():
+        comment = f"  # {SFT_COMMENTS[name]}" if name in SFT_COMMENTS else ""
+        lines.append(f"{indent}{name}={value!r},{comment}\n")
+    return "".join(lines)
+
+
 def export_script(config: TrainJobConfig, run_id: str = "", output_dir: str | None = None,
                   num_gpus: int = 2) -> ExportedScript:
     t, lora, d = config.train, config.lora, config.data
@@ -80,9 +107,9 @@ def export_script(config: TrainJobConfig, run_id: str = "", output_dir: str | No
         quant = "        quantization_config=BitsAndBytesConfig(load_in_8bit=True),\n"
     if quant:
         quant += "        device_map={\"\": PartialState().local_process_index},  # one copy per process\n"
-    targets = lora.peft_target_modules()
     eval_split = d.eval_fraction > 0
-    max_steps = t.max_steps or -1
+    sft = sft_kwargs(config, fmt)
+    max_steps = sft.pop("max_steps")  # a command-line option of the script, defaulting to the run's
     code = f'''#!/usr/bin/env python
 """LoRA fine-tune exported from LLM Playground{f" (run {run_id})" if run_id else ""}, {dt.date.today().isoformat()}.
 
@@ -110,7 +137,7 @@ def to_training_row(row):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--output-dir", default={out!r})
-    parser.add_argument("--max-steps", type=int, default={max_steps}, help="-1 = train for the epochs below")
+    parser.add_argument("--max-steps", type=int, default={max_steps}, help="{SFT_COMMENTS["max_steps"]}")
     cli = parser.parse_args()
 
     # Mixed precision from the hardware: bf16 where the GPU supports it, fp16 on older GPUs, fp32 on CPU.
@@ -125,43 +152,17 @@ def main():
         BASE_MODEL,
         dtype=dtype,
 {quant}    )
-{"    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=" + repr(t.gradient_checkpointing) + ")" + chr(10) if quant else ""}
+{_kbit_setup(t.quantization, t.gradient_checkpointing)}
 {load_code}    dataset = dataset.map(to_training_row, remove_columns=dataset.column_names)
 {f"    split = dataset.train_test_split(test_size={d.eval_fraction!r}, seed={t.seed})" + chr(10) + '    train_data, eval_data = split["train"], split["test"]' if eval_split else "    train_data, eval_data = dataset, None"}
 
     peft_config = LoraConfig(
-        r={lora.r},
-        lora_alpha={lora.lora_alpha!r},
-        lora_dropout={lora.lora_dropout!r},
-        target_modules={targets!r},
-        use_rslora={lora.use_rslora},
-        use_dora={lora.use_dora},
-        bias={lora.bias!r},
-        task_type="CAUSAL_LM",
-    )
+{_keywords(lora_kwargs(lora))}    )
     args = SFTConfig(
         output_dir=cli.output_dir + "/checkpoints",
-        num_train_epochs={t.epochs!r},
         max_steps=cli.max_steps,
-        per_device_train_batch_size={t.batch_size},
-        per_device_eval_batch_size={t.batch_size},
-        gradient_accumulation_steps={t.grad_accum},
-        learning_rate={t.learning_rate!r},
-        lr_scheduler_type={t.lr_scheduler!r},
-        warmup_steps={t.warmup!r},  # < 1: a fraction of the steps
-        max_length={t.max_seq_length},
-        packing={t.packing},
-        activation_checkpointing={t.gradient_checkpointing},  # a.k.a. gradient checkpointing
-        optim={t.optimizer!r},
-        seed={t.seed},
-        completion_only_loss={(d.completion_only_loss if fmt != "text" else None)!r},
-        eval_strategy={"steps" if eval_split else "no"!r},
-        eval_steps={t.eval_steps},
-        save_steps={t.save_steps},
-        logging_steps=1,
-        bf16=use_bf16,  # set explicitly: TRL defaults to bf16=True, ~10x slower on a CPU
+{_keywords(sft)}        bf16=use_bf16,  # set explicitly: TRL defaults to bf16=True, ~10x slower on a CPU
         fp16=use_fp16,
-        report_to="none",
     )
     trainer = SFTTrainer(
         model=model,

@@ -1,103 +1,109 @@
-"""The Train tab's flat form values <-> TrainJobConfig, and request building for the API (Gradio-free).
+"""The Train tab's flat form <-> TrainJobConfig, recipe defaults and API requests (Gradio-free).
 
-The tab keeps one dict of components keyed by these flat names; the handler passes their values here whole.
+Everything here is derived from the settings' schema (the dataclass fields' metadata, see
+playground.train.schema): which boxes the form has and where, what they are called, how their values are
+coerced, and which of them a recipe pick resets. The form adds two boxes that are views of a setting: the
+"Train for" switch (epochs vs max steps) and one dropdown per column role (DataSource.columns).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
+from dataclasses import dataclass
 from typing import Any
 
 from playground.data.sources import DataSource
-from playground.train.config import LoraSettings, TrainJobConfig, TrainSettings, apply_overrides
+from playground.train.config import SETTINGS, TrainJobConfig, apply_overrides
+from playground.train.schema import Setting
 
 ROLE_FIELDS = ["messages", "prompt", "completion", "instruction", "input", "output", "text"]
-LABELS = {  # for messages about empty number boxes
-    "r": "LoRA rank r", "lora_alpha": "LoRA alpha", "lora_dropout": "LoRA dropout", "epochs": "Epochs",
-    "max_steps": "Max steps", "learning_rate": "Learning rate", "warmup": "Warmup", "batch_size": "Batch size",
-    "grad_accum": "Gradient accumulation", "max_seq_length": "Max sequence length", "seed": "Seed",
-    "eval_fraction": "Eval fraction", "eval_steps": "Eval every N steps", "save_steps": "Checkpoint every N steps",
-    "probe_every": "Probe every N steps", "probe_max_new_tokens": "Probe answer length", "max_rows": "Max rows",
-}
+SECTION_TITLES = {"data": "1 · Data", "lora": "2 · LoRA", "train": "3 · Training"}
+LENGTH_MODE = Setting("length_mode", "train", str, False, dict(
+    label="Train for", help="A number of passes over the data, or a fixed number of optimizer steps.",
+    widget="radio", choices=[("Epochs", "epochs"), ("Max steps", "steps")], row="length"))
+MAX_STEPS_SHOWN = 100  # what the Max steps box shows while training for epochs
+# Left empty, these are scaled to the run's length; a recipe's fixed values for them are not used.
+RUN_SCALED = [name for name, s in SETTINGS.items() if s.meta.get("blank") == "auto"]
 
 
-INT_FIELDS = {"r", "max_steps", "batch_size", "grad_accum", "max_seq_length", "seed", "eval_steps", "save_steps",
-              "probe_every", "probe_max_new_tokens", "max_rows"}
-FLOAT_FIELDS = {"lora_alpha", "lora_dropout", "epochs", "learning_rate", "warmup", "eval_fraction"}
-BOOL_FIELDS = {"use_rslora", "use_dora", "packing", "gradient_checkpointing", "completion_only_loss",
-               "use_chat_template", "overwrite"}
-OPTIONAL_FIELDS = {"max_steps", "max_rows"}
+@dataclass(frozen=True)
+class FormField:
+    """One box of the form: its flat name, the form section it sits in, and the setting it shows."""
+
+    name: str
+    section: str  # "data" | "lora" | "train"
+    setting: Setting
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.setting.meta
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """Form value -> the field's type; empty or non-numeric boxes get a sentence, not a TypeError."""
-    if name in BOOL_FIELDS:
-        return bool(value)
-    if name not in INT_FIELDS | FLOAT_FIELDS:
-        return value
-    label = LABELS.get(name, name)
-    if value is None or value == "":
-        if name in OPTIONAL_FIELDS:
-            return None
-        raise ValueError(f"{label} is empty.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{label} must be a number (got {value!r}).") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{label} must be a finite number (got {value}).")
-    if name in INT_FIELDS:
-        if number != int(number):
-            raise ValueError(f"{label} must be a whole number (got {value}).")
-        return int(number)
-    return number
+def _column_setting(role: str, columns: Setting) -> Setting:
+    meta = dict(label=f"{role} column", help=f"The column holding the {role} (empty = the standard name).",
+                widget="dropdown", choices=[""], open=True, row="columns", group=columns.meta.get("group"))
+    return Setting(f"col_{role}", columns.section, str, False, meta)
 
 
-def _section(kind: type, values: dict[str, Any]) -> Any:
-    names = {f.name for f in dataclasses.fields(kind)}
-    return kind(**{n: _coerce(n, v) for n, v in values.items() if n in names})
+def form_fields() -> list[FormField]:
+    """Every box of the form in display order, grouped by section (a field's `section` metadata, else the
+    section of the config that owns it; the adapter's name goes with the training settings)."""
+    out: list[FormField] = []
+    for name, setting in SETTINGS.items():
+        section = setting.meta.get("section") or setting.section or "train"
+        if name == "columns":
+            out += [FormField(f"col_{role}", section, _column_setting(role, setting)) for role in ROLE_FIELDS]
+            continue
+        if name == "epochs":
+            out.append(FormField(LENGTH_MODE.name, section, LENGTH_MODE))
+        out.append(FormField(name, section, setting))
+    order = list(SECTION_TITLES)
+    return sorted(out, key=lambda f: order.index(f.section))  # stable: keeps the field order within a section
+
+
+def recipe_fields() -> list[str]:
+    """The boxes a recipe pick resets to the recipe's values (all but the `sticky` ones)."""
+    return [f.name for f in form_fields() if not f.meta.get("sticky")]
 
 
 def config_from_form(values: dict[str, Any]) -> TrainJobConfig:
-    """Flat form values (names as in form_values) -> a TrainJobConfig; base/data_dir are filled by the manager."""
+    """Flat form values (names as in form_fields) -> a TrainJobConfig; base/data_dir are filled by the manager.
+    Empty or malformed boxes raise ValueError with a sentence naming the field."""
     v = dict(values)
-    v["columns"] = {role: v.pop(f"col_{role}") for role in ROLE_FIELDS
-                    if v.get(f"col_{role}") not in (None, "")}
+    v["columns"] = {role: v[f"col_{role}"] for role in ROLE_FIELDS if v.get(f"col_{role}") not in (None, "")}
     for role in ROLE_FIELDS:
         v.pop(f"col_{role}", None)
-    if v.pop("length_mode", "epochs") != "steps":
+    if v.pop(LENGTH_MODE.name, "epochs") != "steps":
         v["max_steps"] = None
-    if not v.get("max_rows"):
-        v["max_rows"] = None
-    if isinstance(v.get("target_modules"), str):
-        v["target_modules"] = [v["target_modules"]]
-    return TrainJobConfig(data=_section(DataSource, v), lora=_section(LoraSettings, v),
-                          train=_section(TrainSettings, v), adapter_name=str(v.get("adapter_name") or "").strip(),
-                          overwrite=bool(v.get("overwrite")))
+    return apply_overrides(TrainJobConfig(), v)
 
 
 def form_values(config: TrainJobConfig) -> dict[str, Any]:
-    """Inverse of config_from_form (to show recipe defaults in the form)."""
-    v: dict[str, Any] = {**dataclasses.asdict(config.data), **dataclasses.asdict(config.lora),
-                         **dataclasses.asdict(config.train)}
+    """Inverse of config_from_form (to show defaults and recipe settings in the form)."""
+    sections = {"data": config.data, "lora": config.lora, "train": config.train, "": config}
+    v = {name: getattr(sections[s.section], name) for name, s in SETTINGS.items()}
+    for name, s in SETTINGS.items():
+        if s.meta.get("zero") and v[name] is None:
+            v[name] = 0
     columns = v.pop("columns")
     v.update({f"col_{role}": columns.get(role, "") for role in ROLE_FIELDS})
-    v["length_mode"] = "steps" if config.train.max_steps else "epochs"
-    v["max_steps"] = config.train.max_steps or 100
-    v["max_rows"] = config.data.max_rows or 0
-    v["adapter_name"], v["overwrite"] = config.adapter_name, config.overwrite
+    v[LENGTH_MODE.name] = "steps" if config.train.max_steps else "epochs"
+    v["max_steps"] = config.train.max_steps or MAX_STEPS_SHOWN
     return v
 
 
 def recipe_config(recipe_id: str) -> TrainJobConfig:
-    """Defaults for a bundled recipe: its data, its training defaults, its probe, named after it."""
+    """Defaults for a bundled recipe: its data, its training defaults, its probe, named after it.
+
+    A recipe's eval / probe intervals (RUN_SCALED) are not applied: left empty they scale with the run's length
+    (about EVALS_PER_RUN evaluations and PROBES_PER_RUN probes), so a shorter run still shows a live probe."""
     from playground.data.recipes import get_recipe
 
     recipe = get_recipe(recipe_id)
     config = TrainJobConfig(data=DataSource(kind="recipe", recipe=recipe.id), adapter_name=recipe.id)
-    config = apply_overrides(config, recipe.defaults)
+    defaults = {k: v for k, v in recipe.defaults.items() if k not in RUN_SCALED}
+    config = apply_overrides(config, defaults)
     return dataclasses.replace(config, train=dataclasses.replace(config.train, probe_prompt=recipe.probe))
 
 

@@ -19,12 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from playground.adapters.files import save_adapter_folder  # noqa: F401  (re-exported: the adapter writer)
-from playground.model.store import ModelStore
+from playground.model.inspect import linear_layer_names
 from playground.model.sources import pick_device
-from playground.train.events import CHECKPOINTS, CONFIG_FILE, EVENTS_FILE, LOG_FILE, PID_FILE, STOP_FILE, read_events
-from playground.train.status import EventSummary, RunStatus, summarize
+from playground.model.store import ModelStore
 from playground.train.config import ALL_LINEAR, BaseModelRef, TrainJobConfig
+from playground.train.events import CHECKPOINTS, CONFIG_FILE, EVENTS_FILE, LOG_FILE, PID_FILE, STOP_FILE, read_events
+from playground.train.sizing import SettingsDescriber
+from playground.train.status import EventSummary, RunStatus, summarize
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository root (the worker runs with it as cwd)
 
@@ -45,60 +46,6 @@ def base_ref(store: ModelStore) -> BaseModelRef:
                         device=store.settings.device, trust_remote_code=store.settings.trust_remote_code)
 
 
-def linear_module_names(model: Any) -> list[str]:
-    """Distinct leaf names of the Linear layers a LoRA can wrap (lm_head excluded), in model order."""
-    import torch
-
-    names: list[str] = []
-    for name, module in model.named_modules():
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf in ("lm_head", "embed_out") or "lora_" in name:
-            continue
-        if isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D":
-            if leaf not in names and not leaf.isdigit():
-                names.append(leaf)
-    return names
-
-
-def count_trainable(model_config: Any, lora: Any) -> tuple[int, int]:
-    """(trainable, total) parameters of the LoRA setup, counted by PEFT on a weightless (meta) copy."""
-    import copy
-
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    cfg = copy.deepcopy(model_config)
-    if hasattr(cfg, "quantization_config"):
-        del cfg.quantization_config
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(cfg)
-    peft_model = get_peft_model(model, LoraConfig(
-        r=lora.r, lora_alpha=lora.lora_alpha, target_modules=lora.peft_target_modules(),
-        use_dora=lora.use_dora, bias=lora.bias, task_type="CAUSAL_LM"))
-    return peft_model.get_nb_trainable_parameters()
-
-
-def memory_estimate(model: Any, config: TrainJobConfig, device_type: str) -> Any | None:
-    """The Model tab's estimator applied to these settings (playground.model.memory); None if it cannot say."""
-    try:
-        from playground.model.memory import MemoryEstimateConfig, estimate_memory, model_shape
-    except ImportError:
-        return None
-    t = config.train
-    optim = {"paged_adamw_8bit": "paged_adamw_8bit", "paged_adamw_32bit": "paged_adamw_32bit",
-             "adamw_8bit": "adamw_8bit", "sgd": "sgd"}.get(t.optimizer, "adamw_32bit")
-    precision = "fp32" if device_type != "cuda" else "bf16"
-    try:
-        cfg = MemoryEstimateConfig(batch_size=t.batch_size, seq_len=t.max_seq_length, precision=precision,
-                                   method="qlora" if t.quantization == "4bit" else "lora",
-                                   lora_rank=config.lora.r, optimizer=optim,
-                                   gradient_checkpointing=t.gradient_checkpointing)
-        return estimate_memory(model_shape(model), cfg)
-    except (ValueError, TypeError):
-        return None
-
-
 @dataclasses.dataclass
 class _RunCache:
     offset: int = 0
@@ -111,15 +58,11 @@ class TrainingManager:
         self._lock = threading.RLock()
         self._procs: dict[str, subprocess.Popen] = {}
         self._cache: dict[str, _RunCache] = {}
-        self._params_cache: dict[tuple, tuple[int, int]] = {}
+        self._describer = SettingsDescriber()
 
     @property
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
-
-    @property
-    def adapters_dir(self) -> Path:
-        return self.data_dir / "adapters"
 
     def run_dir(self, run_id: str) -> Path:
         if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
@@ -211,27 +154,8 @@ class TrainingManager:
 
     def describe_settings(self, config: TrainJobConfig) -> str:
         """Markdown: trainable parameters of these LoRA settings on the app's model, and the memory estimate."""
-        from playground.model.inspect import format_bytes
-
         config.lora.validate()
-        if self.store is None:
-            return ""
-        with self.store.use() as lm:
-            base, fingerprint, device = lm.base_model, lm.fingerprint, lm.device.type
-            lora = config.lora
-            key = (fingerprint, lora.r, tuple(lora.target_modules), lora.use_dora, lora.bias)
-            if key not in self._params_cache:
-                if len(self._params_cache) > 64:
-                    self._params_cache.clear()
-                self._params_cache[key] = count_trainable(base.config, lora)
-            trainable, total = self._params_cache[key]
-            estimate = memory_estimate(base, config, device)
-        text = (f"**Trainable parameters: {trainable:,}** of {total:,} "
-                f"({100 * trainable / max(1, total):.2f} %)")
-        if estimate is not None:
-            text += (f" · estimated training memory ≈ **{format_bytes(estimate.total)}** "
-                     f"({', '.join(f'{k} {format_bytes(v)}' for k, v in estimate.parts())})")
-        return text
+        return "" if self.store is None else self._describer.describe(self.store, config)
 
     # ------------------------------------------------------------ actions
 
@@ -251,7 +175,7 @@ class TrainingManager:
         config.validate(device)
         if self.store is not None and self.store.loaded:
             with self.store.use() as lm:
-                known = linear_module_names(lm.base_model)
+                known = linear_layer_names(lm.base_model)
                 has_template = bool(lm.tokenizer.chat_template)
             unknown = [m for m in config.lora.target_modules if m != ALL_LINEAR and m not in known]
             if unknown:

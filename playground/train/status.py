@@ -9,6 +9,8 @@ from typing import Any
 
 from playground.train.events import TERMINAL_STATES
 
+LOSS_KEYS = ("step", "loss", "learning_rate", "grad_norm")  # one row of the loss history
+
 
 @dataclass
 class RunStatus:
@@ -40,7 +42,8 @@ class RunStatus:
 
     @property
     def active(self) -> bool:
-        return self.state not in TERMINAL_STATES
+        """The run's worker is (still) at work: not ended, and a run at all ("idle" = there is none)."""
+        return self.state not in TERMINAL_STATES and self.state != "idle"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -50,7 +53,6 @@ class RunStatus:
 class EventSummary:
     """Running aggregate of a run's events, updated incrementally as new lines arrive."""
 
-    events_seen: int = 0
     losses: dict[int, dict[str, Any]] = field(default_factory=dict)
     evals: dict[int, dict[str, Any]] = field(default_factory=dict)
     probes: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -63,14 +65,13 @@ class EventSummary:
     def add(self, events: list[dict[str, Any]]) -> None:
         for e in events:
             kind = e.get("type")
-            self.events_seen += 1
             if kind == "start":  # a new attempt (first run or resume): the old ending no longer applies
                 self.attempt_start, self.end = e["t"], None
                 self.first_start = self.first_start or e["t"]
                 for k in ("status", "train_begin", "log"):
                     self.last.pop(k, None)
             elif kind == "log":
-                self.losses[e["step"]] = {k: e.get(k) for k in ("step", "loss", "learning_rate", "grad_norm")}
+                self.losses[e["step"]] = {k: e.get(k) for k in LOSS_KEYS}
             elif kind == "eval":
                 self.evals[e["step"]] = {"step": e["step"], "eval_loss": e.get("eval_loss")}
             elif kind == "probe":
@@ -81,14 +82,21 @@ class EventSummary:
                 self.end = e
             self.last[kind] = e
 
+    def loss_history(self) -> list[dict[str, Any]]:
+        """{step, loss, learning_rate, grad_norm} per step, in step order (a repeated step: the last wins)."""
+        return [self.losses[k] for k in sorted(self.losses)]
+
+    def eval_history(self) -> list[dict[str, Any]]:
+        return [self.evals[k] for k in sorted(self.evals)]
+
 
 def summarize(run_id: str, s: EventSummary, *, alive: bool, stop_requested: bool = False,
               exit_code: int | None = None, log_tail: str = "", has_checkpoint: bool = False,
               now: float | None = None) -> RunStatus:
     """The run's status from its events and whether its worker process is still alive."""
     now = now or time.time()
-    st = RunStatus(run_id=run_id, losses=[s.losses[k] for k in sorted(s.losses)],
-                   evals=[s.evals[k] for k in sorted(s.evals)], probes=[s.probes[k] for k in sorted(s.probes)],
+    st = RunStatus(run_id=run_id, losses=s.loss_history(), evals=s.eval_history(),
+                   probes=[s.probes[k] for k in sorted(s.probes)],
                    started_at=s.first_start, last_checkpoint=s.last_checkpoint)
     setup = s.last.get("setup", {})
     st.probe_prompt = setup.get("probe_prompt", "")

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from playground.train.config import TrainJobConfig
 from playground.train.events import CHECKPOINTS, CONFIG_FILE, EVENTS_FILE, STOP_FILE, EventLog, read_events
-from playground.train.config import TrainJobConfig, precision_flags
+from playground.train.status import EventSummary
 
 
 @dataclass
@@ -59,22 +60,15 @@ def _load_base(config: TrainJobConfig) -> Any:
     return load_model(settings)
 
 
-def _history(run_dir: Path) -> tuple[list[dict], list[dict]]:
-    """Loss and eval history over all attempts of the run (a resumed run repeats some steps: last wins)."""
-    events, _ = read_events(run_dir / EVENTS_FILE)
-    losses = {e["step"]: {k: e.get(k) for k in ("step", "loss", "learning_rate", "grad_norm")}
-              for e in events if e["type"] == "log"}
-    evals = {e["step"]: {"step": e["step"], "eval_loss": e["eval_loss"]} for e in events if e["type"] == "eval"}
-    return [losses[s] for s in sorted(losses)], [evals[s] for s in sorted(evals)]
-
-
 def build_trainer(config: TrainJobConfig, loaded: Any, data: Any, run_dir: Path, callbacks: list) -> Any:
     """SFTConfig + LoraConfig + SFTTrainer for this job (kept separate so the bench can time the same setup)."""
     import torch
-    from peft import LoraConfig, prepare_model_for_kbit_training
-    from trl import SFTConfig, SFTTrainer
+    from peft import prepare_model_for_kbit_training
+    from trl import SFTTrainer
 
-    t, lora = config.train, config.lora
+    from playground.train.hf_args import lora_config, sft_config
+
+    t = config.train
     model, device = loaded.model, loaded.device.type
     if device == "cpu":
         from playground.train.trl_cpu import score_only_labelled_positions_on_cpu
@@ -82,24 +76,14 @@ def build_trainer(config: TrainJobConfig, loaded: Any, data: Any, run_dir: Path,
         score_only_labelled_positions_on_cpu()  # skip LM-head work on prompt tokens (Pig Latin: 625 s -> 420 s)
     if t.quantization != "none":  # QLoRA recipe: fp32 norms/embeddings, input grads for checkpointing
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=t.gradient_checkpointing)
-    bf16_ok = device == "cuda" and torch.cuda.is_bf16_supported()
-    args = SFTConfig(
-        output_dir=str(run_dir / CHECKPOINTS), num_train_epochs=t.epochs, max_steps=t.max_steps or -1,
-        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
-        warmup_steps=t.warmup, max_length=t.max_seq_length, packing=t.packing,
-        activation_checkpointing=t.gradient_checkpointing, optim=t.optimizer, seed=t.seed, data_seed=t.seed,
-        logging_steps=1, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
-        eval_strategy="steps" if data.eval is not None else "no", eval_steps=t.eval_steps,
-        completion_only_loss=config.data.completion_only_loss if data.format != "text" else None,
-        report_to="none", disable_tqdm=True, dataloader_pin_memory=device == "cuda", use_cpu=device == "cpu",
-        **precision_flags(device, bf16_ok),
-    )
-    peft_config = LoraConfig(r=lora.r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout,
-                             target_modules=lora.peft_target_modules(), use_rslora=lora.use_rslora,
-                             use_dora=lora.use_dora, bias=lora.bias, task_type="CAUSAL_LM")
+    if t.quantization == "4bit":  # evals and probes must not repack the weights for CPU inference
+        from playground.train.bnb_cpu import keep_4bit_weights_unpacked
+
+        keep_4bit_weights_unpacked(model)
+    args = sft_config(config, data.format, output_dir=str(run_dir / CHECKPOINTS), device_type=device,
+                      bf16_supported=device == "cuda" and torch.cuda.is_bf16_supported())
     return SFTTrainer(model=model, args=args, train_dataset=data.train, eval_dataset=data.eval,
-                      processing_class=loaded.tokenizer, peft_config=peft_config, callbacks=callbacks)
+                      processing_class=loaded.tokenizer, peft_config=lora_config(config.lora), callbacks=callbacks)
 
 
 def precision_name(args: Any) -> str:
@@ -108,8 +92,8 @@ def precision_name(args: Any) -> str:
 
 
 def default_probe(config: TrainJobConfig, data: Any) -> str:
-    from playground.data.recipes import get_recipe
     from playground.data.loading import prompt_of
+    from playground.data.recipes import get_recipe
 
     if config.train.probe_prompt.strip():
         return config.train.probe_prompt.strip()
@@ -181,7 +165,9 @@ def _run(config: TrainJobConfig, run_dir: Path, log: EventLog, resume: bool, par
         return JobResult(state, None, 0)
 
     log.emit("status", state="saving", message="Saving the adapter…")
-    losses, evals = _history(run_dir)
+    history = EventSummary()  # over all attempts of the run (a resumed run repeats some steps: last wins)
+    history.add(read_events(run_dir / EVENTS_FILE)[0])
+    losses, evals = history.loss_history(), history.eval_history()
     final_eval = None
     if data.eval is not None and state == "completed":
         if not evals or evals[-1]["step"] != step:  # one last eval at the final weights

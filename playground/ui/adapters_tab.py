@@ -1,68 +1,88 @@
 """Adapters tab: the library table, a detail card with the loss curve, activate / swap / deactivate,
 rename, delete, import (folder or .zip), export (.zip), merge-and-save, and weighted mixes.
 
-Only layout and wiring: every operation is one call into `services.adapters` (playground.adapters.live).
+Only layout and wiring: every operation is one call into `services.adapters` (playground.adapters.live), and
+what the tab shows comes from one snapshot (`adapters.state()`, rendered by playground.adapters.views).
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from playground.adapters.library import LIBRARY_HEADERS, loss_curve_figure
+from playground.adapters.charts import adapter_loss_figure
 from playground.adapters.mixing import MIX_METHODS, MixSpec
+from playground.adapters.views import LIBRARY_HEADERS, LibraryState, default_pick
 from playground.services import Services
+from playground.ui.errors import USER_ERRORS, api_errors, warn
 
 MAX_MIX = 4  # weight sliders shown for a mix
+NO_SELECTION = "_No adapter selected. Train one in the Train tab or import one below._"
+KEEP = object()  # an operation that leaves the picker as it is
 
 
-def _warn(err: Exception) -> str:
-    gr.Warning(str(err))
-    return f"⚠️ {err}"
+def refuse(sentence: str) -> Any:
+    """Raise a user's mistake as a ValueError (shown as a sentence, like the ones the logic raises)."""
+    raise ValueError(sentence)
 
 
-def build(services: Services, header: gr.Markdown) -> None:
+COLUMN_WIDTHS = ["13%", "7%", "7%", "12%", "9%", "5%", "13%", "7%", "7%", "7%", "13%"]
+
+
+def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     adapters = services.adapters
 
-    def names() -> list[str]:
-        return adapters.library.names()
-
-    def refreshed(selected: str | None = None) -> tuple:
-        """Table, picker, mix picker and header after any change."""
-        current = names()
-        pick = selected if selected in current else (adapters.active() or (current[0] if current else None))
-        return (adapters.table(), gr.update(choices=current, value=pick), gr.update(choices=current),
-                services.store.header_markdown())
-
-    def detail(name: str | None) -> tuple[str, Any]:
+    def card(name: str | None, snapshot: LibraryState | None = None) -> tuple[str, Any]:
+        """The detail card and the loss chart (hidden when the adapter has no loss history)."""
         if not name:
-            return "_No adapter selected. Train one in the Train tab or import one below._", None
+            return NO_SELECTION, gr.update(value=None, visible=False)
+        snapshot = snapshot or adapters.state()
         try:
-            info, card = adapters.detail(name)
-        except ValueError as err:
-            return f"⚠️ {err}", None
-        return card, loss_curve_figure(info)
+            text, info = snapshot.detail(name), snapshot.info(name)
+        except USER_ERRORS as err:
+            return warn(err), gr.update(value=None, visible=False)
+        fig = adapter_loss_figure(info)  # None without a loss history: the card says why, no empty chart
+        return text, gr.update(value=fig, visible=fig is not None)
+
+    def view(selected: str | None) -> tuple:
+        """Table, picker, mix picker, card and chart from one snapshot of the library."""
+        snapshot = adapters.state()
+        pick = default_pick(snapshot.names, selected, snapshot.active)
+        return (snapshot.rows(), gr.update(choices=snapshot.names, value=pick),
+                gr.update(choices=snapshot.names), *card(pick, snapshot))
+
+    def attempt(op: Callable[[], tuple[str, Any]]) -> tuple:
+        """Run one library operation returning (sentence, adapter to select or KEEP): (status, new stamp,
+        picker) on success, the refusal's sentence and no change otherwise. The new stamp fires
+        `state.change`, which redraws this tab and every other one."""
+        try:
+            message, selected = op()
+        except (*USER_ERRORS, OSError) as err:
+            gr.Warning(str(err))
+            return warn(err), gr.skip(), gr.skip()
+        picker = gr.skip() if selected is KEEP else gr.update(choices=adapters.library.names(), value=selected)
+        return message, services.stamp(), picker
 
     gr.Markdown("Saved LoRA adapters for the loaded base model. **Activate** one to use it in every tab "
                 "(the header shows which); swapping between loaded adapters is instant, the base is never "
-                "reloaded.")
+                "reloaded. New adapters (trained, mixed, imported) appear here by themselves.")
     status = gr.Markdown(elem_id="pg-adapters-status")
-    table = gr.Dataframe(adapters.table(), headers=LIBRARY_HEADERS, interactive=False, wrap=True,
-                         label="Adapter library", elem_id="pg-adapters-table")
+    table = gr.Dataframe(headers=LIBRARY_HEADERS, interactive=False, wrap=True, column_widths=COLUMN_WIDTHS,
+                         label="Adapter library", elem_id="pg-adapters-table", elem_classes=["pg-table"])
     with gr.Row():
-        pick = gr.Dropdown(names(), value=None, label="Adapter", scale=3,
-                           elem_id="pg-adapter-pick")
+        pick = gr.Dropdown([], value=None, label="Adapter", scale=3, elem_id="pg-adapter-pick")
         refresh_btn = gr.Button("↻ Refresh", scale=1, elem_id="pg-adapters-refresh")
         activate_btn = gr.Button("Activate", variant="primary", scale=1, elem_id="pg-adapter-activate")
         base_btn = gr.Button("Base only (deactivate)", scale=1, elem_id="pg-adapter-deactivate")
     with gr.Row():
         with gr.Column(scale=2):
-            card = gr.Markdown(elem_id="pg-adapter-detail")
+            card_md = gr.Markdown(NO_SELECTION, elem_id="pg-adapter-detail")
         with gr.Column(scale=3):
-            curve = gr.Plot(label="Loss curve", elem_id="pg-adapter-curve")
+            curve = gr.Plot(label="Loss curve", visible=False, elem_id="pg-adapter-curve")
 
     with gr.Accordion("Rename · delete · export · merge into the base", open=False):
         with gr.Row():
@@ -94,7 +114,7 @@ def build(services: Services, header: gr.Markdown) -> None:
     with gr.Accordion("Mix adapters (weighted)", open=False):
         gr.Markdown("A new adapter from 2+ adapters with PEFT `add_weighted_adapter`. **linear**: cheap, same "
                     "rank, weights ≥ 0; **cat**: exact, ranks add up; **svd**: exact up to the largest rank.")
-        mix_names = gr.Dropdown(names(), multiselect=True, max_choices=MAX_MIX, label="Adapters to mix",
+        mix_names = gr.Dropdown([], multiselect=True, max_choices=MAX_MIX, label="Adapters to mix",
                                 elem_id="pg-mix-names")
         with gr.Row():
             sliders = [gr.Slider(-1.0, 2.0, value=1.0 if i == 0 else 0.5, step=0.05, label=f"weight {i + 1}",
@@ -104,70 +124,43 @@ def build(services: Services, header: gr.Markdown) -> None:
             mix_name = gr.Textbox(label="New adapter name", elem_id="pg-mix-name")
             mix_btn = gr.Button("Mix & save", variant="primary", elem_id="pg-mix-btn")
 
-    lib_outputs = [table, pick, mix_names, header]
-
-    def on_refresh(selected):
-        return refreshed(selected)
-
     def on_activate(name):
-        if not name:
-            return _warn(ValueError("Choose an adapter to activate.")), *refreshed(name)
-        try:
-            msg = adapters.activate(name)
-        except ValueError as err:
-            return _warn(err), *refreshed(name)
-        return f"✅ {msg}", *refreshed(name)
-
-    def on_deactivate(name):
-        return f"✅ {adapters.deactivate()}", *refreshed(name)
+        return attempt(lambda: (adapters.activate(name), name) if name else refuse("Choose an adapter to activate."))
 
     def on_rename(name, new):
-        try:
-            msg = adapters.rename(name or "", new or "")
-        except ValueError as err:
-            return _warn(err), *refreshed(name)
-        return f"✅ {msg}", *refreshed(new.strip())
+        return attempt(lambda: (adapters.rename(name or "", new or ""), (new or "").strip()))
 
     def on_delete(name, sure):
         if not sure:
-            return _warn(ValueError("Tick “Yes, delete…” to confirm; deleting cannot be undone.")), \
-                *refreshed(name), False
-        try:
-            msg = adapters.delete(name or "")
-        except ValueError as err:
-            return _warn(err), *refreshed(name), False
-        return f"✅ {msg}", *refreshed(None), False
+            return *attempt(lambda: refuse("Tick “Yes, delete…” to confirm; deleting cannot be undone.")), False
+        return *attempt(lambda: (adapters.delete(name or ""), None)), False
 
     def on_export(name):
         try:
             path = adapters.export_zip(name or "", Path(tempfile.mkdtemp(prefix="pg-export-")))
-        except ValueError as err:
-            return _warn(err), None
-        return f"✅ Exported **{name}** as {path.name}.", str(path)
+        except USER_ERRORS as err:
+            gr.Warning(str(err))
+            return warn(err), None
+        return f"Exported **{name}** as {path.name}.", str(path)
 
     def on_merge(out_name, progress=gr.Progress()):
         progress(0.1, desc="Loading a separate copy of the base and merging…")
-        try:
-            path = adapters.merge_and_save(out_name or "")
-        except ValueError as err:
-            return _warn(err)
-        return f"✅ Merged model saved as safetensors in `{path}` (load it as a plain model anywhere)."
+        return attempt(lambda: (f"Merged model saved as safetensors in `{adapters.merge_and_save(out_name or '')}` "
+                                "(load it as a plain model anywhere).", KEEP))[0]
 
     def on_import_folder(path, name):
-        try:
+        def op() -> tuple[str, str]:
             info = adapters.import_folder(path or "", name)
-        except (ValueError, OSError) as err:
-            return _warn(err), *refreshed(None)
-        return f"✅ Imported **{info.name}** (base: {info.base_model}).", *refreshed(info.name)
+            return f"Imported **{info.name}** (base: {info.base_model}).", info.name
+        return attempt(op)
 
     def on_import_zip(path, name):
-        if not path:
-            return _warn(ValueError("Upload a .zip first.")), *refreshed(None)
-        try:
+        def op() -> tuple[str, str]:
+            if not path:
+                refuse("Upload a .zip first.")
             info = adapters.import_zip(path, name)
-        except (ValueError, OSError) as err:
-            return _warn(err), *refreshed(None)
-        return f"✅ Imported **{info.name}** from the zip (base: {info.base_model}).", *refreshed(info.name)
+            return f"Imported **{info.name}** from the zip (base: {info.base_model}).", info.name
+        return attempt(op)
 
     def on_mix_names(chosen):
         chosen = list(chosen or [])
@@ -175,65 +168,56 @@ def build(services: Services, header: gr.Markdown) -> None:
                 for i in range(MAX_MIX)]
 
     def on_mix(chosen, how, new, *weights):
-        chosen = list(chosen or [])
-        try:
-            info = adapters.mix(MixSpec(tuple(chosen), tuple(weights[:len(chosen)]), new or "", how))
-        except ValueError as err:
-            return _warn(err), *refreshed(None)
-        return f"✅ Mixed **{info.name}** ({how}, rank {info.rank}); activate it to try it.", *refreshed(info.name)
+        def op() -> tuple[str, str]:
+            chosen_ = list(chosen or [])
+            info = adapters.mix(MixSpec(tuple(chosen_), tuple(weights[:len(chosen_)]), new or "", how))
+            return f"Mixed **{info.name}** ({how}, rank {info.rank}); activate it to try it.", info.name
+        return attempt(op)
 
     private = {"api_visibility": "private"}
-    gr.on(None, lambda: refreshed(None), None, lib_outputs, **private)  # page load: current library
-    refresh_btn.click(on_refresh, pick, lib_outputs, **private)
-    # Another tab or session changed the model/adapter (the header changed): refresh the table's state column.
-    header.change(lambda sel: refreshed(sel)[:3], pick, lib_outputs[:3], show_progress="hidden", **private)
-    pick.change(detail, pick, [card, curve], **private)
+    view_outputs = [table, pick, mix_names, card_md, curve]
+    changed = [status, state, pick]
+    gr.on(None, lambda: view(None), None, view_outputs, **private)  # page load: the current library
+    refresh_btn.click(view, pick, view_outputs, **private)
+    # Anything changed (this tab, another tab or browser, a training run saving an adapter): redraw.
+    state.change(view, pick, view_outputs, show_progress="hidden", **private)
+    pick.input(lambda name: card(name), pick, [card_md, curve], **private)
     mix_names.change(on_mix_names, mix_names, sliders, **private)
     export_btn.click(on_export, pick, [status, export_file], **private)
     merge_btn.click(on_merge, merged_name, status, **private)
-    events = [
-        activate_btn.click(on_activate, pick, [status, *lib_outputs], **private),
-        base_btn.click(on_deactivate, pick, [status, *lib_outputs], **private),
-        rename_btn.click(on_rename, [pick, new_name], [status, *lib_outputs], **private),
-        delete_btn.click(on_delete, [pick, confirm], [status, *lib_outputs, confirm], **private),
-        folder_btn.click(on_import_folder, [folder, import_name], [status, *lib_outputs], **private),
-        zip_btn.click(on_import_zip, [upload, import_name], [status, *lib_outputs], **private),
-        mix_btn.click(on_mix, [mix_names, method, mix_name, *sliders], [status, *lib_outputs], **private),
-    ]
-    for event in events:  # the card shows loaded/active state, which these change
-        event.then(detail, pick, [card, curve], **private)
-
+    activate_btn.click(on_activate, pick, changed, **private)
+    base_btn.click(lambda: attempt(lambda: (adapters.deactivate(), KEEP)), None, changed, **private)
+    rename_btn.click(on_rename, [pick, new_name], changed, **private)
+    delete_btn.click(on_delete, [pick, confirm], [*changed, confirm], **private)
+    folder_btn.click(on_import_folder, [folder, import_name], changed, **private)
+    zip_btn.click(on_import_zip, [upload, import_name], changed, **private)
+    mix_btn.click(on_mix, [mix_names, method, mix_name, *sliders], changed, **private)
     _register_api(services)
 
 
 def _register_api(services: Services) -> None:
-    """Named endpoints for scripts (gradio_client); errors come back as gr.Error messages."""
+    """Named endpoints for scripts (gradio_client); a user's mistake comes back as the same sentence."""
     adapters = services.adapters
 
+    @api_errors
     def adapters_list() -> list[dict]:
         """Every library adapter with its metadata and whether it is loaded / active."""
-        return adapters.summaries()
+        return adapters.state().summaries()
 
+    @api_errors
     def adapter_activate(name: str) -> str:
         """Activate the named adapter, or go back to the base model with an empty name."""
-        try:
-            return adapters.set_active(name)
-        except ValueError as err:
-            raise gr.Error(str(err)) from err
+        return adapters.set_active(name)
 
+    @api_errors
     def adapter_delete(name: str) -> str:
         """Delete an adapter from disk (deactivating it first if it is active)."""
-        try:
-            return adapters.delete(name)
-        except ValueError as err:
-            raise gr.Error(str(err)) from err
+        return adapters.delete(name)
 
+    @api_errors
     def adapter_mix(names: list[str], weights: list[float], new_name: str, method: str = "linear") -> dict:
         """Mix 2+ adapters with weights (linear / cat / svd) into a new saved adapter."""
-        try:
-            return adapters.mix(MixSpec(tuple(names), tuple(weights), new_name, method)).summary()
-        except ValueError as err:
-            raise gr.Error(str(err)) from err
+        return adapters.mix(MixSpec(tuple(names), tuple(weights), new_name, method)).summary()
 
     gr.api(adapters_list, api_name="adapters")
     gr.api(adapter_activate, api_name="adapter_activate")

@@ -1,6 +1,12 @@
 """The gr.Blocks app: a header that always shows the model and active adapter, then one tab per feature.
 
 Each tab module lays out its components and wires events to Gradio-free logic; nothing else lives here.
+
+Tabs learn about changes made elsewhere (another tab, another browser, a training worker saving an adapter)
+through one explicit signal: `state`, a per-page gr.State holding `services.stamp()`. A gr.Timer polls the
+stamp; when it differs, the State's `.change` event fires and every tab refreshes what depends on the model,
+the active adapter or the adapter library. A tab that changes any of these writes the new stamp into the
+State itself, so the others follow at once instead of at the next poll.
 """
 
 from __future__ import annotations
@@ -8,38 +14,47 @@ from __future__ import annotations
 import gradio as gr
 
 from playground.services import Services
-from playground.ui import adapters_tab, compare_tab, decode_tab, model_tab, train_tab
+from playground.ui import adapters_tab, compare_tab, decode_tab, inside_tab, model_tab, train_tab
 
-# System fonts only: the app must render offline (no font CDN).
+POLL_SECONDS = 2.0
+# System fonts only: the app must render offline (no font CDN). Emoji and CJK glyphs fall back to Debian's
+# fonts-noto-color-emoji and fonts-wqy-microhei (make setup-dev); no meaning is carried by an emoji alone.
 APP_THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
                            font_mono=["ui-monospace", "Consolas", "monospace"])
 APP_CSS = """
 #pg-header {border-bottom: 1px solid var(--border-color-primary); padding-bottom: 4px;}
 .pg-special {background: #fde68a; color: #92400e; border-radius: 3px; padding: 0 2px;}
 .pg-mono textarea {font-family: ui-monospace, monospace !important; font-size: 12px !important;}
+.pg-table th, .pg-table th * {word-break: keep-all !important; overflow-wrap: normal !important;
+  hyphens: none !important;}
+.pg-table td, .pg-table td * {word-break: normal !important; overflow-wrap: anywhere;}
 """
 
 
 def build_app(services: Services) -> gr.Blocks:
     """Build the whole UI around the given services."""
     with gr.Blocks(title="LLM Playground", analytics_enabled=False) as demo:
+        state = gr.State(services.stamp())  # the change signal (see the module docstring)
         with gr.Row(elem_id="pg-header"):
             gr.Markdown("## LLM Playground")
             header = gr.Markdown(services.store.header_markdown(), elem_id="pg-model-badge")
         with gr.Tabs():
             with gr.Tab("Model", id="model"):
-                model_tab.build(services, header)
+                model_tab.build(services, header, state)
             with gr.Tab("Decode", id="decode"):
                 decode_tab.build(services, header)
+            with gr.Tab("Inside the model", id="inside"):
+                inside_tab.build(services)
             with gr.Tab("Train", id="train"):
-                train_tab.build(services, header)
+                train_tab.build(services, header, state)
             with gr.Tab("Adapters", id="adapters"):
-                adapters_tab.build(services, header)
+                adapters_tab.build(services, header, state)
             with gr.Tab("Compare", id="compare"):
-                compare_tab.build(services, header)
-        # The header follows model/adapter changes made in any tab or browser session.
-        timer = gr.Timer(2.0)
-        timer.tick(services.store.header_markdown, outputs=header, show_progress="hidden", queue=False,
-                   api_visibility="private")
+                compare_tab.build(services, header, state)
+        timer = gr.Timer(POLL_SECONDS)
+        # Queued (not queue=False): only a queued event reports a changed State, which fires `state.change`.
+        timer.tick(services.stamp, outputs=state, show_progress="hidden", api_visibility="private")
+        state.change(services.store.header_markdown, outputs=header, show_progress="hidden", queue=False,
+                     api_visibility="private")
         demo.load(services.store.header_markdown, outputs=header, queue=False, api_visibility="private")
     return demo

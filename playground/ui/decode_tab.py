@@ -2,57 +2,67 @@
 generation, beam search tree, temperature explorer, strategy comparison, and the /next_token,
 /generate and /beam_search API endpoints.
 
-Layout and event wiring only; everything computed lives in playground/decode_*.py and decoding.py.
+Layout and event wiring only; everything computed lives in playground/decode/ (steps.py for the buttons,
+views.py for what is shown).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
 from playground.decode.beam import MAX_BEAMS, MAX_STEPS, BeamSettings
-from playground.decode.session import DecodeService, StepState, chosen_from_distribution
-from playground.decode.stream import GenerateRequest, stream_generate
+from playground.decode.beam_report import FINAL_HEADERS
+from playground.decode.checks import check_int
+from playground.decode.sampling import SamplingSettings
+from playground.decode.session import DecodeService, StepState
+from playground.decode.steps import MAX_STEP_TOKENS, choose, generate_states, state_for_prompt
 from playground.decode.views import (
+    COMPARE_HEADERS,
     TABLE_HEADERS,
     api_beam_search,
     api_generate,
     api_next_token,
     beam_view,
     built_text_html,
-    comparison_rows,
+    column_widths,
+    comparison_stream,
     distribution_view,
     explorer_figures,
     template_view,
 )
-from playground.decode.sampling import SamplingSettings, check_int, greedy_token, sample_token
-from playground.model.sources import ModelLoadError
 from playground.services import Services
+from playground.ui.errors import api_errors
 
 EXAMPLES = ["The rain in Spain falls mainly in the", "The capital of France is", "Once upon a time, there was a",
             "def fibonacci(n):", "日本の首都は", "My favourite food is 🍕 because"]
 PRIVATE = dict(api_visibility="private")
+KNOBS = 5  # temperature, top-k, top-p, min-p, repetition penalty: always the first inputs of a knob handler
 
 
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Logic raises ValueError/ModelLoadError with a sentence for the user; show it, never a traceback."""
-    try:
-        yield
-    except (ValueError, ModelLoadError) as err:
-        raise gr.Error(str(err)) from err
+def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Gradio calls the result with the five knob values first, then the handler's own inputs; they become
+    one SamplingSettings here, once, and fn(settings, *rest) runs. User mistakes become a gr.Error."""
+    if inspect.isgeneratorfunction(fn):
+        def stream(*values: Any) -> Any:
+            yield from fn(SamplingSettings.from_values(*values[:KNOBS]), *values[KNOBS:])
+        return api_errors(stream)
+
+    def call(*values: Any) -> Any:
+        return fn(SamplingSettings.from_values(*values[:KNOBS]), *values[KNOBS:])
+    return api_errors(call)
 
 
-def _settings(temperature, top_k, top_p, min_p, repetition_penalty) -> SamplingSettings:
-    with _user_errors():
-        return SamplingSettings.from_values(temperature, top_k, top_p, min_p, repetition_penalty)
+def _table_update(headers: list[str], rows: list[list[Any]]) -> gr.Dataframe:
+    return gr.Dataframe(value=rows, headers=headers, column_widths=column_widths(headers))
 
 
 def build(services: Services, header: gr.Markdown | None = None) -> None:
     """Lay out the Decode tab inside the current gr.Tab."""
-    svc: DecodeService = getattr(services, "decode", None) or DecodeService(services.store)
+    svc: DecodeService = services.decode
 
     gr.Markdown("See how the next token is chosen: the model's raw probabilities, then repetition penalty → "
                 "temperature → top-k → top-p → min-p (transformers' own processors, exactly what `generate()` "
@@ -85,19 +95,19 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
     with gr.Tabs():
         with gr.Tab("Next token", id="decode-next"):
             with gr.Row():
-                chart = gr.Plot(label="Next-token distribution", elem_id="decode-chart", scale=3)
-                with gr.Column(scale=2):
+                chart = gr.Plot(label="Next-token distribution", show_label=False, elem_id="decode-chart", scale=1)
+                with gr.Column(scale=1):
                     stats = gr.Markdown(elem_id="decode-stats")
                     table = gr.Dataframe(headers=TABLE_HEADERS, label="Top tokens (%)", interactive=False,
-                                         elem_id="decode-table", max_height=360,
-                                         column_widths=["11%", "22%", "13%", "15%", "15%", "12%", "12%"])
+                                         elem_id="decode-table", max_height=420, wrap=True,
+                                         column_widths=column_widths(TABLE_HEADERS))
             candidates = gr.Radio(label="Click a candidate to append it", choices=[], elem_id="decode-candidates")
             with gr.Row():
                 sample = gr.Button("Sample", elem_id="decode-sample")
                 greedy = gr.Button("Greedy", elem_id="decode-greedy")
                 undo = gr.Button("Undo", elem_id="decode-undo")
                 reset = gr.Button("Reset", elem_id="decode-reset")
-                n_tokens = gr.Number(value=20, precision=0, minimum=1, maximum=200, label="N",
+                n_tokens = gr.Number(value=20, precision=0, minimum=1, maximum=MAX_STEP_TOKENS, label="N",
                                      elem_id="decode-n", min_width=80)
                 generate = gr.Button("Generate N tokens", variant="secondary", elem_id="decode-generate")
             text = gr.HTML(elem_id="decode-text")
@@ -108,11 +118,14 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
                 length_penalty = gr.Slider(-2, 2, value=1.0, step=0.1, label="length penalty",
                                            elem_id="decode-length-penalty")
                 run_beam = gr.Button("Run beam search", variant="primary", elem_id="decode-run-beam")
+            gr.Markdown("Beam search continues the text in *Next token*: the prompt plus any tokens chosen there "
+                        "(the text is shown above the tree).")
             beam_summary = gr.Markdown(elem_id="decode-beam-summary")
             tree = gr.Plot(label="Search tree", elem_id="decode-tree")
-            finals = gr.Dataframe(headers=["rank", "sequence", "score (generate)", "sum log-prob", "probability"],
+            finals = gr.Dataframe(headers=FINAL_HEADERS, wrap=True,
                                   label="Final beams from generate(num_beams=B) and the greedy path",
-                                  interactive=False, elem_id="decode-finals")
+                                  interactive=False, elem_id="decode-finals",
+                                  column_widths=["8%", "38%", "8%", "12%", "12%", "22%"])
         with gr.Tab("Temperature & strategies", id="decode-explore"):
             explore = gr.Button("Explore temperature for this text", elem_id="decode-explore-run")
             gr.Markdown("Temperature alone (after any repetition penalty); top-k/top-p/min-p are left out here "
@@ -122,101 +135,74 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
             with gr.Row():
                 compare_tokens = gr.Slider(5, 60, value=25, step=1, label="new tokens", elem_id="decode-compare-n")
                 compare = gr.Button("Compare greedy · beam · sampled", elem_id="decode-compare-run")
-            comparison = gr.Dataframe(headers=["strategy", "settings", "continuation", "log-prob", "mean token prob"],
+            comparison = gr.Dataframe(headers=COMPARE_HEADERS,
                                       interactive=False, wrap=True, elem_id="decode-comparison",
                                       column_widths=["12%", "20%", "46%", "10%", "12%"])
 
     view_out = [state, chart, stats, table, candidates, text]
+    skip_view = [gr.skip()] * len(view_out)
 
-    def _view(st: StepState, settings: SamplingSettings, n):
-        with _user_errors():
-            v = distribution_view(svc, st, settings, check_int("top_n", n, 1, 200))
-        return st, v.figure, v.stats, v.table, gr.Radio(choices=v.candidates, value=None), v.text_html
+    def _view(settings: SamplingSettings, st: StepState, n) -> tuple:
+        v = distribution_view(svc, st, settings, check_int("top_n", n, 1, 200))
+        return (st, v.figure, v.stats, _table_update(v.headers, v.table), gr.Radio(choices=v.candidates, value=None),
+                v.text_html)
 
-    def _current(st: StepState | None, prompt_text: str, use_chat: bool) -> StepState:
-        """The step state when it matches the prompt box, else a fresh one for the box's text."""
-        if st is not None and st.prompt.text == prompt_text and st.prompt.chat == bool(use_chat):
-            return st
-        with _user_errors():
-            return StepState(prompt=svc.encode(prompt_text, use_chat))
+    @with_settings
+    def on_prompt(settings, prompt_text, use_chat, n):
+        st = StepState(prompt=svc.encode(prompt_text, use_chat))
+        return (*_view(settings, st, n), st.prompt.notice, template_view(svc, st))
 
-    def on_prompt(prompt_text, use_chat, t, k, p, m, r, n):
-        settings = _settings(t, k, p, m, r)
-        with _user_errors():
-            st = StepState(prompt=svc.encode(prompt_text, use_chat))
-        return (*_view(st, settings, n), st.prompt.notice, template_view(svc, st))
+    @with_settings
+    def on_settings(settings, st, n):
+        return skip_view if st is None else _view(settings, st, n)
 
-    def on_settings(st, t, k, p, m, r, n):
-        if st is None:
-            return [gr.skip()] * len(view_out)
-        return _view(st, _settings(t, k, p, m, r), n)
+    @with_settings
+    def on_pick(settings, st, n, token_id):
+        return skip_view if token_id is None else _view(settings, choose(svc, st, settings, "picked", token_id), n)
 
-    def _choose(st, settings, n, pick, how):
-        if st is None:
-            raise gr.Error("Show a next-token distribution first.")
-        with _user_errors():
-            dist = svc.distribution(st.ids, settings, st.session_id)
-            token_id = pick(dist)
-            st = st.append(chosen_from_distribution(dist, svc.tokenizer(), token_id, how))
-        return _view(st, settings, n)
+    @with_settings
+    def on_sample(settings, st, n, sd):
+        return _view(settings, choose(svc, st, settings, "sampled", seed=sd), n)
 
-    def on_pick(st, token_id, t, k, p, m, r, n):
-        if token_id is None:
-            return [gr.skip()] * len(view_out)
-        return _choose(st, _settings(t, k, p, m, r), n, lambda _d: int(token_id), "picked")
+    @with_settings
+    def on_greedy(settings, st, n):
+        return _view(settings, choose(svc, st, settings, "greedy"), n)
 
-    def on_sample(st, t, k, p, m, r, n, sd):
-        with _user_errors():
-            sd = check_int("seed", sd, 0, 2**32 - 1)
-        return _choose(st, _settings(t, k, p, m, r), n,
-                       lambda d: sample_token(d, sd, len(st.chosen) if st else 0), "sampled")
+    @with_settings
+    def on_undo(settings, st, n):
+        return skip_view if st is None else _view(settings, st.undo(), n)
 
-    def on_greedy(st, t, k, p, m, r, n):
-        return _choose(st, _settings(t, k, p, m, r), n, greedy_token, "greedy")
+    @with_settings
+    def on_reset(settings, st, n):
+        return skip_view if st is None else _view(settings, st.reset(), n)
 
-    def on_undo(st, t, k, p, m, r, n):
-        if st is None:
-            return [gr.skip()] * len(view_out)
-        return _view(st.undo(), _settings(t, k, p, m, r), n)
-
-    def on_reset(st, t, k, p, m, r, n):
-        if st is None:
-            return [gr.skip()] * len(view_out)
-        return _view(st.reset(), _settings(t, k, p, m, r), n)
-
-    def on_generate(st, t, k, p, m, r, n, count, sd):
+    @with_settings
+    def on_generate(settings, st, n, count, sd):
         """Stream the coloured text as tokens arrive, then show the distribution after them."""
-        if st is None:
-            raise gr.Error("Show a next-token distribution first.")
-        settings = _settings(t, k, p, m, r)
-        tokenizer = svc.tokenizer()
         skip = [gr.skip()] * (len(view_out) - 2)
-        with _user_errors():
-            request = GenerateRequest(st.ids, settings, check_int("N", count, 1, 200), check_int("seed", sd, 0, 2**32 - 1))
-            tokens = []
-            for tokens in stream_generate(svc.store, request):
-                grown = st.extend(tokens)  # the state follows the stream, so Undo mid-stream acts on what is shown
-                yield (grown, *skip, built_text_html(tokenizer, grown))
-        yield _view(st.extend(tokens), settings, n)
+        grown = st
+        for grown in generate_states(svc, st, settings, count, sd):
+            yield (grown, *skip, built_text_html(svc.tokenizer(), grown))
+        yield _view(settings, grown, n)
 
+    @api_errors
     def on_beam(st, prompt_text, use_chat, b, s, lp):
-        st = _current(st, prompt_text, use_chat)
-        with _user_errors():
-            result, figure, rows = beam_view(svc, st, BeamSettings.from_values(b, s, lp))
-        return result.summary(), figure, rows
+        st = state_for_prompt(svc, st, prompt_text, use_chat)
+        return beam_view(svc, st, BeamSettings.from_values(b, s, lp))
 
-    def on_explore(st, prompt_text, use_chat, t, k, p, m, r):
-        st = _current(st, prompt_text, use_chat)
-        with _user_errors():
-            return explorer_figures(svc, st, _settings(t, k, p, m, r))
+    @with_settings
+    def on_explore(settings, st, prompt_text, use_chat):
+        return explorer_figures(svc, state_for_prompt(svc, st, prompt_text, use_chat), settings)
 
-    def on_compare(st, prompt_text, use_chat, t, k, p, m, r, b, count, sd):
-        st = _current(st, prompt_text, use_chat)
-        with _user_errors():
-            return comparison_rows(svc, st, _settings(t, k, p, m, r), check_int("beam width", b, 1, MAX_BEAMS),
-                                   check_int("new tokens", count, 1, 200), check_int("seed", sd, 0, 2**32 - 1))
+    @with_settings
+    def on_compare(settings, st, prompt_text, use_chat, b, count, sd):
+        st = state_for_prompt(svc, st, prompt_text, use_chat)
+        yield from comparison_stream(svc, st, settings, b, count, sd)
 
-    prompt_in = [prompt, chat, *knobs, top_n]
+    def knob_inputs(*extra) -> list:
+        return [*knobs, *extra]
+
+    prompt_in = knob_inputs(prompt, chat, top_n)
     prompt_out = [*view_out, notice, template]
     run.click(on_prompt, prompt_in, prompt_out, **PRIVATE)
     prompt.submit(on_prompt, prompt_in, prompt_out, **PRIVATE)
@@ -225,46 +211,48 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
         button.click(lambda ex=example: ex, None, prompt, queue=False, **PRIVATE).then(
             on_prompt, prompt_in, prompt_out, **PRIVATE)
     for knob in [*knobs, top_n]:
-        knob.change(on_settings, [state, *knobs, top_n], view_out, trigger_mode="always_last",
+        knob.change(on_settings, knob_inputs(state, top_n), view_out, trigger_mode="always_last",
                     show_progress="hidden", **PRIVATE)
-    candidates.input(on_pick, [state, candidates, *knobs, top_n], view_out, **PRIVATE)
-    sample.click(on_sample, [state, *knobs, top_n, seed], view_out, **PRIVATE)
-    greedy.click(on_greedy, [state, *knobs, top_n], view_out, **PRIVATE)
-    undo.click(on_undo, [state, *knobs, top_n], view_out, **PRIVATE)
-    reset.click(on_reset, [state, *knobs, top_n], view_out, **PRIVATE)
-    generate.click(on_generate, [state, *knobs, top_n, n_tokens, seed], view_out, **PRIVATE)
+    candidates.input(on_pick, knob_inputs(state, top_n, candidates), view_out, **PRIVATE)
+    sample.click(on_sample, knob_inputs(state, top_n, seed), view_out, **PRIVATE)
+    greedy.click(on_greedy, knob_inputs(state, top_n), view_out, **PRIVATE)
+    undo.click(on_undo, knob_inputs(state, top_n), view_out, **PRIVATE)
+    reset.click(on_reset, knob_inputs(state, top_n), view_out, **PRIVATE)
+    generate.click(on_generate, knob_inputs(state, top_n, n_tokens, seed), view_out, **PRIVATE)
     run_beam.click(on_beam, [state, prompt, chat, beams, steps, length_penalty], [beam_summary, tree, finals],
                    **PRIVATE)
-    explore.click(on_explore, [state, prompt, chat, *knobs], [sweep_chart, multiples], **PRIVATE)
-    compare.click(on_compare, [state, prompt, chat, *knobs, beams, compare_tokens, seed], comparison, **PRIVATE)
+    explore.click(on_explore, knob_inputs(state, prompt, chat), [sweep_chart, multiples], **PRIVATE)
+    compare.click(on_compare, knob_inputs(state, prompt, chat, beams, compare_tokens, seed), comparison, **PRIVATE)
     _register_api(svc)
 
 
 def _register_api(svc: DecodeService) -> None:
     """Named endpoints for gradio_client: /next_token, /generate, /beam_search (documented in the README)."""
 
+    @api_errors
     def next_token(prompt: str, chat: bool = False, temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0,
                    min_p: float = 0.0, repetition_penalty: float = 1.0, top_n: int = 20) -> dict:
-        """Next-token distribution: rows of token, id, prob (raw), after_temperature, final_prob, cumulative,
-        rank, kept, removed_by; plus entropy_bits, effective_choices, mass_kept."""
-        settings = _settings(temperature, top_k, top_p, min_p, repetition_penalty)
-        with _user_errors():
-            return api_next_token(svc, prompt, chat, settings, check_int("top_n", top_n, 1, 1000))
+        """Next-token distribution: rows of token, id, prob (raw), after_temperature, top_p_input, final_prob,
+        cumulative (running sum of top_p_input: what top-p cuts on), rank, kept, removed_by; plus
+        cumulative_basis, entropy_bits, effective_choices, mass_kept."""
+        settings = SamplingSettings.from_values(temperature, top_k, top_p, min_p, repetition_penalty)
+        return api_next_token(svc, prompt, chat, settings, check_int("top_n", top_n, 1, 1000))
 
+    @api_errors
     def generate(prompt: str, chat: bool = False, temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0,
                  min_p: float = 0.0, repetition_penalty: float = 1.0, max_new_tokens: int = 20,
                  seed: int = 0) -> dict:
         """Generate with these settings (same as model.generate with the seed): text and per-token probabilities."""
-        settings = _settings(temperature, top_k, top_p, min_p, repetition_penalty)
-        with _user_errors():
-            return api_generate(svc, prompt, chat, settings, check_int("max_new_tokens", max_new_tokens, 1, 512),
-                                check_int("seed", seed, 0, 2**32 - 1))
+        settings = SamplingSettings.from_values(temperature, top_k, top_p, min_p, repetition_penalty)
+        return api_generate(svc, prompt, chat, settings, check_int("max_new_tokens", max_new_tokens, 1, 512),
+                            check_int("seed", seed, 0, 2**32 - 1))
 
+    @api_errors
     def beam_search(prompt: str, num_beams: int = 3, steps: int = 5, length_penalty: float = 1.0,
                     chat: bool = False) -> dict:
-        """Beam search: generate()'s ranked sequences with scores, the greedy path, and the search tree."""
-        with _user_errors():
-            return api_beam_search(svc, prompt, chat, BeamSettings.from_values(num_beams, steps, length_penalty))
+        """Beam search: generate()'s ranked sequences with scores, the greedy path, beam_vs_greedy
+        (better / equal / worse in total probability), the text continued, and the search tree."""
+        return api_beam_search(svc, prompt, chat, BeamSettings.from_values(num_beams, steps, length_penalty))
 
     gr.api(next_token, api_name="next_token")
     gr.api(generate, api_name="generate")

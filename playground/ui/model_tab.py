@@ -1,4 +1,8 @@
-"""Model tab: switch the base model, look inside it, and estimate fine-tuning memory."""
+"""Model tab: switch the base model, look inside it, and estimate fine-tuning memory.
+
+Only layout and wiring; what is shown comes from playground.model.overview (the base model's own anatomy,
+loaded adapters excluded and listed on their own line).
+"""
 
 from __future__ import annotations
 
@@ -6,73 +10,26 @@ import dataclasses
 
 import gradio as gr
 
-from playground.model.inspect import (
-    architecture_text,
-    format_bytes,
-    format_count,
-    layer_type_table,
-    model_facts,
-    params_per_module,
-    render_chat_template,
-)
-from playground.model.memory import MemoryEstimateConfig, estimate_memory, memory_chart, model_shape
+from playground.model.charts import memory_chart
+from playground.model.memory import MemoryEstimateConfig
+from playground.model.overview import adapters_markdown, memory_config, memory_report, model_overview
 from playground.model.sources import KNOWN_MODELS, ModelLoadError
 from playground.services import Services
+from playground.ui.errors import user_errors, warn
 
 
-def _overview(services: Services):
-    """All read-only Model tab outputs for the loaded model."""
-    with services.store.use() as lm:
-        base = lm.base_model
-        facts = model_facts(base, lm.name)
-        rows = [["Parameters", f"{format_count(facts.total_params)} ({facts.total_params:,})"],
-                ["Architecture", f"{facts.architecture} ({facts.model_type})"],
-                ["Vocab size", f"{facts.vocab_size:,}"], ["Context length", str(facts.context_length)],
-                ["Hidden size", str(facts.hidden_size)], ["Layers", str(facts.num_layers)],
-                ["Attention heads", str(facts.num_heads)], ["KV heads", str(facts.num_kv_heads)],
-                ["Intermediate size", str(facts.intermediate_size)], ["Device", facts.device],
-                ["Dtype", facts.dtype + ("" if lm.quantization == "none" else f" ({lm.quantization})")],
-                ["Memory footprint", format_bytes(facts.memory_bytes)],
-                ["Load time", f"{lm.load_seconds:.1f} s" + (" (from cache)" if lm.from_cache else "")]]
-        modules = [[name, f"{n:,}" if n else "0 (tied to the input embedding)",
-                    f"{100 * n / max(1, facts.total_params):.1f} %"] for name, n in params_per_module(base)]
-        layers = layer_type_table(base)
-        arch = architecture_text(lm.model)
-        _, template_html = render_chat_template(lm.tokenizer)
-        summary = f"### {lm.name}: **{format_count(facts.total_params)}** parameters"
-    return summary, rows, modules, layers, arch, template_html
-
-
-def _memory_config(batch, seq, precision, method, rank, optimizer, checkpointing, attention) -> MemoryEstimateConfig:
-    """The estimator's inputs, in the order of the tab's controls, as one config."""
-    try:
-        return MemoryEstimateConfig(batch_size=int(batch), seq_len=int(seq), precision=precision, method=method,
-                                    lora_rank=int(rank), optimizer=optimizer,
-                                    gradient_checkpointing=bool(checkpointing), attention=attention)
-    except (ValueError, TypeError) as err:
-        raise gr.Error(str(err)) from err
-
-
-def _memory(services: Services, cfg: MemoryEstimateConfig):
-    with services.store.use() as lm:
-        shape = model_shape(lm.base_model)
-    est = estimate_memory(shape, cfg)
-    lines = [f"**Total ≈ {format_bytes(est.total)}** · trainable parameters {est.trainable_params:,}"]
-    lines += [f"- {label}: {format_bytes(value)}" for label, value in est.parts()]
-    lines += [f"- _{note}_" for note in est.notes]
-    return memory_chart(est), "\n".join(lines)
-
-
-def build(services: Services, header: gr.Markdown) -> None:
+def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     cache: dict[int, tuple] = {}
 
     def overview() -> tuple:
-        """Overview for the current model, computed once per model revision (components read it on load)."""
+        """The base model's overview, computed once per model revision, plus the loaded-adapters line."""
         rev = services.store.revision
         if rev not in cache:
+            with services.store.use() as lm:
+                o = model_overview(lm)
             cache.clear()
-            cache[rev] = _overview(services)
-        return cache[rev]
+            cache[rev] = (o.summary, o.facts, o.modules, o.layers, o.architecture, o.template_html)
+        return (*cache[rev], adapters_markdown(services.adapters.loaded_sizes()))
 
     with gr.Row():
         choice = gr.Dropdown(KNOWN_MODELS, value=services.store.settings.source
@@ -82,6 +39,7 @@ def build(services: Services, header: gr.Markdown) -> None:
         load_btn = gr.Button("Load model", variant="primary", scale=1, elem_id="model-load")
     status = gr.Markdown(elem_id="model-status")
     summary = gr.Markdown(elem_id="model-summary")
+    loaded_adapters = gr.Markdown(elem_id="model-adapters")
     with gr.Row():
         facts = gr.Dataframe(headers=["Fact", "Value"], label="Overview", interactive=False,
                              elem_id="model-facts")
@@ -113,11 +71,16 @@ def build(services: Services, header: gr.Markdown) -> None:
             mem_plot = gr.Plot(elem_id="memory-chart")
             mem_text = gr.Markdown(elem_id="memory-total")
 
-    overview_outputs = [summary, facts, modules, layers, arch, template]
+    overview_outputs = [summary, facts, modules, layers, arch, template, loaded_adapters]
     mem_inputs = [batch, seq, precision, method, rank, optimizer, checkpointing, attention]
 
     def refresh_memory(*values):
-        return _memory(services, _memory_config(*values))
+        """The estimate for the base model the store holds now (loaded adapters are not layers to wrap)."""
+        with user_errors():
+            cfg = memory_config(*values)
+        with services.store.use() as lm:
+            est, text = memory_report(lm.model, cfg)
+        return memory_chart(est), text
 
     def load(selected: str | None, typed: str, progress=gr.Progress()):
         source = (typed or "").strip() or (selected or "").strip()
@@ -129,15 +92,16 @@ def build(services: Services, header: gr.Markdown) -> None:
             loaded = services.store.load(settings, progress=lambda msg: progress(0.5, desc=msg))
         except ModelLoadError as err:
             gr.Warning(str(err))
-            return f"⚠️ {err} The previous model ({services.store.current.name}) stays loaded."
-        return f"✅ Loaded **{loaded.name}** in {loaded.load_seconds:.1f} s."
+            return warn(f"{err} The previous model ({services.store.current.name}) stays loaded."), gr.skip()
+        return f"Loaded **{loaded.name}** in {loaded.load_seconds:.1f} s.", services.stamp()
 
+    private = {"api_visibility": "private"}
     # triggers=None: on every page load (a reload shows the current model) and, for the estimator,
     # whenever one of its inputs changes.
-    gr.on(None, overview, None, overview_outputs, api_visibility="private")
-    gr.on(None, refresh_memory, mem_inputs, [mem_plot, mem_text], show_progress="hidden",
-          api_visibility="private")
-    load_btn.click(load, [choice, custom], status, api_name="load_model").then(
-        overview, None, overview_outputs, api_visibility="private").then(
-        refresh_memory, mem_inputs, [mem_plot, mem_text], api_visibility="private").then(
-        services.store.header_markdown, None, header, api_visibility="private")
+    gr.on(None, overview, None, overview_outputs, **private)
+    gr.on(None, refresh_memory, mem_inputs, [mem_plot, mem_text], show_progress="hidden", **private)
+    # The model or its adapters changed (this tab, another tab or browser): describe what is loaded now.
+    state.change(overview, None, overview_outputs, show_progress="hidden", **private).then(
+        refresh_memory, mem_inputs, [mem_plot, mem_text], show_progress="hidden", **private)
+    # A successful load writes the new stamp, so the change event above redraws this tab (and the others).
+    load_btn.click(load, [choice, custom], [status, state], api_name="load_model")

@@ -1,0 +1,57 @@
+"""What the step-through buttons do (Gradio-free): pick / sample / greedy one token, generate N, and which
+text the beam search and strategy comparison continue.
+
+Each takes the DecodeService and a StepState and returns the new state; the Decode tab only maps them onto
+its components.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from playground.decode.checks import check_int
+from playground.decode.sampling import SamplingSettings, greedy_token, sample_token
+from playground.decode.session import DecodeService, StepState, chosen_from_distribution
+from playground.decode.stream import GenerateRequest, stream_generate
+
+HOW = ("picked", "sampled", "greedy")
+MAX_STEP_TOKENS = 200  # "Generate N tokens" in the tab (the /generate API allows more)
+NO_STATE = "Show a next-token distribution first."
+
+
+def state_for_prompt(svc: DecodeService, st: StepState | None, prompt_text: str, chat: bool) -> StepState:
+    """The step-through state when it was built from this prompt box (same text, same chat flag), so beam
+    search and the comparison continue the text built so far; otherwise a fresh state for the box's text."""
+    if st is not None and st.prompt.text == prompt_text and st.prompt.chat == bool(chat):
+        return st
+    return StepState(prompt=svc.encode(prompt_text, chat))
+
+
+def choose(svc: DecodeService, st: StepState | None, settings: SamplingSettings, how: str,
+           token_id: Any = None, seed: Any = 0) -> StepState:
+    """Append one token: `picked` (token_id), `sampled` (seeded per step) or `greedy` (argmax)."""
+    if st is None:
+        raise ValueError(NO_STATE)
+    if how not in HOW:
+        raise ValueError(f"how must be one of {', '.join(HOW)}; got {how!r}.")
+    dist = svc.distribution(st.ids, settings, st.session_id)
+    if how == "picked":
+        token = check_int("token id", token_id, 0, dist.final_probs.numel() - 1)
+    elif how == "sampled":
+        token = sample_token(dist, check_int("seed", seed, 0, 2**32 - 1), len(st.chosen))
+    else:
+        token = greedy_token(dist)
+    return st.append(chosen_from_distribution(dist, svc.tokenizer(), token, how))
+
+
+def generate_states(svc: DecodeService, st: StepState | None, settings: SamplingSettings, count: Any,
+                    seed: Any) -> Iterator[StepState]:
+    """Stream 'Generate N tokens': the state grows with every token generate() produces (so an Undo during
+    the stream acts on what is shown); the last state yielded holds all of them."""
+    if st is None:
+        raise ValueError(NO_STATE)
+    request = GenerateRequest(st.ids, settings, check_int("N", count, 1, MAX_STEP_TOKENS),
+                              check_int("seed", seed, 0, 2**32 - 1))
+    for tokens in stream_generate(svc.store, request):
+        yield st.extend(tokens)

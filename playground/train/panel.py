@@ -1,0 +1,149 @@
+"""What the Train tab does, without Gradio: form values -> a run's config, the data preview with its cache, the
+live view's change detection, start / stop / resume / export of the picked run, and the model facts the form
+needs. The tab (playground.ui.train_tab) only lays out components and wires them to these methods.
+
+Every method raises ValueError with a user-facing sentence for a mistake; the tab shows it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playground.model.inspect import linear_layer_names
+from playground.model.store import ModelStore
+from playground.train.charts import length_histogram, loss_figure
+from playground.train.config import TrainJobConfig
+from playground.train.export import ExportedScript, export_script
+from playground.train.form import config_from_form, request_config
+from playground.train.manager import TrainingManager
+from playground.train.status import RunStatus
+from playground.train.views import probe_header, probe_rows, progress_html, status_markdown
+
+LATEST = "(latest run)"  # the run picker's first choice: the active run, else the newest
+START_LABEL = "Start training"
+BUSY_LABEL = "Training in progress: stop it to start another"
+
+
+def selected_run(choice: str | None) -> str | None:
+    """The run picker's value -> a run id (None = the active / newest run)."""
+    return None if not choice or choice == LATEST else choice
+
+
+@dataclass
+class DataPreviewView:
+    summary: str
+    headers: list[str]
+    rows: list[list[Any]]
+    lengths_figure: Any
+    mask: list[tuple[str, str | None]]  # (text, "loss" | None) for a highlighted-text view
+    mask_info: str
+    columns: list[str]  # the source's columns, for the column-role pickers
+
+
+@dataclass
+class LiveView:
+    """One refresh of the run view. Only `status` and `progress` are filled when nothing else changed."""
+
+    status: str
+    progress: str
+    changed: bool
+    key: tuple
+    figure: Any = None
+    probes: list[list[str]] = field(default_factory=list)
+    probe_title: str = ""
+    runs: list[str] = field(default_factory=list)
+    stoppable: bool = False  # the shown run is active
+    busy: bool = False  # some run is active: Start is refused
+
+
+class TrainPanel:
+    def __init__(self, trainer: TrainingManager, store: ModelStore, data_dir: Path):
+        self.trainer, self.store, self.data_dir = trainer, store, Path(data_dir)
+        self._raw: dict[tuple, Any] = {}  # the last previewed source -> its raw rows (another row is instant)
+
+    # ------------------------------------------------------------ the model
+    def model_targets(self) -> list[str]:
+        with self.store.use() as lm:
+            return linear_layer_names(lm.base_model)
+
+    def device_type(self) -> str:
+        with self.store.use() as lm:
+            return lm.device.type
+
+    # ------------------------------------------------------------ settings
+    def config(self, values: dict[str, Any]) -> TrainJobConfig:
+        """The form's values as a run config for the app's current model."""
+        cfg = config_from_form(values)
+        return dataclasses.replace(cfg, base=self.trainer.base_ref(), data_dir=str(self.data_dir))
+
+    def describe(self, values: dict[str, Any]) -> str:
+        return self.trainer.describe_settings(self.config(values))
+
+    def preview(self, values: dict[str, Any], mask_row: Any) -> DataPreviewView:
+        from playground.data.loading import load_raw
+        from playground.data.preview import build_preview
+
+        cfg = config_from_form(values)
+        d = cfg.data
+        key = (d.kind, d.recipe, d.path, d.hub_id, d.hub_split)
+        if key not in self._raw:
+            self._raw.clear()
+            self._raw[key] = load_raw(d)
+        with self.store.use() as lm:
+            tokenizer = lm.tokenizer
+        p = build_preview(d, tokenizer, cfg.train.max_seq_length, int(mask_row or 1), cfg.train.seed,
+                          raw=self._raw[key])
+        return DataPreviewView(summary=p.summary, headers=p.headers, rows=p.rows,
+                               lengths_figure=length_histogram(p.lengths, cfg.train.max_seq_length),
+                               mask=p.mask.highlighted(), mask_info=f"Row {p.mask_row}: {p.mask.summary()}",
+                               columns=p.columns)
+
+    # ------------------------------------------------------------ runs
+    def start(self, values: dict[str, Any]) -> str:
+        return self.trainer.start(self.config(values))
+
+    def start_request(self, recipe: str, settings_json: str) -> str:
+        """The scripting API's start: a recipe's defaults plus flat JSON overrides."""
+        cfg = request_config(recipe, settings_json)
+        return self.trainer.start(dataclasses.replace(cfg, base=self.trainer.base_ref()))
+
+    def stop(self, choice: str | None) -> str:
+        return self.trainer.stop(selected_run(choice))
+
+    def resume(self, choice: str | None) -> str:
+        return self.trainer.resume(self.trainer.status(selected_run(choice)).run_id)
+
+    def export(self, choice: str | None, values: dict[str, Any]) -> ExportedScript:
+        """The picked run's settings as a script; with no run yet, the form's settings."""
+        run_id = selected_run(choice) or self.trainer.status(None).run_id or None
+        cfg = self.trainer.config(run_id) if run_id else self.config(values)
+        return export_script(cfg, run_id or "")
+
+    def busy(self) -> bool:
+        """A run is training (a finished run whose worker is only exiting does not count: Start waits for it)."""
+        active = self.trainer.active_run_id()
+        return active is not None and self.trainer.status(active).active
+
+    def live(self, choice: str | None, log_scale: bool, overlays: list[str] | None, last_key: Any) -> LiveView:
+        """The picked run's view; the chart and lists only when something they show changed since `last_key`."""
+        try:
+            st: RunStatus = self.trainer.status(selected_run(choice))
+        except ValueError:  # a run folder deleted meanwhile
+            st = self.trainer.status(None)
+        runs = self.trainer.list_runs()
+        busy = st.active or self.busy()
+        overlays = list(overlays or [])
+        key = (st.run_id, st.state, len(st.losses), len(st.evals), len(st.probes), log_scale, tuple(overlays),
+               tuple(runs), busy)
+        view = LiveView(status=status_markdown(st), progress=progress_html(st), changed=key != last_key, key=key)
+        if not view.changed:
+            return view
+        lines = {r: self.trainer.loss_history(r) for r in overlays if r != st.run_id and r in runs}
+        view.figure = loss_figure(st.losses, st.evals, log_scale=log_scale, overlays=lines,
+                                  total_steps=st.total_steps)
+        view.probes, view.probe_title, view.runs = probe_rows(st), probe_header(st), runs
+        view.stoppable, view.busy = st.active, busy
+        return view

@@ -1,0 +1,75 @@
+"""What LoRA settings mean on a model: the layers a LoRA can wrap, the trainable parameters, training memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playground.model.store import ModelStore
+from playground.train.config import TrainJobConfig
+from playground.train.hf_args import lora_config
+
+
+def count_trainable(model_config: Any, lora: Any) -> tuple[int, int]:
+    """(trainable, total) parameters of the LoRA setup, counted by PEFT on a weightless (meta) copy built with
+    the worker's own LoraConfig."""
+    import copy
+
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    cfg = copy.deepcopy(model_config)
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg)
+    return get_peft_model(model, lora_config(lora)).get_nb_trainable_parameters()
+
+
+def memory_estimate(model: Any, config: TrainJobConfig, device_type: str) -> Any | None:
+    """The Model tab's estimator applied to these settings (playground.model.memory); None if it cannot say."""
+    try:
+        from playground.model.memory import MemoryEstimateConfig, estimate_memory, model_shape
+    except ImportError:
+        return None
+    t = config.train
+    optim = {"paged_adamw_8bit": "paged_adamw_8bit", "paged_adamw_32bit": "paged_adamw_32bit",
+             "adamw_8bit": "adamw_8bit", "sgd": "sgd"}.get(t.optimizer, "adamw_32bit")
+    precision = "fp32" if device_type != "cuda" else "bf16"
+    try:
+        cfg = MemoryEstimateConfig(batch_size=t.batch_size, seq_len=t.max_seq_length, precision=precision,
+                                   method="qlora" if t.quantization == "4bit" else "lora",
+                                   lora_rank=config.lora.r, optimizer=optim,
+                                   gradient_checkpointing=t.gradient_checkpointing)
+        return estimate_memory(model_shape(model), cfg)
+    except (ValueError, TypeError):
+        return None
+
+
+class SettingsDescriber:
+    """Markdown for the settings column: trainable parameters on the app's model and the memory estimate.
+    Counting builds a meta model with PEFT (~0.5 s), so counts are cached per model and LoRA shape."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple, tuple[int, int]] = {}
+
+    def describe(self, store: ModelStore, config: TrainJobConfig) -> str:
+        from playground.model.inspect import format_bytes
+
+        config.lora.validate()
+        with store.use() as lm:
+            base, fingerprint, device = lm.base_model, lm.fingerprint, lm.device.type
+            lora = config.lora
+            key = (fingerprint, lora.r, tuple(lora.target_modules), lora.use_dora, lora.bias)
+            if key not in self._counts:
+                if len(self._counts) > 64:
+                    self._counts.clear()
+                self._counts[key] = count_trainable(base.config, lora)
+            trainable, total = self._counts[key]
+            estimate = memory_estimate(base, config, device)
+        text = (f"**Trainable parameters: {trainable:,}** of {total:,} "
+                f"({100 * trainable / max(1, total):.2f} %)")
+        if estimate is not None:
+            text += (f" · estimated training memory ≈ **{format_bytes(estimate.total)}** "
+                     f"({', '.join(f'{k} {format_bytes(v)}' for k, v in estimate.parts())})")
+        return text

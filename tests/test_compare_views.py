@@ -1,0 +1,93 @@
+"""What the Compare tab says, derived from one state: the hint, the tuned column's label and the "what
+changed" placeholder never contradict each other; the sampling note tells the truth about both tabs."""
+
+from __future__ import annotations
+
+import pytest
+
+from playground.compare.chat import NO_ADAPTER_HINT, CompareSettings, CompareUpdate
+from playground.compare.views import column_views, compare_header, settings_from_controls, settings_note
+from playground.decode.sampling import SamplingSettings
+
+NO_ADAPTER = "No adapter is active"
+
+
+def test_header_with_an_active_adapter_never_says_there_is_none():
+    h = compare_header("yoda")
+    assert "adapter **yoda**" in h.hint and h.tuned_label == "Tuned: adapter yoda"
+    assert "<code>yoda</code>" in h.placeholder
+    assert NO_ADAPTER not in h.hint + h.tuned_label + h.placeholder
+
+
+def test_header_without_an_adapter_says_so_everywhere():
+    h = compare_header(None)
+    assert h.hint == NO_ADAPTER_HINT and NO_ADAPTER in h.placeholder and "no adapter is active" in h.tuned_label
+
+
+def test_header_names_the_adapter_of_earlier_answers():
+    hist = {"tuned": ({"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hm.", "adapter": "yoda"})}
+    assert "earlier" not in compare_header("yoda", hist).hint
+    h = compare_header("pirate", hist)
+    assert "adapter **pirate**" in h.hint and "came from **yoda**" in h.hint
+    assert h.tuned_label == "Tuned: adapter pirate (earlier answers: yoda)"
+
+
+def test_columns_while_streaming_do_not_claim_no_adapter_before_the_turn_is_over():
+    streaming = CompareUpdate(texts={"base": "Par"}, adapters={"base": None})
+    (base, base_label), (tuned, tuned_label), (other, _) = column_views(streaming, {}, "Capital of France?")
+    assert base[-1] == {"role": "assistant", "content": "Par"} and base_label == "Base (adapter disabled)"
+    assert tuned == [{"role": "user", "content": "Capital of France?"}] and tuned_label == "Tuned"
+    assert NO_ADAPTER_HINT not in str(tuned)
+    tuned_running = CompareUpdate(texts={"base": "Paris.", "tuned": "Paris"}, adapters={"base": None, "tuned": "yoda"})
+    assert column_views(tuned_running, {}, "Q")[1] == ([{"role": "user", "content": "Q"},
+                                                       {"role": "assistant", "content": "Paris"}],
+                                                      "Tuned: adapter yoda")
+
+
+def test_columns_after_a_turn_without_adapter_explain_why():
+    from playground.compare.chat import CompareResult
+
+    done = CompareUpdate(texts={"base": "Paris."}, adapters={"base": None},
+                         result=CompareResult(model="m", adapter=None, columns={}, changed=None))
+    _, (tuned, label), (other, _) = column_views(done, {}, "Q")
+    assert tuned[-1]["content"] == NO_ADAPTER_HINT and "no adapter is active" in label
+    assert other == []  # no third adapter asked for: the column shows only its own history
+
+
+def test_settings_note_names_the_values_and_the_difference_from_decode():
+    d, decode = CompareSettings(), SamplingSettings()
+    note = settings_note()
+    assert f"temperature {d.sampling.temperature:g}" in note and f"top-p {d.sampling.top_p:g}" in note
+    assert f"Decode tab's starting values (temperature {decode.temperature:g}, top-p {decode.top_p:g})" in note
+    changed = settings_from_controls("", 0, 50, 1.0, 0, 1.0, 64, 3)
+    note = settings_note(changed)
+    assert "temperature 0 ·" in note and "seed 3" in note and "64 new tokens" in note and "Decode" not in note
+
+
+def test_settings_from_controls_names_a_bad_field():
+    with pytest.raises(ValueError, match="top_p"):
+        settings_from_controls("", 0.7, 50, 1.5, 0, 1.0, 64, 0)
+
+
+def _component(demo, elem_id):
+    return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+
+
+def test_the_page_says_what_the_sliders_hold(tiny_store):
+    """Built app: Compare's note matches Compare's sliders, and what it says about the Decode tab matches the
+    Decode tab's sliders; the hint and the placeholder come from the same state."""
+    from playground.services import Services
+    from playground.ui.app_ui import build_app
+
+    services = Services.create(tiny_store, tiny_store.settings.data_dir)
+    demo = build_app(services)
+    decode = SamplingSettings()
+    assert _component(demo, "decode-temperature").value == decode.temperature
+    assert _component(demo, "decode-top-p").value == decode.top_p
+    d = CompareSettings()
+    assert _component(demo, "pg-compare-temperature").value == d.sampling.temperature
+    assert _component(demo, "pg-compare-top-p").value == d.sampling.top_p
+    assert _component(demo, "pg-compare-settings-note").value == settings_note(d)
+    h = compare_header(None)
+    assert _component(demo, "pg-compare-hint").value == h.hint
+    assert _component(demo, "pg-compare-diff").value == h.placeholder
