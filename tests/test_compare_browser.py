@@ -169,7 +169,7 @@ def test_model_tab_describes_the_base_model_with_an_adapter_loaded(adapter_app, 
     page.get_by_role("tab", name="Adapters").click()
     page.locator("#pg-adapter-deactivate").click()
     page.locator("#pg-model-badge").get_by_text("base (no adapter)").wait_for()
-    page.get_by_role("tab", name="Model").click()
+    page.get_by_role("tab", name="Model", exact=True).click()
     page.wait_for_function("() => !document.querySelector('#model-adapters').innerText.includes('(active)')")
     assert "134.5M" in page.locator("#model-summary").inner_text()
     assert "lora" not in page.locator("#model-layers").inner_text()
