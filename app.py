@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     quant.add_argument("--load-in-8bit", action="store_true", help="LLM.int8 via bitsandbytes")
     p.add_argument("--auth", default=None, metavar="USER:PASS", help="require a login (use when sharing on a LAN)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own Python code to run")
+    p.add_argument("--allow-path", action="append", type=Path, default=[], metavar="DIR",
+                   help="a server folder the UI/API may read files from (repeatable); by default only uploads "
+                        "and --data-dir")
     args = p.parse_args(argv)
     if args.auth is not None and (":" not in args.auth or args.auth.startswith(":") or args.auth.endswith(":")):
         p.error("--auth takes USER:PASS")
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from err
     print(f"Loaded {loaded.name} in {loaded.load_seconds:.1f} s", flush=True)
 
-    services = Services.create(store, settings.data_dir)
+    services = Services.create(store, settings.data_dir, allowed_paths=args.allow_path)
     from playground.ui.app_ui import build_app
 
     demo = build_app(services)

@@ -8,7 +8,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,31 @@ def write_json_atomic(path: Path, data: Any) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@dataclass(frozen=True)
+class PathPolicy:
+    """Which folders on the server a path typed into the UI or sent to the API may point into.
+
+    Uploads land in Gradio's upload folder and the app's own files in the data dir; anything else must be
+    allowed by the operator (`--allow-path DIR`), so a student holding the room's password cannot make the
+    server read the teacher's files. Links are resolved first, so a link cannot lead outside.
+    """
+
+    roots: tuple[Path, ...]
+
+    @classmethod
+    def create(cls, data_dir: Path, allowed: Iterable[Path] = ()) -> PathPolicy:
+        return cls(tuple(Path(p).expanduser().resolve() for p in (data_dir, *allowed)))
+
+    def check(self, path: str | Path, field: str, *, uploads: Path | None = None) -> Path:
+        """The resolved path, or a ValueError naming the field and the rule."""
+        if not str(path or "").strip():
+            raise ValueError(f"{field} is empty.")
+        resolved = Path(path).expanduser().resolve()
+        roots = self.roots + ((uploads.resolve(),) if uploads is not None else ())
+        if any(resolved == root or root in resolved.parents for root in roots):
+            return resolved
+        raise ValueError(f"{field}: {path} is outside the folders this server may read (uploads and the data dir "
+                         f"{self.roots[0]}{''.join(', ' + str(r) for r in self.roots[1:])}). Upload the file "
+                         "instead, or start the app with --allow-path DIR to allow a folder.")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from playground.adapters.live import AdapterManager
 from playground.decode.session import DecodeService
+from playground.fsutil import PathPolicy
 from playground.inside.service import InsideService
 from playground.model.store import ModelStore
 from playground.train.manager import TrainingManager
@@ -20,13 +22,15 @@ class Services:
     trainer: TrainingManager  # Train tab: runs in worker processes, state in <data_dir>/runs
     adapters: AdapterManager  # Adapters/Compare tabs: <data_dir>/adapters and which one is active
     inside: InsideService  # Inside tab: logit lens / attention caches keyed on store.revision
+    paths: PathPolicy  # which server folders a typed path or an API path may read (uploads, data dir, --allow-path)
 
     @classmethod
-    def create(cls, store: ModelStore, data_dir: Path) -> "Services":
+    def create(cls, store: ModelStore, data_dir: Path, allowed_paths: Iterable[Path] = ()) -> "Services":
         data_dir.mkdir(parents=True, exist_ok=True)
         return cls(store=store, data_dir=data_dir, decode=DecodeService(store),
                    trainer=TrainingManager(data_dir, store),
-                   adapters=AdapterManager.for_data_dir(store, data_dir), inside=InsideService(store))
+                   adapters=AdapterManager.for_data_dir(store, data_dir), inside=InsideService(store),
+                   paths=PathPolicy.create(data_dir, allowed_paths))
 
     def stamp(self) -> str:
         """The app's state signal: it changes when the model, the active or loaded adapters, or the adapter

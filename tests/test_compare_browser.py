@@ -253,7 +253,7 @@ def test_evaluation_on_yoda_shows_first_answers_and_names_its_metrics(adapter_ap
     page.screenshot(path=str(ARTIFACTS / "compare-eval-yoda.png"), full_page=True)
 
 
-def test_adapter_and_compare_api(adapter_app, tmp_path):
+def test_adapter_and_compare_api(adapter_app, adapter_data, tmp_path):
     from gradio_client import Client
 
     client = Client(adapter_app, verbose=False)
@@ -271,9 +271,14 @@ def test_adapter_and_compare_api(adapter_app, tmp_path):
         client.predict([ADAPTER, ADAPTER + "-x"], [0, 0], "m", "linear", api_name="/adapter_mix")
     with pytest.raises(Exception, match="path parts"):
         client.predict("../x", api_name="/adapter_activate")
-    held_out = tmp_path / "held-out.jsonl"  # two short rows: loss and both answers stay quick on a CPU
-    held_out.write_text('{"prompt": "Capital of Italy?", "completion": "Rome."}\n'
-                        '{"prompt": "Capital of Spain?", "completion": "Madrid."}\n')
+    rows = ('{"prompt": "Capital of Italy?", "completion": "Rome."}\n'  # two short rows: quick on a CPU
+            '{"prompt": "Capital of Spain?", "completion": "Madrid."}\n')
+    private = tmp_path / "teachers-notes.jsonl"  # a server file outside uploads and the data dir: refused
+    private.write_text(rows)
+    with pytest.raises(Exception, match="outside the folders this server may read"):
+        client.predict(ADAPTER, str(private), 60, api_name="/evaluate")
+    held_out = adapter_data / "held-out.jsonl"  # inside the data dir: allowed
+    held_out.write_text(rows)
     metrics = client.predict(ADAPTER, str(held_out), 60, api_name="/evaluate")
     assert metrics["rows"] == 2 and metrics["tuned"]["adapter"] == ADAPTER and metrics["base"]["adapter"] is None
     assert metrics["tuned"]["loss"] != metrics["base"]["loss"] and metrics["base"]["word_accuracy"] is None

@@ -19,6 +19,7 @@ from playground.adapters.mixing import MIX_METHODS, MixSpec
 from playground.adapters.views import LIBRARY_HEADERS, LibraryState, default_pick
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
+from playground.ui.paths import server_path
 
 MAX_MIX = 4  # weight sliders shown for a mix
 NO_SELECTION = "_No adapter selected. Train one in the Train tab or import one below._"
@@ -150,7 +151,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
 
     def on_import_folder(path, name):
         def op() -> tuple[str, str]:
-            info = adapters.import_folder(path or "", name)
+            info = adapters.import_folder(str(server_path(services, path, "Folder path")), name)
             return f"Imported **{info.name}** (base: {info.base_model}).", info.name
         return attempt(op)
 
@@ -158,7 +159,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
         def op() -> tuple[str, str]:
             if not path:
                 refuse("Upload a .zip first.")
-            info = adapters.import_zip(path, name)
+            info = adapters.import_zip(str(server_path(services, path, ".zip upload")), name)
             return f"Imported **{info.name}** from the zip (base: {info.base_model}).", info.name
         return attempt(op)
 

@@ -23,8 +23,10 @@ from playground.compare.views import (
     settings_note,
     shown,
 )
+from playground.data.recipes import list_recipes
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
+from playground.ui.paths import server_path
 
 
 def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
@@ -126,7 +128,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
 
     def run_eval(recipe: str, upload: str | None, adapter: str, rows: float, progress=gr.Progress()):
         try:
-            request = EvalRequest(dataset=upload or recipe or "", adapter=adapter or None, max_rows=int(rows))
+            dataset = str(server_path(services, upload, "Held-out file")) if upload else recipe or ""
+            request = EvalRequest(dataset=dataset, adapter=adapter or None, max_rows=int(rows))
             result = evaluate(adapters, request, lambda f, msg: progress(f, desc=msg))
         except (*USER_ERRORS, OSError) as err:
             gr.Warning(str(err))
@@ -174,6 +177,8 @@ def _register_api(services: Services) -> None:
     def evaluate_api(adapter: str, dataset: str, max_rows: int = 60) -> dict:
         """Held-out metrics of base vs `adapter` ('' = active) on a recipe id or a file path, and the first
         answers of both (greedy)."""
+        if dataset not in {r.id for r in list_recipes()}:  # a file on the server: only where the policy allows
+            dataset = str(server_path(services, dataset, "dataset"))
         try:
             return evaluate(adapters, EvalRequest(dataset, adapter or None, max_rows=max_rows)).as_api()
         except OSError as err:

@@ -13,9 +13,10 @@ import gradio as gr
 from playground.model.charts import memory_chart
 from playground.model.memory import MemoryEstimateConfig
 from playground.model.overview import adapters_markdown, memory_config, memory_report, model_overview
-from playground.model.sources import KNOWN_MODELS, ModelLoadError
+from playground.model.sources import BUNDLED, KNOWN_MODELS
 from playground.services import Services
-from playground.ui.errors import user_errors, warn
+from playground.ui.errors import USER_ERRORS, user_errors, warn
+from playground.ui.paths import looks_like_a_path, server_path
 
 
 def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
@@ -89,8 +90,10 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
         progress(0.05, desc=f"Loading {source}…")
         settings = dataclasses.replace(services.store.settings, source=source)
         try:
+            if source != BUNDLED and looks_like_a_path(source):  # a folder/file on the server: policy applies
+                server_path(services, source, "Model path")
             loaded = services.store.load(settings, progress=lambda msg: progress(0.5, desc=msg))
-        except ModelLoadError as err:
+        except USER_ERRORS as err:
             gr.Warning(str(err))
             return warn(f"{err} The previous model ({services.store.current.name}) stays loaded."), gr.skip()
         return f"Loaded **{loaded.name}** in {loaded.load_seconds:.1f} s.", services.stamp()

@@ -1,0 +1,22 @@
+"""Server paths typed into the UI or sent to the API pass the app's PathPolicy, uploads included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from playground.services import Services
+
+
+def server_path(services: Services, path: str | Path, field: str) -> Path:
+    """The resolved path if it lies in Gradio's upload folder, the data dir or an --allow-path folder;
+    otherwise a ValueError whose sentence names the field and the rule."""
+    return services.paths.check(path, field, uploads=Path(gr.utils.get_upload_folder()))
+
+
+def looks_like_a_path(text: str) -> bool:
+    """A model/dataset source that names a local file or folder (not a hub id or a recipe id)."""
+    text = (text or "").strip()
+    return text.startswith(("/", ".", "~")) or text.lower().endswith((".gguf", ".jsonl", ".json", ".csv")) \
+        or Path(text).expanduser().exists()
