@@ -18,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from playground.model.sources import DEFAULT_DATA_DIR
+    from playground.model.sources import DEFAULT_DATA_DIR, DTYPE_CHOICES
 
     p = argparse.ArgumentParser(description="LLM Playground: decoding, LoRA training and adapter comparison.")
     p.add_argument("--model", default="bundled",
@@ -28,6 +28,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                    help=f"where converted models, adapters and runs live (default {DEFAULT_DATA_DIR})")
     p.add_argument("--device", choices=["cpu", "cuda", "mps"], default=None, help="default: cuda > mps > cpu")
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
+                   help="weights' dtype. auto: bf16 on a GPU that has it (else fp16) and on a CPU with native bf16 "
+                        "(AVX512-BF16 / AMX), else fp32. Training keeps its own precision (fp32 on a CPU)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch's CPU threads. Default: 1 on a machine with at most 2 CPUs (the server and the browser "
+                        "need the other; 2 threads decode slower there), else torch's choice (one per core)")
     quant = p.add_mutually_exclusive_group()
     quant.add_argument("--load-in-4bit", action="store_true", help="NF4 + double quant via bitsandbytes")
     quant.add_argument("--load-in-8bit", action="store_true", help="LLM.int8 via bitsandbytes")
@@ -37,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a server folder the UI/API may read files from (repeatable); by default only uploads "
                         "and --data-dir")
     args = p.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads takes a positive number")
     if args.auth is not None and (":" not in args.auth or args.auth.startswith(":") or args.auth.endswith(":")):
         p.error("--auth takes USER:PASS")
     return args
@@ -56,19 +64,28 @@ def main(argv: list[str] | None = None) -> None:
     from playground.model.store import LoadSettings, ModelStore
     from playground.services import Services
 
+    from playground.model.cpu_speed import app_threads
+
+    threads = args.threads or app_threads(os.cpu_count())
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     warning = exposure_warning(args.host, args.auth)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     quantization = "4bit" if args.load_in_4bit else "8bit" if args.load_in_8bit else "none"
     settings = LoadSettings(source=args.model, data_dir=args.data_dir.expanduser(), device=args.device,
-                            quantization=quantization, trust_remote_code=args.trust_remote_code)
+                            quantization=quantization, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
     store = ModelStore(settings)
     try:
         loaded = store.load(progress=lambda msg: print(msg, flush=True))
     except ModelLoadError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         raise SystemExit(2) from err
-    print(f"Loaded {loaded.name} in {loaded.load_seconds:.1f} s", flush=True)
+    packed = f", {loaded.cpu_packed} layers pre-packed" if loaded.cpu_packed else ""
+    print(f"Loaded {loaded.name} ({str(loaded.dtype).removeprefix('torch.')}{packed}) in {loaded.load_seconds:.1f} s",
+          flush=True)
 
     services = Services.create(store, settings.data_dir, allowed_paths=args.allow_path)
     from playground.ui.app_ui import build_app

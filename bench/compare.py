@@ -81,7 +81,7 @@ def main() -> None:
     from playground.model.store import LoadSettings, ModelStore
 
     link_converted_models(DATA)
-    store = ModelStore(LoadSettings(data_dir=DATA))
+    store = ModelStore(LoadSettings(data_dir=DATA, dtype="auto"))  # what the app runs (bf16 where native)
     lm = store.load()
     adapters = AdapterManager.for_data_dir(store, DATA)
     make_adapters(lm, adapters.library)

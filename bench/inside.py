@@ -110,7 +110,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     data_dir = args.data_dir or (TEST_CACHE if any((TEST_CACHE / "models").glob("*/config.json"))
                                  else ROOT / ".data" / "bench")
-    store = ModelStore(LoadSettings(data_dir=data_dir, device="cpu"))
+    store = ModelStore(LoadSettings(data_dir=data_dir, device="cpu", dtype="auto"))  # as the app loads it
     store.load(progress=lambda msg: print(msg, flush=True))
     # Gradio runs handlers in worker threads (torch's OpenMP behaves differently in the main thread): so does this.
     results: list[dict] = []

@@ -152,8 +152,8 @@ def start_app(tmp_path_factory) -> Iterator[Callable[..., str]]:
 
 
 @pytest.fixture(scope="session")
-def app_url(start_app, bundled_store) -> str:
-    """One shared app on the bundled model, data dir in a temp folder (adapters/runs start empty)."""
+def app_data_dir(bundled_store) -> Path:
+    """The shared app's data dir: a temp folder (adapters/runs start empty) with the converted bundled model."""
     import tempfile
 
     data = Path(tempfile.mkdtemp(prefix="pg-app-data-"))
@@ -162,7 +162,13 @@ def app_url(start_app, bundled_store) -> str:
     for d in (BUNDLED_DATA_DIR / "models").glob("*"):
         if d.is_dir() and not d.name.startswith("."):
             os.symlink(d, data / "models" / d.name)
-    return start_app(data_dir=data)
+    return data
+
+
+@pytest.fixture(scope="session")
+def app_url(start_app, app_data_dir) -> str:
+    """One shared app on the bundled model (see app_data_dir)."""
+    return start_app(data_dir=app_data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 import urllib.request
 
 import pytest
+import torch
 
 from tests.conftest import ARTIFACTS
 
@@ -13,7 +14,10 @@ def test_header_and_model_tab(app_url, page):
     page.goto(app_url)
     badge = page.locator("#pg-model-badge")
     badge.get_by_text("SmolLM2-135M-Instruct").wait_for()
-    assert "cpu" in badge.inner_text() and "float32" in badge.inner_text()
+    from playground.model.sources import pick_dtype
+
+    expected = str(pick_dtype(torch.device("cpu"), "auto")).removeprefix("torch.")  # bf16 only with native support
+    assert "cpu" in badge.inner_text() and f"dtype: {expected}" in badge.inner_text()
     page.locator("#model-summary").get_by_text("134.5M").wait_for()  # filled by the page-load event
     facts = page.locator("#model-facts").inner_text()
     assert "134,515,008" in facts and "49,152" in facts
@@ -56,13 +60,20 @@ def test_emoji_and_cjk_render_as_glyphs_not_boxes(app_url, page):
     assert page.evaluate(GLYPHS) == {"cjk_distinct": True, "emoji_coloured": True}
 
 
-def test_failed_switch_keeps_model_and_explains(app_url, page, tmp_path):
+def test_failed_switch_keeps_model_and_explains(app_url, app_data_dir, page, tmp_path):
     page.goto(app_url)
     page.locator("#pg-model-badge").get_by_text("SmolLM2-135M-Instruct").wait_for()
-    page.locator("#model-custom textarea").fill(str(tmp_path))  # an empty folder: no config.json
+    status = page.locator("#model-status")
+    page.locator("#model-custom textarea").fill(str(tmp_path))  # a server folder outside the data dir: refused
     page.locator("#model-load").click()
-    page.locator("#model-status").get_by_text("stays loaded").wait_for()
-    assert "no config.json" in page.locator("#model-status").inner_text()
+    status.get_by_text("outside the folders this server may read").wait_for()
+    assert "Model path" in status.inner_text() and "stays loaded" in status.inner_text()
+    empty = app_data_dir / "empty-model"
+    empty.mkdir(exist_ok=True)
+    page.locator("#model-custom textarea").fill(str(empty))  # inside the data dir, but no config.json
+    page.locator("#model-load").click()
+    status.get_by_text("no config.json").wait_for()
+    assert "stays loaded" in status.inner_text()
     assert "SmolLM2-135M-Instruct" in page.locator("#pg-model-badge").inner_text()
 
 

@@ -90,10 +90,14 @@ def test_shouty_answers_are_shouted() -> None:
 
 def test_recipes_point_at_existing_files() -> None:
     recipes = json.loads((DATASETS / "recipes.json").read_text(encoding="utf-8"))
-    assert [r["id"] for r in recipes] == ["pig-latin", "yoda", "shouty"]
+    assert [r["id"] for r in recipes] == ["pig-latin", "yoda", "shouty", "sign-off", "pig-latin-grpo"]
     for recipe in recipes:
         for key in ("title", "description", "train", "test", "probe"):
             assert isinstance(recipe[key], str) and recipe[key], (recipe["id"], key)
         train_path, test_path = DATASETS / recipe["train"], DATASETS / recipe["test"]
         assert train_path.is_file() and test_path.is_file()
-        assert recipe["probe"] in {user for user, _ in load(test_path)}
+        if recipe["id"] == "sign-off":  # preference pairs: {"prompt": [user], "chosen": [...], "rejected": [...]}
+            prompts = {json.loads(line)["prompt"][0]["content"] for line in test_path.read_text().splitlines()}
+        else:
+            prompts = {user for user, _ in load(test_path)}
+        assert recipe["probe"] in prompts

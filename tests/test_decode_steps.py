@@ -61,8 +61,11 @@ def test_generate_states_grow_token_by_token(svc):
 def test_with_settings_builds_one_settings_object_and_turns_mistakes_into_gr_error():
     import gradio as gr
 
-    from playground.ui.decode_tab import with_settings
+    from playground.ui.decode_tab import KNOBS, settings_wrapper
 
+    with_settings = settings_wrapper(None)  # no words typed: no tokenizer needed
+    more_off = (1.0, 0.0, 0.0, 0.0, 0, "", "")  # typical, ε, η, top-h, n-gram, bias, banned words
+    assert KNOBS == 5 + len(more_off)
     seen = []
 
     @with_settings
@@ -70,18 +73,20 @@ def test_with_settings_builds_one_settings_object_and_turns_mistakes_into_gr_err
         seen.append((settings, st, n))
         return n
 
-    assert handler(0.7, 40.0, 0.9, 0.0, 1.0, "state", 20) == 20
+    assert handler(0.7, 40.0, 0.9, 0.0, 1.0, *more_off, "state", 20) == 20
     assert seen == [(SamplingSettings(0.7, 40, 0.9, 0.0, 1.0), "state", 20)]
 
     @with_settings
     def stream(settings, count):
         yield from range(count)
 
-    assert list(stream(1.0, 50, 1.0, 0.0, 1.0, 3)) == [0, 1, 2]
+    assert list(stream(1.0, 50, 1.0, 0.0, 1.0, *more_off, 3)) == [0, 1, 2]
     with pytest.raises(gr.Error, match=r"top_p must be in \(0, 1\] \(1 = off\); got 1.5."):
-        handler(1.0, 50, 1.5, 0.0, 1.0, None, 5)
+        handler(1.0, 50, 1.5, 0.0, 1.0, *more_off, None, 5)
     with pytest.raises(gr.Error, match="temperature"):
-        list(stream(-1, 50, 1.0, 0.0, 1.0, 3))
+        list(stream(-1, 50, 1.0, 0.0, 1.0, *more_off, 3))
+    with pytest.raises(gr.Error, match=r"eta_cutoff must be in \[0, 1\) \(0 = off\); got 1.0"):
+        handler(1.0, 50, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0, "", "", None, 5)
 
 
 def test_decode_tab_builds_no_service_of_its_own():

@@ -129,3 +129,19 @@ def test_the_settings_column_is_drawn_from_the_schema():
     assert ui.fields["eval_fraction"].maximum < 0.9  # the slider stays inside the validated range
     assert not ui.fields["path"].visible and not ui.hub_row.visible
     assert [c[1] for c in ui.fields["optimizer"].choices] == ["adamw_torch", "adamw_torch_fused", "adafactor", "sgd"]
+
+
+def test_a_data_file_outside_the_allowed_folders_is_refused(tiny_store, tmp_path):
+    """The Train tab and /train_start read a user's data file only where the app's PathPolicy allows it."""
+    from playground.fsutil import PathPolicy
+
+    data = tmp_path / "data"
+    outside = tmp_path / "teacher" / "rows.jsonl"
+    outside.parent.mkdir()
+    outside.write_text('{"prompt": "a", "completion": "b"}\n' * 4)
+    policy = PathPolicy.create(data)
+    panel = TrainPanel(TrainingManager(data, tiny_store), tiny_store, data,
+                       check_path=lambda path, field: policy.check(path, field))
+    with pytest.raises(ValueError, match="^Data file path: .*rows.jsonl is outside the folders"):
+        panel.start_request("", json.dumps({"kind": "file", "path": str(outside), "max_steps": 1}))
+    assert not (data / "runs").exists() or not any((data / "runs").iterdir())  # nothing was started

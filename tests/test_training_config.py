@@ -101,7 +101,7 @@ def test_recipe_defaults_are_applied_and_valid():
         cfg = recipe_config(recipe.id)
         cfg.validate("cpu")
         for key, value in recipe.defaults.items():
-            section = next(s for s in (cfg.lora, cfg.train, cfg.data) if key in dataclasses.asdict(s))
+            section = next(s for s in (cfg.lora, cfg.train, cfg.data, cfg.tuning) if key in dataclasses.asdict(s))
             # eval / probe intervals scale with the run's length instead (test_training_schema.py)
             assert getattr(section, key) == (None if key in RUN_SCALED else value)
 

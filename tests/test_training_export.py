@@ -59,7 +59,7 @@ def test_exported_script_for_qlora_and_messages_recipe():
 # ---------------------------------------------------------------- the script builds what the worker builds
 
 RUNTIME = {"output_dir": "cli.output_dir + '/checkpoints'", "max_steps": "cli.max_steps", "bf16": "use_bf16",
-           "fp16": "use_fp16"}  # decided when the script runs (folder, command line, hardware)
+           "fp16": "use_fp16", "use_cpu": "not torch.cuda.is_available()"}  # decided when the script runs
 WORKER_ONLY = {"output_dir", "disable_tqdm", "dataloader_pin_memory", "use_cpu", "bf16", "fp16"}
 
 

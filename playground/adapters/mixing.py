@@ -118,7 +118,9 @@ class BaseFacts:
     @classmethod
     def of(cls, lm: LoadedModel, trust_remote_code: bool) -> "BaseFacts":
         location = str(lm.checkpoint_dir) if lm.checkpoint_dir is not None else lm.source
-        return cls(lm.name, lm.source, location, lm.dtype, lm.tokenizer, trust_remote_code)
+        # A CPU app may decode in bf16 for speed; the merged checkpoint keeps the full fp32 weights there.
+        dtype = torch.float32 if lm.device.type == "cpu" else lm.dtype
+        return cls(lm.name, lm.source, location, dtype, lm.tokenizer, trust_remote_code)
 
 
 def merge_into_copy(info: AdapterInfo, base: BaseFacts, out_root: Path, out_name: str) -> Path:

@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 
 from playground.decode.beam import BeamResult
 from playground.decode.sampling import SamplingSettings, TokenRow, cumulative_basis
+from playground.decode.settings import describe_more
 
 KEPT_RAW, KEPT_FINAL = "#93c5fd", "#1d4ed8"
 GREY_RAW, GREY_FINAL = "#e5e7eb", "#9ca3af"
@@ -95,6 +96,7 @@ def _title(s: SamplingSettings) -> str:
     parts += [f"top-p {s.top_p:g}"] if s.top_p < 1 else []
     parts += [f"min-p {s.min_p:g}"] if s.min_p > 0 else []
     parts += [f"repetition penalty {s.repetition_penalty:g}"] if s.repetition_penalty != 1 else []
+    parts += describe_more(s)
     return "Next-token probabilities · " + ", ".join(parts)
 
 
@@ -159,7 +161,8 @@ def beam_tree_figure(result: BeamResult) -> go.Figure:
     if greedy:
         gx = [0] + [x[n.node_id] for n in sorted(greedy, key=lambda n: n.step)]
         gy = [0.0] + [y[n.node_id] for n in sorted(greedy, key=lambda n: n.step)]
-        fig.add_scatter(x=gx, y=gy, mode="lines", name="greedy path", line=dict(color="#111827", width=2, dash="dot"))
+        fig.add_scatter(x=gx, y=gy, mode="lines", name="greedy path", line=dict(color="#111827", width=2, dash="dot"),
+                        hoverinfo="skip")  # hover and clicks go to the node markers on it
     for status, color in STATUS_COLOR.items():
         group = [n for n in nodes if n.status == status]
         if not group:
@@ -170,10 +173,10 @@ def beam_tree_figure(result: BeamResult) -> go.Figure:
             marker=dict(color=color, size=[14 if n.on_final else 9 for n in group],
                         line=dict(color=["#dc2626" if n.on_best else "#ffffff" for n in group], width=2)),
             customdata=[[n.label, n.token_id, n.step_logprob, n.cum_logprob, n.status,
-                         "" if n.score is None else f"score {n.score:.3f}"] for n in group],
+                         "" if n.score is None else f"score {n.score:.3f}", n.node_id] for n in group],
             hovertemplate=("<b>%{customdata[0]}</b> (id %{customdata[1]})<br>step log-prob %{customdata[2]:.3f}"
                            "<br>cumulative log-prob %{customdata[3]:.3f}<br>%{customdata[4]} %{customdata[5]}"
-                           "<extra></extra>"))
+                           "<br><i>click to continue from here</i><extra></extra>"))
     # Token labels as annotations: drawn above every line, on a light box, so the best-beam line never hides them.
     labels = [dict(x=x[n.node_id], y=y[n.node_id], text=html.escape(n.label, quote=False), showarrow=False, xanchor="left",
                    xshift=9, font=dict(size=10, color="#111827" if n.status != "pruned" else "#6b7280"),

@@ -28,10 +28,11 @@ def check_int(name: str, value: Any, low: int, high: int, hint: str = "") -> int
     return int(x)
 
 
-def check_float(name: str, value: Any, low: float, high: float, *, low_open: bool = False, hint: str = "") -> float:
-    """A float in [low, high] (or (low, high] when low_open) or a ValueError naming the field."""
+def check_float(name: str, value: Any, low: float, high: float, *, low_open: bool = False, high_open: bool = False,
+                hint: str = "") -> float:
+    """A float in [low, high] (either end open with low_open / high_open) or a ValueError naming the field."""
     x = _number(name, value)
-    if x > high or x < low or (low_open and x == low):
-        span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+    if x > high or x < low or (low_open and x == low) or (high_open and x == high):
+        span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"{name} must be in {span}{hint}; got {value!r}.")
     return x

@@ -1,130 +1,50 @@
-"""How the next token is chosen: raw logits -> repetition penalty -> temperature -> top-k -> top-p -> min-p.
+"""How the next token is chosen: raw logits through transformers' own processors, stage by stage.
 
-Gradio-free. The pipeline is built from transformers' own LogitsProcessor/LogitsWarper classes in the
-order `GenerationMixin._get_logits_processor` (transformers 5.23) applies them, so the probabilities shown
-are exactly what `generate()` samples from (tests/test_decoding.py proves it against `output_scores`).
+Gradio-free. The stages and their order are decode/processors.py (generate()'s `_get_logits_processor`,
+transformers 5.23); the knobs are decode/settings.py. `analyze` runs the stages one after another exactly like
+LogitsProcessorList.__call__ and keeps every stage's scores, so the probabilities shown, stage by stage, are
+what `generate()` samples from (tests/test_decoding.py proves it against `output_scores`).
 """
 
 from __future__ import annotations
 
 import inspect
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import torch
-from transformers import (
-    LogitsProcessor,
-    LogitsProcessorList,
-    MinPLogitsWarper,
-    RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
+from transformers import TemperatureLogitsWarper
 
 from playground.decode.checks import check_float, check_int  # noqa: F401 (re-exported for other packages)
+from playground.decode.processors import (  # noqa: F401 (re-exported: the pipeline's public names)
+    BY_GREEDY,
+    BY_MIN_P,
+    BY_TOP_K,
+    BY_TOP_P,
+    FILTER_CODE,
+    KEPT,
+    REMOVED_BY,
+    STAGE_LABEL,
+    TOP_P_OR_LATER,
+    Stage,
+    build_processors,
+    cumulative_basis,
+    pipeline_stages,
+)
+from playground.decode.settings import NEUTRAL_GENERATE_KWARGS, SamplingSettings, generate_kwargs  # noqa: F401
 from playground.decode.tokens import token_label
 
-# Why a token was removed (index into this tuple is stored per vocab entry).
-KEPT, BY_TOP_K, BY_TOP_P, BY_MIN_P, BY_GREEDY = range(5)
-REMOVED_BY = ("", "top-k", "top-p", "min-p", "greedy")
-FILTER_CODE = {"top-k": BY_TOP_K, "top-p": BY_TOP_P, "min-p": BY_MIN_P}
 RANKED = 1024  # tokens ranked for tables and charts (the rest only count towards totals)
-
-# generate() fills every unset option from the model's generation_config; these pin the ones that would add
-# processors we do not show, so a model whose config sets e.g. no_repeat_ngram_size cannot change the result.
-NEUTRAL_GENERATE_KWARGS: dict[str, Any] = dict(
-    typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, top_h=None, no_repeat_ngram_size=0,
-    encoder_repetition_penalty=1.0, bad_words_ids=None, min_length=0, min_new_tokens=None,
-    forced_bos_token_id=None, forced_eos_token_id=None, suppress_tokens=None, begin_suppress_tokens=None,
-    sequence_bias=None, guidance_scale=None, exponential_decay_length_penalty=None,
-    remove_invalid_values=False, renormalize_logits=False, num_beams=1, num_return_sequences=1,
-)
-
-
-# (field, check): the one place the knobs' ranges live; error sentences name the field.
-_KNOBS: tuple[tuple[str, Any], ...] = (
-    ("temperature", lambda v: check_float("temperature", v, 0.0, 100.0, hint=" (0 = greedy)")),
-    ("top_k", lambda v: check_int("top_k", v, 0, 10_000_000, hint=" (0 = off)")),
-    ("top_p", lambda v: check_float("top_p", v, 0.0, 1.0, low_open=True, hint=" (1 = off)")),
-    ("min_p", lambda v: check_float("min_p", v, 0.0, 1.0, hint=" (0 = off)")),
-    ("repetition_penalty", lambda v: check_float("repetition_penalty", v, 0.0, 100.0, low_open=True,
-                                                 hint=" (1 = off)")),
-)
 
 
 @dataclass(frozen=True)
-class SamplingSettings:
-    """The knobs of one sampling step. temperature 0 = greedy; top_k 0, top_p 1, min_p 0 = filter off.
+class StageTrace:
+    """One stage as it ran: the stage and the scores it returned (1-D over the vocabulary)."""
 
-    Loose values (sliders send floats, the API may send strings) are checked and converted once, here:
-    `SamplingSettings(top_k=40.0).top_k == 40`; a value out of range raises a ValueError naming the field."""
-
-    temperature: float = 1.0
-    top_k: int = 50
-    top_p: float = 1.0
-    min_p: float = 0.0
-    repetition_penalty: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name, check in _KNOBS:
-            object.__setattr__(self, name, check(getattr(self, name)))
-
-    @classmethod
-    def from_values(cls, temperature: Any, top_k: Any, top_p: Any, min_p: Any,
-                    repetition_penalty: Any) -> "SamplingSettings":
-        """From the five UI/API values in pipeline order (the Decode tab's knobs)."""
-        return cls(temperature, top_k, top_p, min_p, repetition_penalty)
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
-
-
-def pipeline_stages(settings: SamplingSettings) -> list[tuple[str, LogitsProcessor]]:
-    """(stage name, transformers processor) in generate()'s order; stages that would be no-ops are left out,
-    exactly as generate() leaves them out. Greedy keeps only the penalty (generate adds no warpers then)."""
-    stages: list[tuple[str, LogitsProcessor]] = []
-    if settings.repetition_penalty != 1.0:
-        stages.append(("penalty", RepetitionPenaltyLogitsProcessor(float(settings.repetition_penalty))))
-    if settings.greedy:
-        return stages
-    if settings.temperature != 1.0:
-        stages.append(("temperature", TemperatureLogitsWarper(float(settings.temperature))))
-    if settings.top_k:
-        stages.append(("top-k", TopKLogitsWarper(int(settings.top_k))))
-    if settings.top_p < 1.0:
-        stages.append(("top-p", TopPLogitsWarper(float(settings.top_p))))
-    if settings.min_p > 0:
-        stages.append(("min-p", MinPLogitsWarper(float(settings.min_p))))
-    return stages
-
-
-STAGE_LABEL = {"penalty": "repetition penalty", "temperature": "temperature", "top-k": "top-k"}
-
-
-def cumulative_basis(settings: SamplingSettings) -> str:
-    """Which distribution the cumulative line sums: the one top-p cuts on, i.e. after the stages that run
-    before top-p (e.g. "after temperature + top-k"), or "raw" when none of them is on."""
-    before = [STAGE_LABEL[name] for name, _ in pipeline_stages(settings) if name in STAGE_LABEL]
-    return "after " + " + ".join(before) if before else "raw"
-
-
-def build_processors(settings: SamplingSettings) -> LogitsProcessorList:
-    """The LogitsProcessorList generate() would build for these settings."""
-    return LogitsProcessorList(proc for _, proc in pipeline_stages(settings))
-
-
-def generate_kwargs(settings: SamplingSettings) -> dict[str, Any]:
-    """Keyword arguments that make generate() use exactly these settings (and nothing from the model's
-    generation_config that we do not show)."""
-    common = {**NEUTRAL_GENERATE_KWARGS, "repetition_penalty": float(settings.repetition_penalty)}
-    if settings.greedy:
-        return {**common, "do_sample": False, "temperature": None, "top_k": None, "top_p": None, "min_p": None}
-    return {**common, "do_sample": True, "temperature": float(settings.temperature), "top_k": int(settings.top_k),
-            "top_p": float(settings.top_p), "min_p": float(settings.min_p) if settings.min_p > 0 else None}
+    stage: Stage
+    scores: torch.Tensor
+    alive: torch.Tensor  # bool: not -inf after this stage
 
 
 @dataclass
@@ -133,10 +53,12 @@ class Distribution:
 
     settings: SamplingSettings
     raw_probs: torch.Tensor     # softmax of the model's logits
-    scaled_probs: torch.Tensor  # after repetition penalty and temperature (greedy: penalty only)
-    final_probs: torch.Tensor   # after top-k/top-p/min-p, renormalised: what generate() samples from
-    removed_by: torch.Tensor    # int8 code per token: KEPT or the stage that removed it
-    top_p_probs: torch.Tensor   # what top-p cuts on: after penalty, temperature and top-k (renormalised)
+    scaled_probs: torch.Tensor  # after the reshaping stages only (bias, penalty, temperature; greedy: no temperature)
+    final_probs: torch.Tensor   # after every stage, renormalised: what generate() samples from
+    removed_by: torch.Tensor    # int8 code per token: KEPT or the stage that removed it (REMOVED_BY)
+    top_p_probs: torch.Tensor   # what top-p cuts on: after the stages before it (renormalised)
+    logits: torch.Tensor | None = None                        # the model's raw logits
+    trace: list[StageTrace] = field(default_factory=list)    # every stage's scores, in order
 
     @cached_property
     def order(self) -> torch.Tensor:
@@ -182,42 +104,41 @@ def _entropy_bits(probs: torch.Tensor) -> float:
 
 
 def analyze(logits: torch.Tensor, input_ids: torch.Tensor | list[int], settings: SamplingSettings) -> Distribution:
-    """Run raw next-token logits (1-D) through the pipeline, recording which stage removed each token.
-
-    Stages are applied one after another exactly like LogitsProcessorList.__call__ does; the final
-    scores are therefore those of build_processors(settings)(input_ids, logits).
+    """Run raw next-token logits (1-D) through the pipeline, keeping every stage's scores and which stage
+    removed each token (set it to -inf). The final scores are those of build_processors(settings)(ids, logits).
     """
     ids = torch.as_tensor(input_ids, dtype=torch.long).reshape(1, -1).to(logits.device)
-    scores = logits.detach().float().reshape(1, -1).clone()
-    raw_probs = scores.softmax(-1)[0]
+    raw = logits.detach().float().reshape(1, -1)
+    scores = raw.clone()
     removed = torch.zeros(scores.shape[-1], dtype=torch.int8, device=scores.device)
-    scaled, alive, top_p_in = None, None, None
-    for name, proc in pipeline_stages(settings):
-        if name in ("top-p", "min-p") and top_p_in is None:  # the distribution top-p (and min-p) sees
+    trace: list[StageTrace] = []
+    reshaped, filtered, top_p_in = scores, False, None
+    alive = ~torch.isneginf(scores[0])
+    for stage in pipeline_stages(settings):
+        if stage.name in TOP_P_OR_LATER and top_p_in is None:  # the distribution top-p (would) cut on
             top_p_in = scores.softmax(-1)[0]
-        if name not in FILTER_CODE:  # penalty, temperature: reshape, remove nothing
-            scores = proc(ids, scores)
-            continue
-        if scaled is None:  # the distribution the filters see
-            scaled = scores.softmax(-1)[0]
-            alive = scores[0] != -math.inf
-        scores = proc(ids, scores)
-        still = scores[0] != -math.inf
-        removed.masked_fill_(alive & ~still, FILTER_CODE[name])
-        alive = still
-    if scaled is None:
-        scaled = scores.softmax(-1)[0]
-    if top_p_in is None:  # neither top-p nor min-p on: what top-p would see is what top-k left
+        scores = stage.processor(ids, scores)
+        if stage.filters:
+            still = ~torch.isneginf(scores[0])
+            removed.masked_fill_(alive & ~still, FILTER_CODE[stage.name])
+            alive, filtered = still, True
+        else:  # a reshaping stage: the same processor on the unfiltered scores too (what "scaled" shows)
+            reshaped = stage.processor(ids, reshaped) if filtered else scores
+        trace.append(StageTrace(stage, scores[0], alive))
+    scaled = reshaped.softmax(-1)[0]
+    if top_p_in is None:  # no stage from top-p on: what top-p would see is what the stages before it left
         top_p_in = scores.softmax(-1)[0]
     if settings.greedy:  # generate() takes argmax of the processed scores: one token at 100 %
-        final = torch.zeros_like(scaled)
         top = int(torch.argmax(scores[0]))
+        final = torch.zeros_like(scaled)
         final[top] = 1.0
-        removed[:] = BY_GREEDY
+        removed.masked_fill_(removed == KEPT, BY_GREEDY)
         removed[top] = KEPT
     else:
         final = scores.softmax(-1)[0]
-    return Distribution(settings, raw_probs.cpu(), scaled.cpu(), final.cpu(), removed.cpu(), top_p_in.cpu())
+    trace = [StageTrace(t.stage, t.scores.cpu(), t.alive.cpu()) for t in trace]
+    return Distribution(settings, raw[0].softmax(-1).cpu(), scaled.cpu(), final.cpu(), removed.cpu(), top_p_in.cpu(),
+                        raw[0].cpu(), trace)
 
 
 @dataclass(frozen=True)

@@ -87,23 +87,25 @@ class ChosenToken:
     prob: float            # final probability (greedy settings: the model's probability after penalty)
     raw_prob: float        # the model's own probability
     rank: int
-    how: str               # "picked" | "sampled" | "greedy" | "generated"
+    how: str               # "picked" | "sampled" | "greedy" | "generated" | "branched" | "beam" (decode/branch.py)
     alternatives: tuple[tuple[str, float], ...] = ()
+    alternative_ids: tuple[int, ...] = ()  # the alternatives' token ids (branching); empty when not recorded
 
     def as_api(self) -> dict[str, Any]:
+        ids = self.alternative_ids or (None,) * len(self.alternatives)
         return {"token": self.label, "id": self.token_id, "prob": self.prob, "raw_prob": self.raw_prob,
                 "rank": self.rank, "how": self.how,
-                "alternatives": [{"token": t, "prob": p} for t, p in self.alternatives]}
+                "alternatives": [{"token": t, "prob": p, "id": i} for (t, p), i in zip(self.alternatives, ids)]}
 
 
 def chosen_from_distribution(dist: Distribution, tokenizer: Any, token_id: int, how: str) -> ChosenToken:
     """Record token_id as chosen from dist (its probability, rank and the top alternatives)."""
     probs = dist.scaled_probs if dist.settings.greedy else dist.final_probs
-    alts = tuple((r.token, r.scaled_prob if dist.settings.greedy else r.final_prob)
-                 for r in top_rows(dist, tokenizer, ALTERNATIVES))
+    rows = top_rows(dist, tokenizer, ALTERNATIVES)
+    alts = tuple((r.token, r.scaled_prob if dist.settings.greedy else r.final_prob) for r in rows)
     return ChosenToken(token_id=int(token_id), label=token_label(tokenizer, token_id), prob=float(probs[token_id]),
                        raw_prob=float(dist.raw_probs[token_id]), rank=rank_of(dist, token_id), how=how,
-                       alternatives=alts)
+                       alternatives=alts, alternative_ids=tuple(r.token_id for r in rows))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import torch
 from playground.decode.beam import MAX_BEAMS, strip_after_eos
 from playground.decode.checks import check_int
 from playground.decode.sampling import SamplingSettings, generate_kwargs
+from playground.decode.settings import describe_more
 from playground.model.store import LoadedModel
 
 MAX_COMPARE_TOKENS = 200
@@ -53,7 +54,8 @@ def strategy_runs(settings: SamplingSettings, num_beams: Any, seed: Any) -> list
                         {**greedy, "num_beams": num_beams, "early_stopping": False, "length_penalty": 1.0}),
             StrategyRun("Sampled", f"T={settings.temperature:g}, top-k={settings.top_k}, top-p={settings.top_p:g}, "
                                    f"min-p={settings.min_p:g}, repetition penalty={settings.repetition_penalty:g}, "
-                                   f"seed {seed}", generate_kwargs(settings))]
+                                   + "".join(f"{part}, " for part in describe_more(settings))
+                                   + f"seed {seed}", generate_kwargs(settings))]
 
 
 @torch.inference_mode()

@@ -1,21 +1,29 @@
-"""'Generate N tokens': generate() in a thread, streamed through TextIteratorStreamer, with the probability
-every token had when it was chosen.
+"""'Generate N tokens': generate() in a thread, streamed token by token, with the probability every token had
+when it was chosen.
 
 Gradio-free. The settings' processors (transformers' own classes, see sampling.build_processors) are passed
 to generate() with a last recorder processor, so the recorder sees exactly the scores generate() samples
 from; generate's own warpers are switched off so nothing is applied twice. tests/test_decoding_stream.py
 checks the tokens equal a plain `generate(**generate_kwargs(settings))` with the same seed.
+
+Kept cheap so streaming costs < 5 % against a bare generate() (bench/decode.py `stream_vs_bare`): the streamer
+decodes no text (the consumer renders tokens, not strings), and the consumer is handed a new snapshot only as
+often as it can render one without taking more than ~5 % of the time (on a 2-core CPU every millisecond the
+consumer's rendering takes comes out of the model's threads).
 """
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteriaList, TextIteratorStreamer
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
 
 from playground.decode.cancel import Cancel
 from playground.decode.checks import check_int
@@ -25,6 +33,8 @@ from playground.decode.tokens import token_label
 from playground.model.store import ModelStore
 
 MAX_NEW_TOKENS = 512
+CONSUMER_SHARE = 0.05  # at most this share of the time goes to the consumer rendering snapshots
+MAX_SNAPSHOT_GAP_S = 0.5  # …but a snapshot at least this often while tokens arrive
 
 
 class _StepRecorder(LogitsProcessor):
@@ -50,27 +60,39 @@ class _RawRecorder(LogitsProcessor):
         return scores
 
 
-class _TokenStreamer(TextIteratorStreamer):
-    """TextIteratorStreamer that also pairs each new token with the recorder's probabilities."""
+class _TokenStreamer(BaseStreamer):
+    """Pairs each new token with the recorder's probabilities and wakes the consumer (no text decoding)."""
 
     def __init__(self, tokenizer: Any, recorder: _StepRecorder) -> None:
-        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=False, timeout=None)
-        self.recorder = recorder
+        self.tokenizer, self.recorder = tokenizer, recorder
         self.tokens: list[ChosenToken] = []
+        self.wake: queue.SimpleQueue[bool] = queue.SimpleQueue()  # True: new tokens; False: the end
+        self._prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
-        if not (self.skip_prompt and self.next_tokens_are_prompt):
-            for tid in value.reshape(-1).tolist():
-                self.tokens.append(self._record(int(tid)))
-        super().put(value)
+        if not self._prompt_seen:  # generate() hands over the prompt first
+            self._prompt_seen = True
+            return
+        for tid in value.reshape(-1).tolist():
+            self.tokens.append(self._record(int(tid)))
+        self.wake.put(True)
+
+    def end(self) -> None:
+        self.wake.put(False)
+
+    def __iter__(self) -> Iterator[bool]:
+        while self.wake.get():
+            yield True
 
     def _record(self, tid: int) -> ChosenToken:
         probs, raw = self.recorder.probs, self.recorder.raw
         top = torch.topk(probs, min(ALTERNATIVES, probs.numel()))
-        alts = tuple((token_label(self.tokenizer, int(i)), float(p)) for p, i in zip(top.values, top.indices))
+        ids = top.indices.tolist()
+        alts = tuple((token_label(self.tokenizer, i), p) for p, i in zip(top.values.tolist(), ids))
         return ChosenToken(token_id=tid, label=token_label(self.tokenizer, tid), prob=float(probs[tid]),
                            raw_prob=float(raw[tid]) if raw is not None else float("nan"),
-                           rank=int((probs > probs[tid]).sum()) + 1, how="generated", alternatives=alts)
+                           rank=int((probs > probs[tid]).sum()) + 1, how="generated", alternatives=alts,
+                           alternative_ids=tuple(ids))
 
 
 @dataclass(frozen=True)
@@ -125,12 +147,15 @@ def stream_generate(store: ModelStore, request: GenerateRequest) -> Iterator[lis
 
     thread = threading.Thread(target=run, name="decode-generate", daemon=True)
     thread.start()
-    seen = 0
+    seen, due = 0, 0.0
     try:
-        for _text in streamer:
-            if len(streamer.tokens) > seen:
+        for _ in streamer:
+            if len(streamer.tokens) > seen and time.perf_counter() >= due:
                 seen = len(streamer.tokens)
+                handed = time.perf_counter()
                 yield list(streamer.tokens)
+                back = time.perf_counter()  # the consumer rendered this snapshot meanwhile
+                due = back + min(MAX_SNAPSHOT_GAP_S, (back - handed) * (1 / CONSUMER_SHARE - 1))
         thread.join()
     finally:
         cancel.event.set()  # if the consumer stopped early, end generate() at the next token

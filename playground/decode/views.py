@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 
 from playground.decode.beam import BeamSettings, beam_search
 from playground.decode.beam_report import final_rows, one_line, summary_markdown
+from playground.decode.branch import BeamBranches, beam_branches
 from playground.decode.charts import (
     add_base_overlay,
     beam_tree_figure,
@@ -30,10 +31,15 @@ from playground.decode.sampling import (
     temperature_sweep,
     top_rows,
 )
-from playground.decode.session import ChosenToken, DecodeService, StepState
+from playground.decode.session import DecodeService, StepState
+from playground.decode.settings import FIVE, MORE
 from playground.decode.strategies import run_strategy, strategy_runs
 from playground.decode.stream import GenerateRequest, generate_all
-from playground.decode.tokens import TextPiece, colour_legend_html, incremental_texts, pieces_html, template_html
+from playground.decode.text_view import branchable_text_html
+from playground.decode.tokens import template_html
+from playground.decode.waterfall import StageRow, waterfall_rows
+from playground.decode.waterfall_chart import waterfall_figure
+from playground.decode.words import eos_ids, parse_banned_words, parse_sequence_bias
 
 # The table's columns in pipeline order, each named by its basis (all in %); "base raw" joins with an adapter.
 TABLE_HEADERS = ["#", "token", "id", "raw", "after temp.", "top-p cum.", "after filters", "kept"]
@@ -58,6 +64,8 @@ class DistributionView:
     rows: list[TokenRow]
     dist: Distribution
     headers: list[str]
+    stages: list[StageRow]
+    waterfall: go.Figure
 
 
 def _plural(n: int, word: str) -> str:
@@ -73,8 +81,9 @@ def stats_markdown(dist: Distribution, adapter: str | None = None) -> str:
             f"**Effective choices (2^entropy):** {dist.effective_choices:.1f}  \n"
             f"**Probability mass kept:** {100 * dist.mass_kept:.1f} % ({kept})\n\n"
             "<small>Table columns in pipeline order (%): *#*: rank · *raw*: the model's softmax"
-            f"{base} · *after temp.*: after repetition penalty and temperature · *top-p cum.*: running sum of "
-            f"what top-p cuts on ({cumulative_basis(s)}) · *after filters*: after top-k / top-p / min-p, "
+            f"{base} · *after temp.*: after the reshaping stages (bias, repetition penalty, temperature) · "
+            "*top-p cum.*: running sum of "
+            f"what top-p cuts on ({cumulative_basis(s)}) · *after filters*: after top-k / top-p / min-p and every other stage, "
             "renormalised: what generate() samples from.</small>")
 
 
@@ -106,26 +115,25 @@ def candidate_choices(rows: Sequence[TokenRow], k: int = CANDIDATES) -> list[tup
 
 
 def built_text_html(tokenizer: Any, state: StepState) -> str:
-    """The prompt followed by the chosen tokens, coloured by probability, alternatives on hover."""
-    texts = incremental_texts(tokenizer, state.prompt.ids, [c.token_id for c in state.chosen])
-    special = set(getattr(tokenizer, "all_special_ids", []) or [])
-    pieces = [TextPiece(text=t if t or not c.label else "", prob=c.prob, hover=_hover(c),
-                        special=c.token_id in special) for t, c in zip(texts, state.chosen)]
-    body = pieces_html(state.prompt.text if not state.prompt.chat else state.prompt.fed_text, pieces)
-    if not state.chosen:
-        return body + "<p style='color:#6b7280'>Click a candidate, or use Sample / Greedy / Generate, to append tokens.</p>"
-    return colour_legend_html(COLOUR_KEY) + body
+    """The prompt followed by the chosen tokens, coloured by probability, alternatives (to branch) on hover."""
+    return branchable_text_html(tokenizer, state)
 
 
-COLOUR_KEY = ("Each chosen token's background: the probability it had when chosen, in the distribution it was "
-              "drawn from (after the filters; with temperature 0, the model's own after any repetition penalty). "
-              "Hover a token for the alternatives.")
+KNOB_NAMES = (*FIVE, *MORE, "sequence_bias", "banned_words")  # the Decode tab's knobs, in input order
 
 
-def _hover(c: ChosenToken) -> str:
-    alts = "\n".join(f"  {i}. {label}  {100 * p:.1f}%" for i, (label, p) in enumerate(c.alternatives, start=1))
-    return (f"{c.label}: {100 * c.prob:.1f}% (rank {c.rank}, {c.how}; model's own {100 * c.raw_prob:.1f}%)\n"
-            f"top alternatives at this step:\n{alts}")
+def settings_from_values(svc: DecodeService, *values: Any) -> SamplingSettings:
+    """SamplingSettings from the tab's / API's knob values in KNOB_NAMES order (missing trailing ones: off);
+    the sequence-bias and banned-words texts are tokenized with the current model's tokenizer."""
+    named = dict(zip(KNOB_NAMES, values))
+    bias_text, banned_text = named.pop("sequence_bias", ""), named.pop("banned_words", "")
+    extra = {}
+    if bias_text:
+        extra["sequence_bias"] = parse_sequence_bias(svc.tokenizer(), bias_text)
+    if banned_text:
+        tokenizer, config = svc.tokenizer(), getattr(svc.store.current.base_model, "generation_config", None)
+        extra["bad_words_ids"] = parse_banned_words(tokenizer, banned_text, eos_ids(tokenizer, config))
+    return SamplingSettings(**named, **extra)
 
 
 def distribution_view(svc: DecodeService, state: StepState, settings: SamplingSettings, top_n: int) -> DistributionView:
@@ -139,10 +147,12 @@ def distribution_view(svc: DecodeService, state: StepState, settings: SamplingSe
     if base is not None:  # an adapter is active: show what the base model would say for the same tokens
         adapter, base_probs = svc.store.current.active_adapter, [float(base[r.token_id]) for r in rows]
         add_base_overlay(figure, rows, base_probs, adapter)
+    stages = waterfall_rows(dist, tokenizer, top_n)
     return DistributionView(figure=figure, stats=stats_markdown(dist, adapter),
                             table=table_rows(rows, base_probs), candidates=candidate_choices(rows),
                             text_html=built_text_html(tokenizer, state), rows=rows, dist=dist,
-                            headers=table_headers(base_probs is not None))
+                            headers=table_headers(base_probs is not None), stages=stages,
+                            waterfall=waterfall_figure(stages))
 
 
 def template_view(svc: DecodeService, state: StepState) -> str:
@@ -168,11 +178,19 @@ def explorer_figures(svc: DecodeService, state: StepState, settings: SamplingSet
     return temperature_figure(temperature_sweep(log_scores, SWEEP)), small_multiples_figure(panels)
 
 
-def beam_view(svc: DecodeService, state: StepState, settings: BeamSettings) -> tuple[str, go.Figure, list[list[Any]]]:
-    """The summary (which text is continued, best beam vs greedy), the tree and the ranked table."""
+def beam_run(svc: DecodeService, state: StepState,
+             settings: BeamSettings) -> tuple[str, go.Figure, list[list[Any]], BeamBranches]:
+    """The summary (which text is continued, best beam vs greedy), the tree, the ranked table, and every
+    node's path (to continue from any node in the step-through)."""
     with svc.store.use() as lm:
         result = beam_search(lm, list(state.ids), settings)
-    return summary_markdown(result, len(state.chosen)), beam_tree_figure(result), final_rows(result)
+    return (summary_markdown(result, len(state.chosen)), beam_tree_figure(result), final_rows(result),
+            beam_branches(state, result))
+
+
+def beam_view(svc: DecodeService, state: StepState, settings: BeamSettings) -> tuple[str, go.Figure, list[list[Any]]]:
+    """The summary, the tree and the ranked table (beam_run without the node paths)."""
+    return beam_run(svc, state, settings)[:3]
 
 
 def comparison_stream(svc: DecodeService, state: StepState, settings: SamplingSettings, num_beams: int,
@@ -201,7 +219,8 @@ def api_next_token(svc: DecodeService, prompt: str, chat: bool, settings: Sampli
     return {"prompt_tokens": len(state.ids), "notice": state.prompt.notice, "entropy_bits": dist.entropy_bits,
             "effective_choices": dist.effective_choices, "mass_kept": dist.mass_kept,
             "kept_count": dist.kept_count, "cumulative_basis": cumulative_basis(settings),
-            "rows": [r.as_api() for r in rows]}
+            "rows": [r.as_api() for r in rows],
+            "stages": [row.as_api() for row in waterfall_rows(dist, svc.tokenizer(), top_n)]}
 
 
 def api_generate(svc: DecodeService, prompt: str, chat: bool, settings: SamplingSettings, max_new_tokens: int,

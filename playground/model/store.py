@@ -20,10 +20,12 @@ from typing import Any, Literal
 
 import torch
 
+from playground.model.cpu_speed import native_bf16_cpu_cached, pack_linear_weights, use_fp32_attention
 from playground.model.gguf import convert_gguf
 from playground.model.sources import (
     BUNDLED,
     DEFAULT_DATA_DIR,
+    DtypeChoice,
     ModelLoadError,
     ResolvedSource,
     pick_device,
@@ -44,6 +46,9 @@ class LoadSettings:
     device: str | None = None  # None = auto: cuda > mps > cpu
     quantization: Quantization = "none"
     trust_remote_code: bool = False
+    # None = the conservative precision training and scripts need (fp32 on every CPU); the app passes --dtype
+    # ("auto": bf16 on a CPU with native bf16 too). See sources.pick_dtype.
+    dtype: DtypeChoice | None = None
 
 
 @dataclass
@@ -62,6 +67,7 @@ class LoadedModel:
     load_seconds: float = 0.0
     from_cache: bool = False
     active_adapter: str | None = None  # None = base only
+    cpu_packed: int = 0  # Linear layers whose bf16 weights are pre-packed for oneDNN (cpu_speed)
 
     @property
     def base_model(self) -> Any:
@@ -119,7 +125,10 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
     started = time.perf_counter()
     source = resolve_source(settings.source)
     device = pick_device(settings.device)
-    dtype = pick_dtype(device)
+    choice = settings.dtype
+    if choice == "auto" and settings.quantization != "none":
+        choice = None  # bitsandbytes computes in the dtype it was measured with (fp32 on a CPU)
+    dtype = pick_dtype(device, choice)
     from_cache = False
     checkpoint: Path | None = None
     try:
@@ -132,6 +141,10 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
         else:
             location = source.path
         say(f"Loading {source.name} on {device.type} ({str(dtype).removeprefix('torch.')})…")
+        native = dtype == torch.bfloat16 and native_bf16_cpu_cached()
+        if device.type == "cpu" and dtype != torch.float32 and not native:
+            say(f"Note: this CPU has no native {str(dtype).removeprefix('torch.')}: expect it to be much slower "
+                "than fp32.")
         common = {"trust_remote_code": settings.trust_remote_code}
         tokenizer = AutoTokenizer.from_pretrained(location, **common)
         quant = _quant_config(settings.quantization, dtype)
@@ -149,10 +162,15 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    packed = 0
+    if device.type == "cpu" and dtype == torch.bfloat16 and quant is None:
+        packed = pack_linear_weights(model)  # same numbers as F.linear, checked layer by layer
+        use_fp32_attention(model)  # bf16 attention is slow on a CPU; fp32 of the same values is exact
     return LoadedModel(
         model=model, tokenizer=tokenizer, name=source.name, source=settings.source, device=device,
         dtype=dtype, quantization=settings.quantization, fingerprint=fingerprint_model(model),
         checkpoint_dir=checkpoint, load_seconds=time.perf_counter() - started, from_cache=from_cache,
+        cpu_packed=packed,
     )
 
 

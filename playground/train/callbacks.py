@@ -6,7 +6,6 @@ They only read the trainer state and set `control` flags; the training loop itse
 from __future__ import annotations
 
 import math
-import os
 import resource
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from transformers import TrainerCallback
 
 from playground.train.config import PROBES_PER_RUN, every_n_steps
+from playground.train.distributed import agree, parent_gone
 from playground.train.events import EventLog
 
 
@@ -93,20 +93,22 @@ class NanGuardCallback(TrainerCallback):
 
 class StopCallback(TrainerCallback):
     """End the run at the next step when the app drops a stop-file into the run folder, or when the app that
-    started this worker has gone away (then save a checkpoint first, so the run can be resumed)."""
+    started this worker has gone away (then save a checkpoint first, so the run can be resumed). With several
+    ranks both flags are all-reduced, so every rank stops at the same step (playground.train.distributed)."""
 
     def __init__(self, stop_file: Path, parent_pid: int | None):
         self.stop_file, self.parent_pid = stop_file, parent_pid
         self.reason: str | None = None  # "user" | "parent"
 
     def requested(self) -> bool:
-        return self.stop_file.exists()
+        return agree(self.stop_file.exists())[0]
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.requested():
+        user, parent = agree(self.stop_file.exists(), self.parent_pid is not None and parent_gone(self.parent_pid))
+        if user:
             self.reason = "user"
             control.should_training_stop = True
-        elif self.parent_pid is not None and os.getppid() != self.parent_pid:
+        elif parent:
             self.reason = "parent"
             control.should_save = True
             control.should_training_stop = True

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from playground.data.sources import DataSource
 from playground.fsutil import validate_name
+from playground.train.launch import PROCESSES_LABEL, STRATEGIES, STRATEGY_LABEL, check_launch
+from playground.train.methods import MethodSettings
 from playground.train.schema import Setting, check_fields, settings_of
 
 Quantization = Literal["none", "8bit", "4bit"]
@@ -101,6 +103,14 @@ class TrainSettings:
         label="Packing", help="Concatenate short rows into full sequences (fewer pad tokens).", row="optim"))
     gradient_checkpointing: bool = field(default=False, metadata=dict(
         label="Gradient checkpointing", help="Recompute activations: less memory, ~30 % slower.", row="optim"))
+    processes: int = field(default=1, metadata=dict(  # > 1: `accelerate launch` (playground.train.launch)
+        label=PROCESSES_LABEL, help="Train on several GPUs at once, one process each (the batch size is per "
+        "process); on a CPU, 2 processes show how it works.", widget="dropdown", choices=[1], open=True, ge=1,
+        row="scale", sticky=True))
+    strategy: str = field(default="ddp", metadata=dict(
+        label=STRATEGY_LABEL, help="With several processes: a full model copy per GPU (DDP), or the weights "
+        "sharded across the GPUs for a model too big for one (FSDP, ZeRO-3).", widget="dropdown",
+        choices=STRATEGIES, row="scale", sticky=True))
     eval_steps: int | None = field(default=None, metadata=dict(  # when there is an eval split
         label="Eval every N steps", help=f"Empty = about {EVALS_PER_RUN} evaluations per run.", ge=1,
         blank="auto", row="schedule"))
@@ -125,6 +135,7 @@ class TrainSettings:
                              f"on {device_type} use adamw_torch.")
         if device_type == "mps" and self.quantization != "none":
             raise ValueError("bitsandbytes quantization does not run on Apple MPS: choose quantization none.")
+        check_launch(self.processes, self.strategy, device_type, self.quantization)
 
     def eval_interval(self) -> int | float:
         """The trainer's eval_steps: the user's, or a fraction of the run (the trainer resolves it to
@@ -154,6 +165,7 @@ class TrainJobConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     base: BaseModelRef = field(default_factory=BaseModelRef)
+    tuning: MethodSettings = field(default_factory=MethodSettings)  # SFT / DPO / GRPO (train.methods)
     adapter_name: str = field(default="my-adapter", metadata=dict(
         label="Adapter name", help="Letters, digits, - _ . : its folder under adapters/.", row="name"))
     overwrite: bool = field(default=False, metadata=dict(
@@ -167,6 +179,7 @@ class TrainJobConfig:
         self.data.validate()
         self.lora.validate()
         self.train.validate(device_type or (self.base.device or "cpu"))
+        self.tuning.validate(self.train.batch_size, self.train.grad_accum)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -185,10 +198,10 @@ class TrainJobConfig:
         return {**dataclasses.asdict(self.lora), **dataclasses.asdict(self.train),
                 "completion_only_loss": self.data.completion_only_loss,
                 "use_chat_template": self.data.use_chat_template, "eval_fraction": self.data.eval_fraction,
-                "data_format": self.data.format}
+                "data_format": self.data.format, **self.tuning.flat()}
 
 
-SECTIONS = {"data": DataSource, "lora": LoraSettings, "train": TrainSettings}
+SECTIONS = {"tuning": MethodSettings, "data": DataSource, "lora": LoraSettings, "train": TrainSettings}
 # Every setting by its flat name, in form order: data, LoRA, training, then the adapter's name.
 SETTINGS: dict[str, Setting] = {name: s for section, cls in [*SECTIONS.items(), ("", TrainJobConfig)]
                                 for name, s in settings_of(cls, section).items()}

@@ -21,7 +21,7 @@ LOG_FILE = "worker.log"
 CHECKPOINTS = "checkpoints"
 TERMINAL_STATES = ("completed", "stopped", "failed", "interrupted")
 # Written every step: flushed to the OS only; an fsync per step would add disk latency to every step.
-FREQUENT_EVENTS = ("log", "probe", "eval")
+FREQUENT_EVENTS = ("log", "probe", "eval", "metrics", "samples")
 
 
 class EventLog:

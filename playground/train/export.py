@@ -13,6 +13,7 @@ from playground.data.recipes import get_recipe
 from playground.train.bnb_cpu import PACKING_SWITCH
 from playground.train.config import TrainJobConfig
 from playground.train.hf_args import SFT_COMMENTS, lora_kwargs, sft_kwargs
+from playground.train.launch import accelerate_yaml, device_type_of
 
 
 @dataclass
@@ -20,6 +21,8 @@ class ExportedScript:
     filename: str
     code: str
     command: str  # multi-GPU launch
+    config_filename: str = ""  # the accelerate config to save next to the script (a run of several processes)
+    accelerate_config: str = ""  # its text: the same file the app launched the run with
 
 
 def _row_function(config: TrainJobConfig, columns: dict[str, str], fmt: str) -> str:
@@ -93,6 +96,10 @@ def _keywords(kwargs: dict[str, Any], indent: str = "        ") -> str:
 
 def export_script(config: TrainJobConfig, run_id: str = "", output_dir: str | None = None,
                   num_gpus: int = 2) -> ExportedScript:
+    if config.tuning.method != "sft" or config.tuning.start_adapter.strip():  # DPO, GRPO, continuing an adapter
+        from playground.train.export_methods import export_method_script
+
+        return export_method_script(config, run_id, output_dir, num_gpus)
     t, lora, d = config.train, config.lora, config.data
     load_code, source_columns = _data_loading(config)
     fmt, columns = resolve_format(source_columns, d)
@@ -110,11 +117,14 @@ def export_script(config: TrainJobConfig, run_id: str = "", output_dir: str | No
     eval_split = d.eval_fraction > 0
     sft = sft_kwargs(config, fmt)
     max_steps = sft.pop("max_steps")  # a command-line option of the script, defaulting to the run's
+    launched = multi_process_launch(config, filename)  # (command, config file name, its text) or None
+    command = launched[0] if launched else f"accelerate launch --num_processes {num_gpus} {filename}"
     code = f'''#!/usr/bin/env python
 """LoRA fine-tune exported from LLM Playground{f" (run {run_id})" if run_id else ""}, {dt.date.today().isoformat()}.
 
 One GPU or CPU:   python {filename}
-Several GPUs:     accelerate launch --num_processes {num_gpus} {filename}
+Several GPUs:     {command}{f"  ({launched[1]} next to this script)" if launched else ""}
+Two machines:     the same command on each, with num_machines / machine_rank / main_process_ip in the config
 Needs: pip install torch transformers peft trl datasets accelerate{" bitsandbytes" if quant else ""}
 """
 
@@ -124,7 +134,7 @@ import torch
 from accelerate import PartialState
 from datasets import load_dataset
 from peft import LoraConfig{", prepare_model_for_kbit_training" if quant else ""}
-from transformers import AutoModelForCausalLM, AutoTokenizer{", BitsAndBytesConfig" if quant else ""}
+{"from safetensors.torch import save_file" + chr(10) if _save_code(config) == FSDP_SAVE else ""}from transformers import AutoModelForCausalLM, AutoTokenizer{", BitsAndBytesConfig" if quant else ""}
 from trl import SFTConfig, SFTTrainer
 
 BASE_MODEL = {config.base.load_source!r}  # the app's base model: {config.base.name} ({config.base.source})
@@ -161,7 +171,8 @@ def main():
     args = SFTConfig(
         output_dir=cli.output_dir + "/checkpoints",
         max_steps=cli.max_steps,
-{_keywords(sft)}        bf16=use_bf16,  # set explicitly: TRL defaults to bf16=True, ~10x slower on a CPU
+{_keywords(sft)}        use_cpu=not torch.cuda.is_available(),  # CPU processes (several: over gloo)
+        bf16=use_bf16,  # set explicitly: TRL defaults to bf16=True, ~10x slower on a CPU
         fp16=use_fp16,
     )
     trainer = SFTTrainer(
@@ -173,11 +184,52 @@ def main():
         peft_config=peft_config,
     )
     trainer.train()
-    trainer.save_model(cli.output_dir)  # adapter_config.json + adapter_model.safetensors
-
+{_save_code(config)}
 
 if __name__ == "__main__":
     main()
 '''
-    command = f"accelerate launch --num_processes {num_gpus} {filename}"
-    return ExportedScript(filename=filename, code=code, command=command)
+    return ExportedScript(filename=filename, code=code, command=command,
+                          config_filename=launched[1] if launched else "",
+                          accelerate_config=launched[2] if launched else "")
+
+
+FSDP_SAVE = """\
+    if trainer.is_fsdp_enabled:  # FSDP: gather the sharded weights, then keep the adapter's entries
+        from peft.utils import get_peft_model_state_dict
+
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        state = trainer.accelerator.get_state_dict(trainer.model_wrapped)  # every process takes part
+        model = trainer.accelerator.unwrap_model(trainer.model_wrapped)
+        # PEFT finds the adapter's entries by module name; FSDP nests "_fsdp_wrapped_module" in those names.
+        model.named_modules = lambda *a, **k: (
+            (n.replace("._fsdp_wrapped_module", "").replace("_fsdp_wrapped_module.", ""), m)
+            for n, m in type(model).named_modules(model, *a, **k))
+        weights = get_peft_model_state_dict(model, state_dict=state)
+        if trainer.accelerator.is_main_process:
+            assert weights, "no adapter weights gathered"
+            model.peft_config["default"].inference_mode = True
+            model.peft_config["default"].save_pretrained(cli.output_dir)
+            save_file({k: v.contiguous() for k, v in weights.items()}, cli.output_dir + "/adapter_model.safetensors",
+                      metadata={"format": "pt"})
+    else:
+        trainer.save_model(cli.output_dir)  # adapter_config.json + adapter_model.safetensors
+"""
+
+
+def _save_code(config: TrainJobConfig) -> str:
+    """How the script saves the adapter: `trainer.save_model`, and for an FSDP run the gathered weights."""
+    if config.train.processes > 1 and config.train.strategy == "fsdp":
+        return FSDP_SAVE
+    return "    trainer.save_model(cli.output_dir)  # adapter_config.json + adapter_model.safetensors\n"
+
+
+def multi_process_launch(config: TrainJobConfig, filename: str) -> tuple[str, str, str] | None:
+    """For a run of several processes: the launch command, the accelerate config's file name and its text (the
+    file the app wrote into the run folder, playground.train.launch)."""
+    t = config.train
+    if t.processes <= 1:
+        return None
+    config_file = f"accelerate_{config.adapter_name}.yaml"
+    text = accelerate_yaml(t.processes, t.strategy, device_type_of(config.base.device))
+    return f"accelerate launch --config_file {config_file} {filename}", config_file, text

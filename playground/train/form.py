@@ -17,7 +17,7 @@ from playground.data.sources import DataSource
 from playground.train.config import SETTINGS, TrainJobConfig, apply_overrides
 from playground.train.schema import Setting
 
-ROLE_FIELDS = ["messages", "prompt", "completion", "instruction", "input", "output", "text"]
+ROLE_FIELDS = ["messages", "prompt", "completion", "instruction", "input", "output", "text", "chosen", "rejected"]
 SECTION_TITLES = {"data": "1 · Data", "lora": "2 · LoRA", "train": "3 · Training"}
 LENGTH_MODE = Setting("length_mode", "train", str, False, dict(
     label="Train for", help="A number of passes over the data, or a fixed number of optimizer steps.",
@@ -81,7 +81,7 @@ def config_from_form(values: dict[str, Any]) -> TrainJobConfig:
 
 def form_values(config: TrainJobConfig) -> dict[str, Any]:
     """Inverse of config_from_form (to show defaults and recipe settings in the form)."""
-    sections = {"data": config.data, "lora": config.lora, "train": config.train, "": config}
+    sections = {"tuning": config.tuning, "data": config.data, "lora": config.lora, "train": config.train, "": config}
     v = {name: getattr(sections[s.section], name) for name, s in SETTINGS.items()}
     for name, s in SETTINGS.items():
         if s.meta.get("zero") and v[name] is None:

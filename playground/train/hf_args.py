@@ -13,7 +13,8 @@ from playground.train.config import LoraSettings, TrainJobConfig, precision_flag
 
 # Shown next to the keyword in the exported script.
 SFT_COMMENTS = {"warmup_steps": "< 1: a fraction of the steps", "eval_steps": "< 1: a fraction of the run",
-                "activation_checkpointing": "a.k.a. gradient checkpointing", "max_steps": "-1 = use the epochs"}
+                "activation_checkpointing": "a.k.a. gradient checkpointing", "max_steps": "-1 = use the epochs",
+                "ddp_find_unused_parameters": "several processes: every LoRA weight gets a gradient each step"}
 
 
 def lora_kwargs(lora: LoraSettings) -> dict[str, Any]:
@@ -41,6 +42,7 @@ def sft_kwargs(config: TrainJobConfig, data_format: str) -> dict[str, Any]:
         completion_only_loss=d.completion_only_loss if data_format != "text" else None,
         eval_strategy="steps" if d.eval_fraction > 0 else "no", eval_steps=t.eval_interval(),
         logging_steps=1, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2, report_to="none",
+        ddp_find_unused_parameters=False,
     )
 
 

@@ -24,6 +24,7 @@ from playground.model.sources import pick_device
 from playground.model.store import ModelStore
 from playground.train.config import ALL_LINEAR, BaseModelRef, TrainJobConfig
 from playground.train.events import CHECKPOINTS, CONFIG_FILE, EVENTS_FILE, LOG_FILE, PID_FILE, STOP_FILE, read_events
+from playground.train.launch import launcher_env, worker_command
 from playground.train.sizing import SettingsDescriber
 from playground.train.status import EventSummary, RunStatus, summarize
 
@@ -167,7 +168,7 @@ class TrainingManager:
     def check(self, config: TrainJobConfig) -> Any:
         """Everything that can be refused before a worker starts: settings, target modules, the data itself.
         Returns the prepared data (row counts for the UI). Raises ValueError with a user-facing sentence."""
-        from playground.data.loading import prepare_data
+        from playground.train.method_run import prepare_method_data, start_adapter_dir
 
         # No store (scripts, benches): the worker picks the device the same way, cuda > mps > cpu.
         device = config.base.device or (self.store.current.device.type if self.store is not None and self.store.loaded
@@ -183,7 +184,8 @@ class TrainingManager:
                                  f"{', '.join(known)}.")
         else:
             has_template = True
-        return prepare_data(config.data, config.train.seed, has_chat_template=has_template)
+        start_adapter_dir(config)  # a missing adapter, or one of another base model, is refused here
+        return prepare_method_data(config, has_chat_template=has_template)  # SFT rows, DPO pairs, GRPO prompts
 
     def start(self, config: TrainJobConfig) -> str:
         """Validate, create the run folder and launch the worker; returns the run id."""
@@ -233,7 +235,12 @@ class TrainingManager:
         # The worker shares the CPU cores with the app; spinning OpenMP threads starve each other when the
         # cores are oversubscribed (measured ~2x slower steps), sleeping ones do not.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        cmd = [self.python, "-m", "playground.train.worker", str(folder)] + (["--resume"] if resume else [])
+        # 1 process: the worker itself; N: `accelerate launch` of N workers (the pid file then names the
+        # launcher, whose command line also holds "playground.train.worker" and the run folder).
+        config = self.config(run_id)
+        t, device = config.train, config.base.device
+        env.update(launcher_env(t.processes, device))
+        cmd = worker_command(self.python, folder, resume, t.processes, t.strategy, device)
         with (folder / LOG_FILE).open("ab") as log:
             proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, env=env,
                                     stdin=subprocess.DEVNULL)

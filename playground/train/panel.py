@@ -8,6 +8,7 @@ Every method raises ValueError with a user-facing sentence for a mistake; the ta
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,17 @@ class LiveView:
     runs: list[str] = field(default_factory=list)
     stoppable: bool = False  # the shown run is active
     busy: bool = False  # some run is active: Start is refused
+    reward_figure: Any = None  # DPO / GRPO: the reward chart (playground.train.method_views); None for SFT
+    samples: list[list[str]] = field(default_factory=list)  # GRPO: sampled answers with their rewards
+    method_note: str = ""
 
 
 class TrainPanel:
-    def __init__(self, trainer: TrainingManager, store: ModelStore, data_dir: Path):
+    def __init__(self, trainer: TrainingManager, store: ModelStore, data_dir: Path,
+                 check_path: Callable[[str, str], Any] | None = None):
         self.trainer, self.store, self.data_dir = trainer, store, Path(data_dir)
+        # Where a data file may come from (the app's PathPolicy: uploads, data dir, --allow-path); None = anywhere.
+        self.check_path = check_path
         self._raw: dict[tuple, Any] = {}  # the last previewed source -> its raw rows (another row is instant)
 
     # ------------------------------------------------------------ the model
@@ -94,6 +101,14 @@ class TrainPanel:
             self._raw[key] = load_raw(d)
         with self.store.use() as lm:
             tokenizer = lm.tokenizer
+        if cfg.tuning.method == "dpo":  # preference pairs, shown side by side
+            from playground.train.method_views import preference_view
+
+            return preference_view(cfg, tokenizer, self._raw[key], mask_row)
+        if cfg.tuning.method == "grpo":  # prompts, and what the data's own answers score under the rewards
+            from playground.train.method_views import prompts_view
+
+            return prompts_view(cfg, tokenizer, self._raw[key])
         p = build_preview(d, tokenizer, cfg.train.max_seq_length, int(mask_row or 1), cfg.train.seed,
                           raw=self._raw[key])
         return DataPreviewView(summary=p.summary, headers=p.headers, rows=p.rows,
@@ -103,12 +118,18 @@ class TrainPanel:
 
     # ------------------------------------------------------------ runs
     def start(self, values: dict[str, Any]) -> str:
-        return self.trainer.start(self.config(values))
+        return self.trainer.start(self._allowed(self.config(values)))
 
     def start_request(self, recipe: str, settings_json: str) -> str:
         """The scripting API's start: a recipe's defaults plus flat JSON overrides."""
         cfg = request_config(recipe, settings_json)
-        return self.trainer.start(dataclasses.replace(cfg, base=self.trainer.base_ref()))
+        return self.trainer.start(self._allowed(dataclasses.replace(cfg, base=self.trainer.base_ref())))
+
+    def _allowed(self, cfg: TrainJobConfig) -> TrainJobConfig:
+        """A data file named by the user must pass the path policy before the run copies it."""
+        if cfg.data.kind == "file" and cfg.data.path and self.check_path is not None:
+            self.check_path(cfg.data.path, "Data file path")
+        return cfg
 
     def stop(self, choice: str | None) -> str:
         return self.trainer.stop(selected_run(choice))
@@ -137,7 +158,7 @@ class TrainPanel:
         busy = st.active or self.busy()
         overlays = list(overlays or [])
         key = (st.run_id, st.state, len(st.losses), len(st.evals), len(st.probes), log_scale, tuple(overlays),
-               tuple(runs), busy)
+               tuple(runs), busy, len(st.rewards), len(st.eval_rewards), len(st.samples))
         view = LiveView(status=status_markdown(st), progress=progress_html(st), changed=key != last_key, key=key)
         if not view.changed:
             return view
@@ -146,4 +167,7 @@ class TrainPanel:
                                   total_steps=st.total_steps)
         view.probes, view.probe_title, view.runs = probe_rows(st), probe_header(st), runs
         view.stoppable, view.busy = st.active, busy
+        from playground.train.method_views import method_markdown, reward_figure, sample_rows
+
+        view.reward_figure, view.samples, view.method_note = reward_figure(st), sample_rows(st), method_markdown(st)
         return view

@@ -39,6 +39,11 @@ class RunStatus:
     started_at: float | None = None
     resumable: bool = False
     last_checkpoint: int | None = None
+    method: str = "sft"  # sft | dpo | grpo (playground.train.methods)
+    method_info: dict[str, Any] = field(default_factory=dict)  # start adapter, reference model, rewards
+    rewards: list[dict[str, Any]] = field(default_factory=list)  # {step, <TRL reward keys>}: DPO / GRPO metrics
+    eval_rewards: list[dict[str, Any]] = field(default_factory=list)  # the same at eval steps
+    samples: list[dict[str, Any]] = field(default_factory=list)  # GRPO: {step, samples: [{prompt, answer, …}]}
 
     @property
     def active(self) -> bool:
@@ -61,6 +66,8 @@ class EventSummary:
     first_start: float | None = None
     end: dict[str, Any] | None = None  # terminal event of the latest attempt
     last_checkpoint: int | None = None
+    metrics: dict[str, dict[int, dict[str, Any]]] = field(default_factory=lambda: {"train": {}, "eval": {}})
+    samples: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, events: list[dict[str, Any]]) -> None:
         for e in events:
@@ -78,6 +85,10 @@ class EventSummary:
                 self.probes[e["step"]] = {"step": e["step"], "answer": e.get("answer", "")}
             elif kind == "checkpoint":
                 self.last_checkpoint = e["step"]
+            elif kind == "metrics":
+                self.metrics.setdefault(e.get("mode", "train"), {})[e["step"]] = {"step": e["step"], **e["values"]}
+            elif kind == "samples":
+                self.samples[e["step"]] = {"step": e["step"], "samples": e.get("samples", [])}
             elif kind == "end":
                 self.end = e
             self.last[kind] = e
@@ -103,6 +114,12 @@ def summarize(run_id: str, s: EventSummary, *, alive: bool, stop_requested: bool
     st.trainable_params, st.total_params = setup.get("trainable_params"), setup.get("total_params")
     st.train_rows, st.eval_rows = setup.get("train_rows"), setup.get("eval_rows")
     st.device, st.precision = setup.get("device", ""), setup.get("precision", "")
+    method = s.last.get("method", {})
+    st.method = method.get("method", "sft")
+    st.method_info = {k: method[k] for k in ("start_adapter", "reference", "rewards") if method.get(k)}
+    st.rewards = [s.metrics["train"][k] for k in sorted(s.metrics.get("train", {}))]
+    st.eval_rewards = [s.metrics["eval"][k] for k in sorted(s.metrics.get("eval", {}))]
+    st.samples = [s.samples[k] for k in sorted(s.samples)]
     begin, log = s.last.get("train_begin"), s.last.get("log")
     if begin:
         st.total_steps = int(begin.get("total_steps") or 0)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from playground.train import distributed
 from playground.train.config import TrainJobConfig
 from playground.train.events import CHECKPOINTS, CONFIG_FILE, EVENTS_FILE, STOP_FILE, EventLog, read_events
 from playground.train.status import EventSummary
@@ -55,9 +56,10 @@ def _load_base(config: TrainJobConfig) -> Any:
     from playground.model.store import LoadSettings, load_model
 
     settings = LoadSettings(source=config.base.load_source, data_dir=Path(config.data_dir or "."),
-                            device=config.base.device, quantization=config.train.quantization,
+                            device=distributed.load_device(config.base.device, config.train.strategy),
+                            quantization=config.train.quantization,
                             trust_remote_code=config.base.trust_remote_code)
-    return load_model(settings)
+    return distributed.for_training(load_model(settings), config.train.strategy)
 
 
 def build_trainer(config: TrainJobConfig, loaded: Any, data: Any, run_dir: Path, callbacks: list) -> Any:
@@ -107,7 +109,7 @@ def default_probe(config: TrainJobConfig, data: Any) -> str:
 def run_job(config: TrainJobConfig, run_dir: Path, resume: bool = False, parent_pid: int | None = None) -> JobResult:
     """Train one adapter; every step of the way is reported to `<run_dir>/events.jsonl`. Errors are reported
     (type "end", state "failed") and re-raised."""
-    log = EventLog(run_dir / EVENTS_FILE)
+    log = distributed.event_log(run_dir / EVENTS_FILE)  # several ranks: rank 0 reports, the others only a crash
     started = time.time()
     log.emit("start", pid=os.getpid(), resume=resume)
     try:
@@ -123,24 +125,30 @@ def _run(config: TrainJobConfig, run_dir: Path, log: EventLog, resume: bool, par
     from transformers.trainer_utils import get_last_checkpoint
 
     from playground.adapters.files import save_adapter_folder
-    from playground.data.loading import prepare_data
     from playground.train.callbacks import EventLogCallback, NanGuardCallback, ProbeCallback, StopCallback
+    from playground.train.method_run import (build_method_trainer, method_callbacks, method_rewards, method_setup,
+                                             prepare_method_data)
 
     log.emit("status", state="loading", message="Loading the model and the data…")
     loaded = _load_base(config)
     config.validate(loaded.device.type)
     tok = loaded.tokenizer
-    data = prepare_data(config.data, config.train.seed, has_chat_template=bool(tok.chat_template))
+    data = prepare_method_data(config, has_chat_template=bool(tok.chat_template))  # SFT rows, DPO pairs, GRPO prompts
     stop = StopCallback(run_dir / STOP_FILE, parent_pid)
     nan_guard = NanGuardCallback()
-    probe = ProbeCallback(log, tok, default_probe(config, data), config.train.probe_every,
+    probe_every = distributed.probe_every(config.train.probe_every, config.train.strategy)  # rank 0 probes
+    probe = ProbeCallback(log, tok, default_probe(config, data), probe_every,
                           config.train.probe_max_new_tokens, config.data.use_chat_template)
-    callbacks = [EventLogCallback(log, loaded.device.type), nan_guard, stop, probe]
-    trainer = build_trainer(config, loaded, data, run_dir, callbacks)
+    rewards = method_rewards(config)  # GRPO's reward rules (None for SFT / DPO)
+    callbacks = [EventLogCallback(log, loaded.device.type), nan_guard, stop, probe,
+                 *method_callbacks(config, log, rewards)]
+    trainer = build_method_trainer(config, loaded, data, run_dir, callbacks, rewards)
     trainable, total = trainer.model.get_nb_trainable_parameters()
     log.emit("setup", train_rows=len(data.train), eval_rows=len(data.eval) if data.eval is not None else 0,
              trainable_params=trainable, total_params=total, probe_prompt=probe.prompt, format=data.format,
-             device=loaded.device.type, precision=precision_name(trainer.args), dataset=data.summary())
+             device=distributed.device_label(loaded.device.type), precision=precision_name(trainer.args),
+             dataset=data.summary())
+    log.emit("method", **method_setup(config, rewards))  # SFT / DPO / GRPO, starting adapter, reference, rewards
     if stop.requested():
         log.emit("end", state="stopped", message="Stopped before training started; nothing to save.")
         return JobResult("stopped", None, 0, "Stopped before training started.")
@@ -170,7 +178,8 @@ def _run(config: TrainJobConfig, run_dir: Path, log: EventLog, resume: bool, par
     losses, evals = history.loss_history(), history.eval_history()
     final_eval = None
     if data.eval is not None and state == "completed":
-        if not evals or evals[-1]["step"] != step:  # one last eval at the final weights
+        # one last eval at the final weights (a collective: every rank follows rank 0's reading of the log)
+        if distributed.main_decides(not evals or evals[-1]["step"] != step):
             final_eval = trainer.evaluate()["eval_loss"]
             log.emit("eval", step=step, eval_loss=final_eval)
             evals.append({"step": step, "eval_loss": final_eval})
@@ -182,7 +191,10 @@ def _run(config: TrainJobConfig, run_dir: Path, log: EventLog, resume: bool, par
             "duration_s": round(time.time() - started, 1), "run_id": run_dir.name, "steps": step,
             "state": state, "probe_prompt": probe.prompt}
     adapters = Path(config.data_dir) / "adapters"
-    folder = save_adapter_folder(adapters, config.adapter_name, trainer.model, meta, overwrite=config.overwrite)
+    model = distributed.savable(trainer)  # sharded weights: every rank helps gather them
+    if not distributed.is_main():  # the adapter is saved once, by rank 0
+        return JobResult(state, None, step)
+    folder = save_adapter_folder(adapters, config.adapter_name, model, meta, overwrite=config.overwrite)
     if state == "completed":
         shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)  # only needed to resume an unfinished run
     log.emit("end", state=state, adapter=folder.name, adapter_dir=str(folder), step=step,
@@ -200,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = TrainJobConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8")))
     try:
-        result = run_job(config, run_dir, resume="--resume" in argv, parent_pid=os.getppid())
+        result = run_job(config, run_dir, resume="--resume" in argv, parent_pid=distributed.app_pid())
     except BaseException:  # already reported to the event log
         traceback.print_exc()
         return 1

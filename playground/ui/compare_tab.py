@@ -25,6 +25,7 @@ from playground.compare.views import (
 )
 from playground.data.recipes import list_recipes
 from playground.services import Services
+from playground.ui.compare_preference import build_preference_eval
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.paths import server_path
 
@@ -85,6 +86,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
                                     label="First answers (greedy): reference · base · tuned",
                                     elem_id="pg-eval-samples")
 
+    build_preference_eval(services)  # DPO: preference accuracy and rule win rate (ui.compare_preference)
     chats = [base_chat, tuned_chat, other_chat]
 
     def send_message(text: str, hist: dict, other_name: str, *values: Any):

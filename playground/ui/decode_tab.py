@@ -1,9 +1,9 @@
-"""Decode tab: the next-token distribution under temperature / top-k / top-p / min-p, step-through
-generation, beam search tree, temperature explorer, strategy comparison, and the /next_token,
-/generate and /beam_search API endpoints.
+"""Decode tab: the next-token distribution under every sampler transformers has (and its waterfall, stage by
+stage), step-through generation you can branch from anywhere, beam search tree, temperature explorer,
+strategy comparison; the /next_token, /generate and /beam_search API endpoints are in ui/decode_api.py.
 
 Layout and event wiring only; everything computed lives in playground/decode/ (steps.py for the buttons,
-views.py for what is shown).
+branch.py for branching, views.py for what is shown).
 """
 
 from __future__ import annotations
@@ -16,44 +16,50 @@ import gradio as gr
 
 from playground.decode.beam import MAX_BEAMS, MAX_STEPS, BeamSettings
 from playground.decode.beam_report import FINAL_HEADERS
+from playground.decode.branch import branch, follow
 from playground.decode.checks import check_int
 from playground.decode.sampling import SamplingSettings
 from playground.decode.session import DecodeService, StepState
 from playground.decode.steps import MAX_STEP_TOKENS, choose, generate_states, state_for_prompt
+from playground.decode.text_view import TEXT_CSS, TEXT_JS
 from playground.decode.views import (
     COMPARE_HEADERS,
+    KNOB_NAMES,
     TABLE_HEADERS,
-    api_beam_search,
-    api_generate,
-    api_next_token,
-    beam_view,
+    beam_run,
     built_text_html,
     column_widths,
     comparison_stream,
     distribution_view,
     explorer_figures,
+    settings_from_values,
     template_view,
 )
 from playground.services import Services
+from playground.ui.decode_api import register_api
+from playground.ui.decode_samplers import TREE_CLICK_JS, more_samplers
 from playground.ui.errors import api_errors
 
 EXAMPLES = ["The rain in Spain falls mainly in the", "The capital of France is", "Once upon a time, there was a",
             "def fibonacci(n):", "日本の首都は", "My favourite food is 🍕 because"]
 PRIVATE = dict(api_visibility="private")
-KNOBS = 5  # temperature, top-k, top-p, min-p, repetition penalty: always the first inputs of a knob handler
+KNOBS = len(KNOB_NAMES)  # the five sliders, "More samplers": always the first inputs of a knob handler
 
 
-def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Gradio calls the result with the five knob values first, then the handler's own inputs; they become
-    one SamplingSettings here, once, and fn(settings, *rest) runs. User mistakes become a gr.Error."""
-    if inspect.isgeneratorfunction(fn):
-        def stream(*values: Any) -> Any:
-            yield from fn(SamplingSettings.from_values(*values[:KNOBS]), *values[KNOBS:])
-        return api_errors(stream)
+def settings_wrapper(svc: DecodeService) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator: Gradio calls the result with the knob values first (KNOB_NAMES order), then the handler's
+    own inputs; they become one SamplingSettings here, once (words tokenized with the current model), and
+    fn(settings, *rest) runs. User mistakes become a gr.Error."""
+    def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(fn):
+            def stream(*values: Any) -> Any:
+                yield from fn(settings_from_values(svc, *values[:KNOBS]), *values[KNOBS:])
+            return api_errors(stream)
 
-    def call(*values: Any) -> Any:
-        return fn(SamplingSettings.from_values(*values[:KNOBS]), *values[KNOBS:])
-    return api_errors(call)
+        def call(*values: Any) -> Any:
+            return fn(settings_from_values(svc, *values[:KNOBS]), *values[KNOBS:])
+        return api_errors(call)
+    return with_settings
 
 
 def _table_update(headers: list[str], rows: list[list[Any]]) -> gr.Dataframe:
@@ -63,10 +69,12 @@ def _table_update(headers: list[str], rows: list[list[Any]]) -> gr.Dataframe:
 def build(services: Services, header: gr.Markdown | None = None) -> None:
     """Lay out the Decode tab inside the current gr.Tab."""
     svc: DecodeService = services.decode
+    with_settings = settings_wrapper(svc)
 
     gr.Markdown("See how the next token is chosen: the model's raw probabilities, then repetition penalty → "
-                "temperature → top-k → top-p → min-p (transformers' own processors, exactly what `generate()` "
-                "samples from). Click a token to append it and see the next distribution.")
+                "temperature → top-k → top-p → min-p, and every other sampler transformers has under *More "
+                "samplers* (transformers' own processors in generate()'s order: exactly what `generate()` "
+                "samples from). Click a token to append it; hover a chosen token to branch from there.")
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", lines=3, scale=4, elem_id="decode-prompt",
                             value=EXAMPLES[0], placeholder="Type a prompt…")
@@ -89,10 +97,12 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
                             elem_id="decode-penalty")
         top_n = gr.Slider(5, 50, value=20, step=1, label="tokens shown", elem_id="decode-top-n")
         seed = gr.Number(value=0, precision=0, label="seed", minimum=0, elem_id="decode-seed")
-    knobs = [temperature, top_k, top_p, min_p, penalty]
+    more_sliders, more_texts = more_samplers()
+    knobs = [temperature, top_k, top_p, min_p, penalty, *more_sliders, *more_texts]
     state = gr.State(None)
+    beam_paths = gr.State(None)
 
-    with gr.Tabs():
+    with gr.Tabs() as tabs:
         with gr.Tab("Next token", id="decode-next"):
             with gr.Row():
                 chart = gr.Plot(label="Next-token distribution", show_label=False, elem_id="decode-chart", scale=1)
@@ -110,7 +120,9 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
                 n_tokens = gr.Number(value=20, precision=0, minimum=1, maximum=MAX_STEP_TOKENS, label="N",
                                      elem_id="decode-n", min_width=80)
                 generate = gr.Button("Generate N tokens", variant="secondary", elem_id="decode-generate")
-            text = gr.HTML(elem_id="decode-text")
+            text = gr.HTML(elem_id="decode-text", js_on_load=TEXT_JS, css_template=TEXT_CSS)
+            with gr.Accordion("Waterfall: the distribution after every stage", open=True):
+                waterfall = gr.Plot(show_label=False, elem_id="decode-waterfall")
         with gr.Tab("Beam search", id="decode-beam"):
             with gr.Row():
                 beams = gr.Slider(1, MAX_BEAMS, value=3, step=1, label="beam width", elem_id="decode-beams")
@@ -122,6 +134,11 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
                         "(the text is shown above the tree).")
             beam_summary = gr.Markdown(elem_id="decode-beam-summary")
             tree = gr.Plot(label="Search tree", elem_id="decode-tree")
+            tree_clicks = gr.HTML("<small>Click any node of the tree to continue from it in <i>Next token</i> "
+                                  "(or pick it below).</small>", js_on_load=TREE_CLICK_JS,
+                                  elem_id="decode-tree-clicks")
+            node_pick = gr.Dropdown(label="Continue from a node of the tree", choices=[], value=None,
+                                    elem_id="decode-beam-node", filterable=True)
             finals = gr.Dataframe(headers=FINAL_HEADERS, wrap=True,
                                   label="Final beams from generate(num_beams=B) and the greedy path",
                                   interactive=False, elem_id="decode-finals",
@@ -139,13 +156,13 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
                                       interactive=False, wrap=True, elem_id="decode-comparison",
                                       column_widths=["12%", "20%", "46%", "10%", "12%"])
 
-    view_out = [state, chart, stats, table, candidates, text]
+    view_out = [state, chart, stats, table, candidates, text, waterfall]
     skip_view = [gr.skip()] * len(view_out)
 
     def _view(settings: SamplingSettings, st: StepState, n) -> tuple:
         v = distribution_view(svc, st, settings, check_int("top_n", n, 1, 200))
         return (st, v.figure, v.stats, _table_update(v.headers, v.table), gr.Radio(choices=v.candidates, value=None),
-                v.text_html)
+                v.text_html, v.waterfall)
 
     @with_settings
     def on_prompt(settings, prompt_text, use_chat, n):
@@ -179,16 +196,36 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
     @with_settings
     def on_generate(settings, st, n, count, sd):
         """Stream the coloured text as tokens arrive, then show the distribution after them."""
-        skip = [gr.skip()] * (len(view_out) - 2)
+        skip = [gr.skip()] * (len(view_out) - 3)
         grown = st
         for grown in generate_states(svc, st, settings, count, sd):
-            yield (grown, *skip, built_text_html(svc.tokenizer(), grown))
+            yield (grown, *skip, built_text_html(svc.tokenizer(), grown), gr.skip())
         yield _view(settings, grown, n)
+
+    @api_errors
+    def on_text_branch(evt: gr.EventData, *values):
+        """A click in a chosen token's menu: cut the text there, and append the alternative clicked."""
+        settings, (st, n) = settings_from_values(svc, *values[:KNOBS]), values[KNOBS:]
+        return _view(settings, branch(svc, st, settings, evt.step, evt.alt), n)
 
     @api_errors
     def on_beam(st, prompt_text, use_chat, b, s, lp):
         st = state_for_prompt(svc, st, prompt_text, use_chat)
-        return beam_view(svc, st, BeamSettings.from_values(b, s, lp))
+        summary, figure, rows, paths = beam_run(svc, st, BeamSettings.from_values(b, s, lp))
+        return summary, figure, rows, paths, gr.Dropdown(choices=paths.choices(), value=None)
+
+    def continue_from_node(values: tuple, node_id: Any) -> tuple:
+        settings, (st, paths, n) = settings_from_values(svc, *values[:KNOBS]), values[KNOBS:]
+        return (*_view(settings, follow(svc, paths, settings, node_id, st), n), gr.Tabs(selected="decode-next"))
+
+    @api_errors
+    def on_tree_click(evt: gr.EventData, *values):
+        return continue_from_node(values, evt.node_id)
+
+    @api_errors
+    def on_node_pick(*values):
+        return continue_from_node(values[:-1], values[-1]) if values[-1] is not None else \
+            (*skip_view, gr.skip())
 
     @with_settings
     def on_explore(settings, st, prompt_text, use_chat):
@@ -210,50 +247,23 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
     for button, example in zip(example_buttons, EXAMPLES):
         button.click(lambda ex=example: ex, None, prompt, queue=False, **PRIVATE).then(
             on_prompt, prompt_in, prompt_out, **PRIVATE)
-    for knob in [*knobs, top_n]:
-        knob.change(on_settings, knob_inputs(state, top_n), view_out, trigger_mode="always_last",
-                    show_progress="hidden", **PRIVATE)
+    refilter = dict(trigger_mode="always_last", show_progress="hidden", **PRIVATE)
+    for knob in [temperature, top_k, top_p, min_p, penalty, *more_sliders, top_n]:
+        knob.change(on_settings, knob_inputs(state, top_n), view_out, **refilter)
+    for box in more_texts:  # words: on Enter or leaving the box, not on every keystroke
+        box.submit(on_settings, knob_inputs(state, top_n), view_out, **refilter)
+        box.blur(on_settings, knob_inputs(state, top_n), view_out, **refilter)
     candidates.input(on_pick, knob_inputs(state, top_n, candidates), view_out, **PRIVATE)
     sample.click(on_sample, knob_inputs(state, top_n, seed), view_out, **PRIVATE)
     greedy.click(on_greedy, knob_inputs(state, top_n), view_out, **PRIVATE)
     undo.click(on_undo, knob_inputs(state, top_n), view_out, **PRIVATE)
     reset.click(on_reset, knob_inputs(state, top_n), view_out, **PRIVATE)
     generate.click(on_generate, knob_inputs(state, top_n, n_tokens, seed), view_out, **PRIVATE)
-    run_beam.click(on_beam, [state, prompt, chat, beams, steps, length_penalty], [beam_summary, tree, finals],
-                   **PRIVATE)
+    text.select(on_text_branch, knob_inputs(state, top_n), view_out, **PRIVATE)
+    run_beam.click(on_beam, [state, prompt, chat, beams, steps, length_penalty],
+                   [beam_summary, tree, finals, beam_paths, node_pick], **PRIVATE)
+    tree_clicks.select(on_tree_click, knob_inputs(state, beam_paths, top_n), [*view_out, tabs], **PRIVATE)
+    node_pick.input(on_node_pick, knob_inputs(state, beam_paths, top_n, node_pick), [*view_out, tabs], **PRIVATE)
     explore.click(on_explore, knob_inputs(state, prompt, chat), [sweep_chart, multiples], **PRIVATE)
     compare.click(on_compare, knob_inputs(state, prompt, chat, beams, compare_tokens, seed), comparison, **PRIVATE)
-    _register_api(svc)
-
-
-def _register_api(svc: DecodeService) -> None:
-    """Named endpoints for gradio_client: /next_token, /generate, /beam_search (documented in the README)."""
-
-    @api_errors
-    def next_token(prompt: str, chat: bool = False, temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0,
-                   min_p: float = 0.0, repetition_penalty: float = 1.0, top_n: int = 20) -> dict:
-        """Next-token distribution: rows of token, id, prob (raw), after_temperature, top_p_input, final_prob,
-        cumulative (running sum of top_p_input: what top-p cuts on), rank, kept, removed_by; plus
-        cumulative_basis, entropy_bits, effective_choices, mass_kept."""
-        settings = SamplingSettings.from_values(temperature, top_k, top_p, min_p, repetition_penalty)
-        return api_next_token(svc, prompt, chat, settings, check_int("top_n", top_n, 1, 1000))
-
-    @api_errors
-    def generate(prompt: str, chat: bool = False, temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0,
-                 min_p: float = 0.0, repetition_penalty: float = 1.0, max_new_tokens: int = 20,
-                 seed: int = 0) -> dict:
-        """Generate with these settings (same as model.generate with the seed): text and per-token probabilities."""
-        settings = SamplingSettings.from_values(temperature, top_k, top_p, min_p, repetition_penalty)
-        return api_generate(svc, prompt, chat, settings, check_int("max_new_tokens", max_new_tokens, 1, 512),
-                            check_int("seed", seed, 0, 2**32 - 1))
-
-    @api_errors
-    def beam_search(prompt: str, num_beams: int = 3, steps: int = 5, length_penalty: float = 1.0,
-                    chat: bool = False) -> dict:
-        """Beam search: generate()'s ranked sequences with scores, the greedy path, beam_vs_greedy
-        (better / equal / worse in total probability), the text continued, and the search tree."""
-        return api_beam_search(svc, prompt, chat, BeamSettings.from_values(num_beams, steps, length_penalty))
-
-    gr.api(next_token, api_name="next_token")
-    gr.api(generate, api_name="generate")
-    gr.api(beam_search, api_name="beam_search")
+    register_api(svc)

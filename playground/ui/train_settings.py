@@ -19,6 +19,8 @@ import gradio as gr
 from playground.data.recipes import list_recipes
 from playground.train.config import ALL_LINEAR, CPU_OPTIMIZERS, GPU_OPTIMIZERS, TrainJobConfig
 from playground.train.form import SECTION_TITLES, FormField, form_fields, form_values, recipe_config
+from playground.train.launch import process_choices, strategy_choices
+from playground.ui.train_method import build_method_note, hidden_rows
 
 FILE_TYPES = [".jsonl", ".json", ".csv"]
 
@@ -36,6 +38,8 @@ class SettingsUI:
     mask_info: gr.Markdown
     params_info: gr.Markdown
     hub_row: gr.Row
+    method_rows: dict[str, gr.Row] | None = None  # DPO / GRPO rows, shown for their method (ui.train_method)
+    method_note: gr.Markdown | None = None
 
 
 def recipe_markdown(recipe_id: str) -> str:
@@ -115,13 +119,18 @@ def build_settings(target_choices: list[str], device_type: str) -> SettingsUI:
         "path": {"visible": False},
         "target_modules": {"choices": [ALL_LINEAR, *target_choices]},
         "optimizer": {"choices": CPU_OPTIMIZERS + (GPU_OPTIMIZERS if device_type == "cuda" else [])},
+        "processes": {"choices": process_choices(device_type)},  # what this machine has: its GPUs, or 2 on a CPU
+        "strategy": {"choices": strategy_choices(device_type)},  # only what is importable and runs here
+        "start_adapter": {"choices": [""]},  # the library's adapters, listed when the picker opens
+        "max_prompt_length": {"visible": v["method"] == "dpo"}, "max_seq_length": {"visible": v["method"] == "sft"},
     }
     by_section = {s: [f for f in form_fields() if f.section == s] for s in SECTION_TITLES}
     info: dict[str, Any] = {}
 
     gr.Markdown(f"### {SECTION_TITLES['data']}")
     after = {"recipe": lambda: info.setdefault("recipe", gr.Markdown(recipe_markdown(first),
-                                                                      elem_id="train-recipe-info"))}
+                                                                      elem_id="train-recipe-info")),
+             "method": lambda: info.setdefault("method", build_method_note(v["method"]))}
     fields, rows = render(by_section["data"], v, extras, after, hidden_rows={"hub"})
     with gr.Row():
         preview_btn = gr.Button("Preview data", elem_id="train-preview-btn", scale=1)
@@ -134,7 +143,8 @@ def build_settings(target_choices: list[str], device_type: str) -> SettingsUI:
     length_plot = gr.Plot(label="Token lengths", elem_id="train-length-plot")
     mask_info = gr.Markdown(elem_id="train-mask-info")
     mask_view = gr.HighlightedText(label="Loss mask: green tokens are training targets, the rest is masked",
-                                   color_map={"loss": "#86efac"}, show_legend=False, show_inline_category=False,
+                                   color_map={"loss": "#86efac", "chosen": "#86efac", "rejected": "#fca5a5"},
+                                   show_legend=False, show_inline_category=False,
                                    combine_adjacent=True, elem_id="train-mask")
 
     gr.Markdown(f"### {SECTION_TITLES['lora']}")
@@ -143,7 +153,9 @@ def build_settings(target_choices: list[str], device_type: str) -> SettingsUI:
     params_info = gr.Markdown("Trainable parameters: counting…", elem_id="train-params")
 
     gr.Markdown(f"### {SECTION_TITLES['train']}")
-    fields.update(render(by_section["train"], v, extras, {}, set())[0])
+    train_fields, train_rows = render(by_section["train"], v, extras, {}, hidden_rows(v["method"]))
+    fields.update(train_fields)
     return SettingsUI(fields=fields, recipe_info=info["recipe"], preview_btn=preview_btn, data_summary=data_summary,
                       preview_table=preview_table, length_plot=length_plot, mask_row=mask_row, mask_view=mask_view,
-                      mask_info=mask_info, params_info=params_info, hub_row=rows["hub"])
+                      mask_info=mask_info, params_info=params_info, hub_row=rows["hub"],
+                      method_rows=train_rows, method_note=info["method"])

@@ -15,6 +15,8 @@ from playground.services import Services
 from playground.train.form import ROLE_FIELDS, form_values, recipe_config, recipe_fields
 from playground.train.panel import BUSY_LABEL, LATEST, START_LABEL, TrainPanel
 from playground.ui.errors import USER_ERRORS, api_errors, user_errors, warn
+from playground.ui.paths import server_path
+from playground.ui.train_method import build_method_live, live_skips, live_updates, wire_method
 from playground.ui.train_settings import build_settings, recipe_markdown
 
 
@@ -24,7 +26,8 @@ def start_button(busy: bool) -> dict[str, Any]:
 
 
 def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
-    panel = TrainPanel(services.trainer, services.store, services.data_dir)
+    panel = TrainPanel(services.trainer, services.store, services.data_dir,
+                       check_path=lambda path, field: server_path(services, path, field))
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=420):
@@ -39,6 +42,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
             status = gr.Markdown(elem_id="train-status")
             progress = gr.HTML(elem_id="train-progress")
             chart = gr.Plot(label="Loss, learning rate, gradient norm", elem_id="train-chart")
+            method_live = build_method_live()  # DPO / GRPO: reward chart and sampled answers
             with gr.Row():
                 run_pick = gr.Dropdown([LATEST], value=LATEST, label="Show run", elem_id="train-run-pick", scale=2)
                 overlay = gr.Dropdown([], value=[], multiselect=True, label="Overlay earlier runs' loss", scale=2,
@@ -51,6 +55,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
                 export_btn = gr.Button("Export this run's settings", elem_id="train-export-btn")
                 command = gr.Textbox(label="Run on several GPUs", interactive=False, elem_id="train-export-cmd")
                 script = gr.Code(language="python", label="Standalone script", elem_id="train-export-code")
+                launch_config = gr.Code(language="yaml", label="accelerate config (save it next to the script)",
+                                        visible=False, elem_id="train-export-accelerate")
     fields = ui.fields
     inputs = set(fields.values())
     last_key = gr.State(None)
@@ -111,15 +117,16 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
         """Timer tick: redraw only what changed (the chart is the expensive part)."""
         view = panel.live(run, log, overlays, key)
         if not view.changed:
-            return [view.status, view.progress] + [gr.skip()] * 8
+            return [view.status, view.progress] + [gr.skip()] * 8 + live_skips()
         return [view.status, view.progress, view.figure, view.probes, view.probe_title, view.key,
                 gr.update(choices=[LATEST, *view.runs]), gr.update(choices=view.runs),
-                gr.update(interactive=view.stoppable), start_button(view.busy)]
+                gr.update(interactive=view.stoppable), start_button(view.busy), *live_updates(view)]
 
     def export(data: dict):
         with user_errors():
             out = panel.export(data[run_pick], values_of(data))
-        return out.command, out.code
+        return out.command, out.code, gr.update(value=out.accelerate_config, visible=bool(out.accelerate_config),
+                                                label=f"{out.config_filename} (save it next to the script)")
 
     # ------------------------------------------------------------ wiring
     kind = fields["kind"]
@@ -145,9 +152,10 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     start_btn.click(start, inputs, [status, run_pick, last_key, start_btn], api_visibility="private")
     stop_btn.click(stop, run_pick, status, api_visibility="private")
     resume_btn.click(resume, run_pick, [status, last_key], api_visibility="private")
-    export_btn.click(export, inputs | {run_pick}, [command, script], api_visibility="private")
+    export_btn.click(export, inputs | {run_pick}, [command, script, launch_config], api_visibility="private")
     timer = gr.Timer(1.5)
-    live_outputs = [status, progress, chart, probes, probe_title, last_key, run_pick, overlay, stop_btn, start_btn]
+    live_outputs = [status, progress, chart, probes, probe_title, last_key, run_pick, overlay, stop_btn, start_btn,
+                    *method_live.outputs]
     timer.tick(refresh, [run_pick, log_scale, overlay, last_key], live_outputs, show_progress="hidden",
                api_visibility="private")
     for comp in (run_pick, log_scale, overlay):
@@ -174,3 +182,12 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     gr.api(train_start, api_name="train_start")
     gr.api(train_status, api_name="train_status")
     gr.api(train_stop, api_name="train_stop")
+
+    @api_errors
+    def train_resume(run_id: str = "") -> str:
+        """Resume an interrupted or failed run from its last checkpoint, as the Resume button does ('' = the
+        latest run). Returns the run id."""
+        return panel.resume(run_id or None)
+
+    gr.api(train_resume, api_name="train_resume")
+    wire_method(fields, ui.method_rows or {}, ui.method_note, services.adapters.library.names)

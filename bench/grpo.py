@@ -1,0 +1,152 @@
+"""GRPO end to end on the bundled model: the "pig-latin-grpo" recipe (Pig Latin prompts, reward = word accuracy
+against the rule) with its defaults, run by the app's own job (worker process), then the held-out reward of
+greedy answers to the Pig Latin test split (playground.compare.reward_eval).
+
+GRPO only learns from differences between the answers to one prompt: a base model that never writes Pig Latin
+scores 0 on every sample and learns nothing. So the run starts from a Pig Latin SFT adapter: `--start-adapter
+NAME` (one in DATA_DIR/adapters), or a short SFT warm-up of the pig-latin recipe trained here first
+(`--warmup-steps`, timed separately as warmup_s; 0 = GRPO from the base model).
+
+base_reward: the base model; start_reward: the adapter GRPO starts from; tuned_reward: after GRPO.
+ratio: the app's GRPO job vs a bare TRL GRPOTrainer script (bench/bare_grpo.py), same settings, a new adapter,
+`--ratio-steps` steps each, alternating over `--rounds` (sampled answers/s over the training loop).
+Goal on this CPU: tuned_reward - start_reward >= 0.1 with train_s <= 900. Last line: one JSON object.
+
+    python bench/grpo.py [--data-dir DIR] [--start-adapter NAME | --warmup-steps 60] [--set key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, emit, link_converted_models, median  # noqa: E402  (sys.path, offline mode)
+
+from playground.model.store import LoadSettings, ModelStore  # noqa: E402
+from playground.train.config import apply_overrides  # noqa: E402
+from playground.train.events import EVENTS_FILE, read_events  # noqa: E402
+from playground.train.form import recipe_config  # noqa: E402
+from playground.train.manager import TrainingManager, base_ref  # noqa: E402
+
+ADAPTER, WARMUP = "pig-latin-grpo-bench", "pig-latin-warmup"
+
+
+def parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def run(manager: TrainingManager, cfg) -> tuple[float, object]:
+    started = time.time()
+    st = manager.wait(manager.start(cfg), timeout=7200)
+    if st.state != "completed":
+        raise SystemExit(f"{cfg.adapter_name}: training ended {st.state}: {st.message}")
+    return round(time.time() - started, 1), st
+
+
+def loop_s(manager: TrainingManager, run_id: str) -> float:
+    """Seconds from the start of the training loop to the last logged step (as bench/bare_grpo.py measures)."""
+    events, _ = read_events(manager.runs_dir / run_id / EVENTS_FILE)
+    begin = next(e for e in events if e["type"] == "train_begin")
+    return [e for e in events if e["type"] == "log"][-1]["t"] - begin["t"]
+
+
+def bare(checkpoint: Path, cfg, steps: int, tmp: Path, i: int) -> float:
+    from playground.data.recipes import get_recipe
+
+    out, m, t = tmp / f"bare-{i}.json", cfg.tuning, cfg.train
+    cmd = [sys.executable, str(ROOT / "bench" / "bare_grpo.py"), str(checkpoint), str(get_recipe("pig-latin").train),
+           str(out), "--steps", str(steps), "--batch", str(t.batch_size), "--generations", str(m.num_generations),
+           "--lr", str(t.learning_rate), "--r", str(cfg.lora.r), "--alpha", str(cfg.lora.lora_alpha),
+           "--max-completion", str(m.max_completion_length), "--beta", str(m.kl_beta),
+           "--temperature", str(m.temperature), "--output-dir", str(tmp / f"b{i}")]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"bare run failed:\n{proc.stderr[-3000:]}")
+    return json.loads(out.read_text())["answers_s"]
+
+
+def quality(manager: TrainingManager, store: ModelStore, data_dir: Path, cfg, a: argparse.Namespace) -> dict:
+    """(Warm up with SFT,) run GRPO with the recipe's defaults, then score held-out greedy answers."""
+    out: dict = {}
+    start = a.start_adapter
+    if not start and a.warmup_steps > 0:
+        warm = apply_overrides(recipe_config("pig-latin"), {"max_steps": a.warmup_steps, "adapter_name": WARMUP,
+                                                            "overwrite": True, "probe_every": 0})
+        out["warmup_s"], _ = run(manager, dataclasses.replace(warm, base=base_ref(store)))
+        out["warmup_steps"], start = a.warmup_steps, WARMUP
+    cfg = apply_overrides(cfg, {"start_adapter": start})
+    out["train_s"], st = run(manager, cfg)
+    from playground.adapters.live import AdapterManager
+    from playground.compare.reward_eval import evaluate_rewards
+
+    t0 = time.time()
+    result = evaluate_rewards(AdapterManager.for_data_dir(store, data_dir), "pig-latin", ADAPTER,
+                              max_rows=a.test_rows, batch_size=10, max_new_tokens=cfg.tuning.max_completion_length)
+    for label in ("start", "tuned"):
+        scores = result.by_label(label)
+        if scores:
+            print(f"  {label}: {scores.answers[0]!r}", flush=True)
+    rewards = [r for r in st.rewards if "reward" in r]
+    out.update({
+        "steps": st.step, "start_adapter": start or None,
+        "base_reward": round(result.by_label("base").reward, 4),
+        "start_reward": round(result.by_label("start").reward, 4) if result.by_label("start") else None,
+        "tuned_reward": round(result.by_label("tuned").reward, 4), "test_rows": result.rows,
+        "first_train_reward": rewards[0]["reward"] if rewards else None,
+        "last_train_reward": rewards[-1]["reward"] if rewards else None, "eval_s": round(time.time() - t0, 1),
+        "settings": {k: v for k, v in cfg.flat_settings().items() if k != "probe_prompt"},
+    })
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--start-adapter", default="")
+    p.add_argument("--warmup-steps", type=int, default=60)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--test-rows", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--ratio-steps", type=int, default=3)
+    p.add_argument("--ratio-only", action="store_true", help="only the app-vs-bare speed comparison")
+    p.add_argument("--no-ratio", action="store_true")
+    a = p.parse_args()
+    data_dir = (a.data_dir or Path(tempfile.mkdtemp(prefix="bench-grpo-"))).expanduser().resolve()
+    link_converted_models(data_dir)
+    store = ModelStore(LoadSettings(data_dir=data_dir))
+    store.load()
+    manager = TrainingManager(data_dir, store)
+    overrides = {k: parse_value(v) for k, v in (s.split("=", 1) for s in a.set)}
+    cfg = apply_overrides(recipe_config("pig-latin-grpo"), {**overrides, "adapter_name": ADAPTER, "overwrite": True})
+    cfg = dataclasses.replace(cfg, base=base_ref(store), data_dir=str(data_dir))
+    out = {} if a.ratio_only else quality(manager, store, data_dir, cfg, a)
+    if not a.no_ratio:
+        ratio_cfg = apply_overrides(cfg, {"max_steps": a.ratio_steps, "probe_every": 0, "start_adapter": "",
+                                          "adapter_name": "grpo-ratio", "save_steps": 10_000})
+        tmp = Path(tempfile.mkdtemp(prefix="bench-bare-grpo-"))
+        app, bare_runs = [], []
+        for i in range(a.rounds):
+            for kind in (("app", "bare") if i % 2 == 0 else ("bare", "app")):
+                if kind == "app":
+                    _, rst = run(manager, ratio_cfg)
+                    app.append(rst.step * ratio_cfg.train.batch_size / loop_s(manager, rst.run_id))
+                else:
+                    bare_runs.append(bare(Path(cfg.base.checkpoint_dir), ratio_cfg, a.ratio_steps, tmp, i))
+                print(f"round {i + 1} {kind}: {(app if kind == 'app' else bare_runs)[-1]:.2f} answers/s", flush=True)
+        out.update(app_answers_s=median(app), bare_answers_s=median(bare_runs),
+                   ratio=round(median(app) / median(bare_runs), 3))
+    emit({**out, "load_avg_1m": round(os.getloadavg()[0], 2), "adapter": str(data_dir / "adapters" / ADAPTER)})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Preference pairs for DPO: `prompt` / `chosen` / `rejected`, plain strings or conversations, from a bundled
+recipe, an uploaded file or a hub dataset (same sources as SFT data), mapped onto TRL's preference format.
+
+Accepted rows (columns found by name, or mapped with the form's column pickers):
+  * plain: `{"prompt": "...", "chosen": "...", "rejected": "..."}` (wrapped in the chat template when the model
+    has one, like SFT's prompt/completion rows);
+  * conversational: `{"prompt": [msgs], "chosen": [assistant msg], "rejected": [assistant msg]}`;
+  * implicit prompt: `{"chosen": [full conversation], "rejected": [full conversation]}`: the shared leading
+    turns become the prompt (as TRL's `extract_prompt` does).
+Bad rows raise ValueError naming the row: a missing rejected answer, chosen equal to rejected, an empty prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from playground.data.files import quiet_datasets
+from playground.data.loading import PreparedData, load_raw, split_rows
+from playground.data.recipes import ASSETS
+from playground.data.sources import DataSource
+
+PREFERENCE_ROLES = ["prompt", "chosen", "rejected"]
+ALIASES = {"prompt": ["prompt", "question", "query", "instruction"],
+           "chosen": ["chosen", "preferred", "accepted", "good"],
+           "rejected": ["rejected", "dispreferred", "bad"]}
+WHAT = {"prompt": "prompt", "chosen": "chosen answer", "rejected": "rejected answer"}
+
+
+def resolve_preference_columns(columns: list[str], source: DataSource) -> dict[str, str]:
+    """role -> column for prompt (optional: implicit in chosen/rejected conversations), chosen, rejected."""
+    if source.format not in ("auto",):
+        raise ValueError("DPO trains on preference pairs (prompt / chosen / rejected): set Format to "
+                         "Auto-detect and map the columns if their names differ.")
+    lower = {c.lower(): c for c in columns}
+    mapping: dict[str, str] = {}
+    for role in PREFERENCE_ROLES:
+        picked = source.columns.get(role)
+        column = picked or next((lower[a] for a in ALIASES[role] if a in lower), None)
+        if picked and picked not in columns:
+            raise ValueError(f"Column {picked!r} (mapped to {role!r}) is not in the data; columns: "
+                             f"{', '.join(columns)}.")
+        if column is None and role != "prompt":
+            raise ValueError(f"DPO needs a {role!r} column (the {WHAT[role]} of each pair); the data has "
+                             f"{', '.join(columns)}. Map one of them to {role!r}.")
+        if column is not None:
+            mapping[role] = column
+    return mapping
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or \
+        (isinstance(value, str) and not value.strip()) or (isinstance(value, list) and not value)
+
+
+def _parse(value: Any) -> Any:
+    """JSON text of a conversation (CSV cells) -> the list; anything else unchanged."""
+    if isinstance(value, str) and value.lstrip().startswith("[{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _messages(value: list, what: str, row: int) -> list[dict[str, str]]:
+    out = []
+    for m in value:
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
+            raise ValueError(f"Row {row}: the {what} should be a list of {{role, content}} messages "
+                             "(system, user or assistant).")
+        out.append({"role": m["role"], "content": "" if m.get("content") is None else str(m["content"])})
+    return out
+
+
+def to_preference_row(row: dict[str, Any], number: int, columns: dict[str, str], chat: bool) -> dict[str, Any]:
+    """One source row -> one TRL preference row, or ValueError naming the row and what is wrong."""
+    values = {role: _parse(row.get(col)) for role, col in columns.items()}
+    for role in ("chosen", "rejected", "prompt"):
+        if role in columns and _missing(values[role]):
+            word = "empty" if role == "prompt" else "missing"
+            raise ValueError(f"Row {number}: the {WHAT[role]} is {word}.")
+    chosen, rejected, prompt = values["chosen"], values["rejected"], values.get("prompt")
+    if isinstance(chosen, list) or isinstance(rejected, list):
+        if not (isinstance(chosen, list) and isinstance(rejected, list)):
+            raise ValueError(f"Row {number}: chosen and rejected must both be text or both be conversations.")
+        chosen, rejected = _messages(chosen, "chosen answer", number), _messages(rejected, "rejected answer", number)
+        if prompt is None:  # implicit prompt: the shared leading turns
+            shared = 0
+            while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
+                shared += 1
+            prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
+        elif isinstance(prompt, str):
+            prompt = [{"role": "user", "content": prompt}]
+        else:
+            prompt = _messages(prompt, "prompt", number)
+        if not prompt or not any(m["content"].strip() for m in prompt):
+            raise ValueError(f"Row {number}: the prompt is empty.")
+        texts = ["".join(m["content"] for m in chosen), "".join(m["content"] for m in rejected)]
+        if not texts[1].strip():
+            raise ValueError(f"Row {number}: the rejected answer is missing.")
+        if not texts[0].strip():
+            raise ValueError(f"Row {number}: the chosen answer is missing.")
+    else:
+        if prompt is None:
+            raise ValueError(f"Row {number}: the prompt is empty (plain-text pairs need a prompt column).")
+        if isinstance(prompt, list):
+            raise ValueError(f"Row {number}: the prompt is a conversation but the answers are plain text.")
+        prompt, chosen, rejected = str(prompt), str(chosen), str(rejected)
+        texts = [chosen, rejected]
+        if chat:
+            prompt = [{"role": "user", "content": prompt}]
+            chosen, rejected = [{"role": "assistant", "content": chosen}], [{"role": "assistant", "content": rejected}]
+    if texts[0].strip() == texts[1].strip():
+        raise ValueError(f"Row {number}: the chosen and rejected answers are the same, so there is nothing to "
+                         "prefer. Fix or drop the row.")
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+def format_preference(raw: Any, source: DataSource, has_chat_template: bool = True) -> tuple[Any, dict[str, str]]:
+    """Map every row of a RawData; returns (dataset in TRL preference form, role -> column)."""
+    ds = raw.dataset
+    if source.max_rows:
+        ds = ds.select(range(min(source.max_rows, len(ds))))
+    if len(ds) == 0:
+        raise ValueError(f"{raw.name} has no rows.")
+    columns = resolve_preference_columns(list(ds.column_names), source)
+    chat = source.use_chat_template and has_chat_template
+    rows = [to_preference_row(ds[i], i + 1, columns, chat) for i in range(len(ds))]
+    from datasets import Dataset
+
+    with quiet_datasets():
+        return Dataset.from_list(rows), columns
+
+
+def prepare_preference(source: DataSource, seed: int = 42, has_chat_template: bool = True,
+                       assets: Path = ASSETS) -> PreparedData:
+    """Load, map and split preference pairs (the DPO counterpart of loading.prepare_data)."""
+    raw = load_raw(source, assets)
+    mapped, columns = format_preference(raw, source, has_chat_template)
+    train, evals = split_rows(mapped, source.eval_fraction, seed)
+    return PreparedData(train=train, eval=evals, name=raw.name, sha256=raw.sha256, rows=len(mapped),
+                        format="preference", columns=columns)
+
+
+def text_of(value: Any) -> str:
+    """A prompt or answer (text, or messages) as plain text: the last user turn / the assistant turns."""
+    if isinstance(value, list):
+        users = [m["content"] for m in value if m.get("role") == "user"]
+        if users:
+            return users[-1]
+        return "".join(m.get("content", "") for m in value)
+    return str(value)
+
+
+def pair_lengths(ds: Any, tokenizer: Any, limit: int = 500) -> tuple[list[int], list[int]]:
+    """(prompt tokens, longer answer's tokens) per pair (first `limit` pairs), as the chat template renders them."""
+    prompts, answers = [], []
+    for row in ds.select(range(min(limit, len(ds)))):
+        prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
+        if isinstance(prompt, list) and getattr(tokenizer, "chat_template", None):
+            p = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+            full = [tokenizer.apply_chat_template(prompt + a, tokenize=False) for a in (chosen, rejected)]
+            n_prompt = len(tokenizer(p, add_special_tokens=False)["input_ids"])
+            n_full = max(len(tokenizer(f, add_special_tokens=False)["input_ids"]) for f in full)
+        else:
+            n_prompt = len(tokenizer(text_of(prompt))["input_ids"])
+            n_full = n_prompt + max(len(tokenizer(text_of(a), add_special_tokens=False)["input_ids"])
+                                    for a in (chosen, rejected))
+        prompts.append(n_prompt)
+        answers.append(max(0, n_full - n_prompt))
+    return prompts, answers
+
+
+def preference_preview(source: DataSource, tokenizer: Any, max_prompt: int, max_answer: int, row: int = 1,
+                       seed: int = 42, raw: Any = None) -> dict[str, Any]:
+    """What the Data section shows for preference pairs: the pairs side by side (prompt | chosen | rejected),
+    the split, token lengths and the budget check. Raises ValueError like training would."""
+    raw = raw or load_raw(source)
+    mapped, columns = format_preference(raw, source, bool(getattr(tokenizer, "chat_template", None)))
+    train, evals = split_rows(mapped, source.eval_fraction, seed)
+    n = min(8, len(mapped))
+    rows = [[str(i + 1), _short(text_of(r["prompt"])), _short(text_of(r["chosen"])), _short(text_of(r["rejected"]))]
+            for i, r in enumerate(mapped.select(range(n)))]
+    prompt_lens, answer_lens = pair_lengths(mapped, tokenizer)
+    long_prompts = sum(p > max_prompt for p in prompt_lens)
+    long_answers = sum(a > max_answer for a in answer_lens)
+    mapping = ", ".join(f"{role} ← `{col}`" for role, col in columns.items())
+    summary = (f"**{raw.name}**: {len(mapped):,} pairs → **{len(train):,} train** / "
+               f"**{0 if evals is None else len(evals):,} eval** · format **preference** ({mapping})"
+               f" · prompt tokens: median {sorted(prompt_lens)[len(prompt_lens) // 2]}, answer tokens: max "
+               f"{max(answer_lens)}")
+    if long_prompts or long_answers:
+        summary += (f" · ⚠️ {long_prompts} prompt(s) over {max_prompt} and {long_answers} answer(s) over "
+                    f"{max_answer} tokens: the pair is cut at {max_prompt + max_answer} tokens")
+    index = min(max(1, int(row or 1)), len(mapped))
+    pick = mapped[index - 1]
+    pair = [(f"Prompt: {text_of(pick['prompt'])}\n", None), (f"✓ chosen: {text_of(pick['chosen'])}\n", "chosen"),
+            (f"✗ rejected: {text_of(pick['rejected'])}", "rejected")]
+    info = (f"Row {index}: DPO raises the chosen answer's log-probability relative to the rejected one's "
+            "(both measured against the reference model); the prompt is shared and carries no loss.")
+    return {"summary": summary, "headers": ["#", "prompt", "chosen ✓", "rejected ✗"], "rows": rows,
+            "lengths": [p + a for p, a in zip(prompt_lens, answer_lens)], "columns": list(raw.dataset.column_names),
+            "pair": pair, "info": info, "row": index}
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… (+{len(text) - limit} chars)"

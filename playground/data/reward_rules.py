@@ -1,0 +1,78 @@
+"""The rules GRPO's built-in rewards score answers with: plain functions of the prompt's and the answer's text,
+each returning 0–1. No user code: a rule is picked and weighted on the form, and its parameters are data.
+
+The training side (playground.train.rewards) wraps them as TRL reward functions; the held-out evaluation
+(playground.compare.reward_eval) scores greedy answers with the same functions, from an adapter's settings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from playground.data.pig_latin import to_pig_latin, word_accuracy
+
+PIG_LATIN_PREFIX = re.compile(r"^\s*translate\s+(?:this\s+)?(?:in)?to\s+pig\s+latin\s*:\s*", re.IGNORECASE)
+WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+Score = Callable[[str, str], float]  # (prompt text, answer text) -> 0..1
+
+
+def text_of(value: Any) -> str:
+    """A prompt or completion as TRL passes it (text, or a list of chat messages) -> plain text: the last user
+    turn of a prompt, the content of a completion."""
+    if isinstance(value, list):
+        users = [m.get("content", "") for m in value if m.get("role") == "user"]
+        return users[-1] if users else "".join(m.get("content", "") for m in value)
+    return str(value)
+
+
+def score_pig_latin(prompt: str, answer: str) -> float:
+    """Word accuracy of the answer against the rule's translation of the prompt's sentence (the text after
+    "Translate to Pig Latin:", or the whole prompt)."""
+    sentence = PIG_LATIN_PREFIX.sub("", prompt, count=1)
+    return word_accuracy(answer.strip().lower(), to_pig_latin(sentence))
+
+
+def score_length(answer: str, target: int) -> float:
+    """1 at exactly `target` words, falling linearly to 0 at 0 or 2 × target words."""
+    words = len(answer.split())
+    return max(0.0, 1.0 - abs(words - target) / target)
+
+
+def score_regex(answer: str, pattern: str) -> float:
+    """1 if the pattern is found in the (stripped) answer, else 0."""
+    return 1.0 if re.search(pattern, answer.strip()) else 0.0
+
+
+def score_words(answer: str, include: list[str], exclude: list[str]) -> float:
+    """Share of the required words present minus the share of the banned words present, clipped to 0–1.
+    Words are matched whole and case-insensitively ("hope" is not found in "hopeful")."""
+    present = {w.lower() for w in WORD.findall(answer)}
+    phrase = " " + " ".join(WORD.findall(answer.lower())) + " "
+
+    def found(word: str) -> bool:
+        return word in present or f" {word} " in phrase  # multi-word entries match as a phrase
+
+    got = sum(found(w) for w in include) / len(include) if include else 1.0
+    bad = sum(found(w) for w in exclude) / len(exclude) if exclude else 0.0
+    return min(1.0, max(0.0, got - bad))
+
+
+def word_list(text: str) -> list[str]:
+    """'Hope, thanks ,' -> ['hope', 'thanks']."""
+    return [w.strip().lower() for w in (text or "").split(",") if w.strip()]
+
+
+def rules_from_settings(s: dict[str, Any]) -> list[tuple[str, float, Score]]:
+    """(name, weight, score) of the rules switched on (weight > 0) in GRPO settings (the MethodSettings fields,
+    as a dict: also what an adapter's playground.json records), in form order."""
+    include, exclude = word_list(s.get("must_include", "")), word_list(s.get("must_exclude", ""))
+    target, pattern = int(s.get("length_target") or 20), s.get("regex", "")
+    rules: list[tuple[str, float, Score]] = [
+        ("pig_latin", float(s.get("reward_pig_latin") or 0), score_pig_latin),
+        ("length", float(s.get("reward_length") or 0), lambda p, a: score_length(a, target)),
+        ("pattern", float(s.get("reward_regex") or 0), lambda p, a: score_regex(a, pattern)),
+        ("words", float(s.get("reward_words") or 0), lambda p, a: score_words(a, include, exclude)),
+    ]
+    return [r for r in rules if r[1] > 0]

@@ -1,0 +1,184 @@
+"""Export a DPO or GRPO run (or any run that continues an adapter) as a standalone, readable script
+(transformers + peft + trl + datasets, no playground import). The keyword arguments are the worker's own
+mapping (playground.train.dpo: dpo_kwargs / grpo_kwargs; hf_args: lora_kwargs / sft_kwargs) and GRPO's reward
+rules are copied into the script from playground.train.rewards, so the script cannot drift from the app.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+from typing import Any
+
+from playground.data import pig_latin
+from playground.data.loading import resolve_format
+from playground.data.preference import resolve_preference_columns
+from playground.data import reward_rules
+from playground.train.config import TrainJobConfig
+from playground.train.dpo import DPO_COMMENTS, GRPO_COMMENTS, dpo_kwargs, grpo_kwargs
+from playground.train.export import ExportedScript, _data_loading, _row_function
+from playground.train.hf_args import SFT_COMMENTS, lora_kwargs, sft_kwargs
+
+TRAINERS = {"sft": ("SFTConfig", "SFTTrainer"), "dpo": ("DPOConfig", "DPOTrainer"),
+            "grpo": ("GRPOConfig", "GRPOTrainer")}
+COMMENTS = {**SFT_COMMENTS, **DPO_COMMENTS, **GRPO_COMMENTS}
+
+
+def _keywords(kwargs: dict[str, Any], indent: str = "        ") -> str:
+    return "".join(f"{indent}{k}={v!r},{f'  # {COMMENTS[k]}' if k in COMMENTS else ''}\n" for k, v in kwargs.items())
+
+
+def _dpo_rows(config: TrainJobConfig, columns: dict[str, str]) -> str:
+    """The body of to_training_row for preference pairs (as playground.data.preference maps them)."""
+    chat = config.data.use_chat_template
+    body = (f"    chosen, rejected = row[{columns['chosen']!r}], row[{columns['rejected']!r}]\n")
+    if "prompt" not in columns:  # implicit prompt: TRL takes the shared leading turns of the conversations
+        return body + '    return {"chosen": chosen, "rejected": rejected}\n'
+    body += f"    prompt = row[{columns['prompt']!r}]\n"
+    if chat:
+        body += ('    if isinstance(prompt, str):\n        prompt = [{"role": "user", "content": prompt}]\n'
+                 '    if isinstance(chosen, str):\n'
+                 '        chosen = [{"role": "assistant", "content": chosen}]\n'
+                 '        rejected = [{"role": "assistant", "content": rejected}]\n')
+    return body + '    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}\n'
+
+
+def _grpo_rows(config: TrainJobConfig, columns: dict[str, str], fmt: str) -> str:
+    """The body of to_training_row for GRPO: the prompt only (as playground.data.prompts maps rows)."""
+    if fmt == "messages":
+        return (f"    messages = row[{columns['messages']!r}]\n"
+                "    # every turn before the final assistant answer; GRPO samples its own answers\n"
+                '    return {"prompt": messages[:-1] if messages[-1]["role"] == "assistant" else messages}\n')
+    sft_body = _row_function(config, columns, fmt)  # builds prompt (and completion) like the SFT export
+    return sft_body.split("    return")[0] + ("    return {\"prompt\": [{\"role\": \"user\", \"content\": prompt}]}\n"
+                                               if config.data.use_chat_template else '    return {"prompt": prompt}\n')
+
+
+def _reward_code(config: TrainJobConfig) -> tuple[str, list[str]]:
+    """The reward rules' source and the names of the reward functions switched on."""
+    m = config.tuning
+    parts = ["import re\nfrom typing import Any\n", f"VOWELS = frozenset({''.join(sorted(pig_latin.VOWELS))!r})",
+             f"_TOKEN = re.compile({pig_latin._TOKEN.pattern!r})",
+             f"PIG_LATIN_PREFIX = re.compile({reward_rules.PIG_LATIN_PREFIX.pattern!r}, re.IGNORECASE)",
+             f"WORD = re.compile({reward_rules.WORD.pattern!r})\n"]
+    for fn in (pig_latin._is_word, pig_latin._translate_token, pig_latin.to_pig_latin, pig_latin.word_accuracy,
+               reward_rules.text_of, reward_rules.score_pig_latin, reward_rules.score_length,
+               reward_rules.score_regex, reward_rules.score_words):
+        parts.append(inspect.getsource(fn))
+    rules = {"pig_latin": (m.reward_pig_latin, "score_pig_latin(text_of(p), text_of(c))"),
+             "length": (m.reward_length, f"score_length(text_of(c), {m.length_target!r})"),
+             "pattern": (m.reward_regex, f"score_regex(text_of(c), {m.regex!r})"),
+             "words": (m.reward_words, f"score_words(text_of(c), {reward_rules.word_list(m.must_include)!r}, "
+                                       f"{reward_rules.word_list(m.must_exclude)!r})")}
+    names = [name for name, (weight, _) in rules.items() if weight > 0]
+    for name in names:
+        parts.append(f"def {name}(prompts, completions, **kwargs):\n"
+                     f"    return [{rules[name][1]} for p, c in zip(prompts, completions)]\n")
+    return "\n\n".join(parts), names
+
+
+def export_method_script(config: TrainJobConfig, run_id: str = "", output_dir: str | None = None,
+                         num_gpus: int = 2) -> ExportedScript:
+    t, m, d = config.train, config.tuning, config.data
+    method = m.method
+    load_code, source_columns = _data_loading(config)
+    config_cls, trainer_cls = TRAINERS[method]
+    rewards_code, reward_names = "", []
+    if method == "dpo":
+        rows = _dpo_rows(config, resolve_preference_columns(source_columns, d))
+        kwargs, fmt = dpo_kwargs(config), "preference"
+    else:
+        fmt, columns = resolve_format(source_columns, d)
+        if method == "grpo":
+            rows = _grpo_rows(config, columns, fmt)
+            rewards_code, reward_names = _reward_code(config)
+            kwargs = grpo_kwargs(config, [w for w in (m.reward_pig_latin, m.reward_length, m.reward_regex,
+                                                      m.reward_words) if w > 0])
+        else:
+            rows, kwargs = _row_function(config, columns, fmt), sft_kwargs(config, fmt)
+    max_steps = kwargs.pop("max_steps")
+    eval_split = d.eval_fraction > 0 and method != "grpo"
+    filename = f"train_{config.adapter_name}.py"
+    out = output_dir or f"./{config.adapter_name}"
+    start = m.start_adapter.strip()
+    start_dir = f"{config.data_dir or '.'}/adapters/{start}" if start else ""
+    reference = ("a frozen copy of the starting adapter (TRL adds it as the 'ref' adapter)" if start
+                 else "the base model with the adapter switched off")
+    split = (f"    split = dataset.train_test_split(test_size={d.eval_fraction!r}, seed={t.seed})\n"
+             '    train_data, eval_data = split["train"], split["test"]\n') if eval_split else \
+        (f"    train_data = dataset.train_test_split(test_size={d.eval_fraction!r}, seed={t.seed})[\"train\"]\n"
+         "    eval_data = None  # held out, not trained on\n" if d.eval_fraction > 0 else
+         "    train_data, eval_data = dataset, None\n")
+    model_code = ('    model = PeftModel.from_pretrained(model, START_ADAPTER, is_trainable=True)  # train it on\n'
+                  '    peft_config = None\n') if start else \
+        f"    peft_config = LoraConfig(\n{_keywords(lora_kwargs(config.lora))}    )\n"
+    trainer_args = ("        reward_funcs=[" + ", ".join(reward_names) + "],\n" if method == "grpo" else "") + \
+        ("" if method == "grpo" else "        eval_dataset=eval_data,\n")
+    today = dt.date.today().isoformat()
+    code = f'''#!/usr/bin/env python
+"""{method.upper()} LoRA training exported from LLM Playground{f" (run {run_id})" if run_id else ""}, {today}.
+Reference model: {reference}.
+
+One GPU or CPU:   python {filename}
+Several GPUs:     accelerate launch --num_processes {num_gpus} {filename}
+Needs: pip install torch transformers peft trl datasets accelerate
+"""
+
+import argparse
+
+import torch
+from datasets import load_dataset
+from peft import LoraConfig, PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import {config_cls}, {trainer_cls}
+
+BASE_MODEL = {config.base.load_source!r}  # the app's base model: {config.base.name} ({config.base.source})
+START_ADAPTER = {start_dir!r}  # '' = train a new adapter
+
+
+{rewards_code}
+def to_training_row(row):
+    """One source row -> one TRL row ({fmt.replace("_", "/")})."""
+{rows}
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--output-dir", default={out!r})
+    parser.add_argument("--max-steps", type=int, default={max_steps}, help="{SFT_COMMENTS["max_steps"]}")
+    cli = parser.parse_args()
+
+    # Mixed precision from the hardware: bf16 where the GPU supports it, fp16 on older GPUs, fp32 on CPU.
+    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    use_fp16 = torch.cuda.is_available() and not use_bf16
+    dtype = torch.bfloat16 if use_bf16 else torch.float16 if use_fp16 else torch.float32
+
+    tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(BASE_MODEL, dtype=dtype)
+{model_code}
+{load_code}    dataset = dataset.map(to_training_row, remove_columns=dataset.column_names)
+{split}
+    args = {config_cls}(
+        output_dir=cli.output_dir + "/checkpoints",
+        max_steps=cli.max_steps,
+{_keywords(kwargs)}        use_cpu=not torch.cuda.is_available(),
+        bf16=use_bf16,  # set explicitly: TRL defaults to bf16=True, ~10x slower on a CPU
+        fp16=use_fp16,
+    )
+    trainer = {trainer_cls}(
+        model=model,
+        args=args,
+        train_dataset=train_data,
+{trainer_args}        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.train()
+    trainer.save_model(cli.output_dir)  # adapter_config.json + adapter_model.safetensors
+
+
+if __name__ == "__main__":
+    main()
+'''
+    return ExportedScript(filename=filename, code=code,
+                          command=f"accelerate launch --num_processes {num_gpus} {filename}")

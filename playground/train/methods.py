@@ -1,0 +1,136 @@
+"""The training method (SFT, DPO or GRPO) and its settings, declared once as dataclass fields (keys in
+playground.train.schema): the form, the coercion, the API overrides and the recipe defaults follow from them.
+
+* SFT imitates answers (TRL's SFTTrainer).
+* DPO prefers a chosen answer over a rejected one for the same prompt (TRL's DPOTrainer).
+* GRPO samples several answers per prompt, scores them with built-in reward rules and moves towards the
+  better ones (TRL's GRPOTrainer). The rules are picked and weighted here; no user code runs.
+
+Every method can start from an adapter of the library instead of a new LoRA ("Start from adapter"). The
+reference model of DPO (and of GRPO's KL term) is then TRL's own choice for a PeftModel: a frozen copy of the
+starting adapter ("ref"); for a new adapter it is the base model with the adapter switched off.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from playground.data.reward_rules import word_list
+from playground.train.schema import check_fields
+
+Method = Literal["sft", "dpo", "grpo"]
+METHODS = [("SFT: imitate the answers", "sft"), ("DPO: prefer chosen over rejected", "dpo"),
+           ("GRPO: sample, score by rules, reinforce", "grpo")]
+# TRL 1.16 DPOConfig.loss_type values (trl/trainer/dpo_config.py)
+DPO_LOSSES = ["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+              "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm"]
+# The rows of the form each method shows (the others are hidden); see ui/train_method.py.
+METHOD_ROWS = {"dpo": ["dpo", "lengths"], "grpo": ["grpo", "lengths", "reward-pig", "reward-length",
+                                                   "reward-regex", "reward-words"]}
+MAX_REGEX_CHARS = 200
+REFERENCE_NOTE = ("Reference model: a new adapter is compared with the base model (adapter switched off); an adapter "
+                  "you start from is compared with a frozen copy of its starting weights (TRL's own 'ref' adapter).")
+
+
+@dataclass
+class MethodSettings:
+    method: Method = field(default="sft", metadata=dict(
+        label="Method", help="SFT imitates answers; DPO learns from chosen/rejected pairs; GRPO from rewarded samples.",
+        widget="radio", choices=METHODS, error="Method must be sft, dpo or grpo (got {value!r}).", section="data",
+        row="method"))
+    start_adapter: str = field(default="", metadata=dict(
+        label="Start from adapter", help="Continue an adapter of the library (its LoRA shape is kept; the LoRA "
+        "boxes below are then ignored). Empty = a new adapter.", widget="dropdown", choices=[""], open=True,
+        section="lora", sticky=True))
+    # ---- DPO
+    beta: float = field(default=0.1, metadata=dict(
+        label="DPO beta", help="How far the model may move from the reference: lower = further (0.1 typical).",
+        gt=0, section="train", row="dpo"))
+    loss_type: str = field(default="sigmoid", metadata=dict(
+        label="DPO loss type", help="TRL's DPO losses; sigmoid is the original DPO.", widget="dropdown",
+        choices=DPO_LOSSES, error="Unknown DPO loss type {value!r}.", section="train", row="dpo"))
+    sft_weight: float = field(default=0.0, metadata=dict(
+        label="SFT loss weight on chosen", help="Adds TRL's 'sft' loss (the chosen answer's NLL) to the DPO loss "
+        "with this weight, keeping answers fluent (RPO); 0 = pure DPO.", ge=0, section="train", row="dpo"))
+    max_prompt_length: int = field(default=128, metadata=dict(
+        label="Max prompt length", help="Tokens of prompt budgeted per pair (DPO: max length = prompt + answer).",
+        ge=8, section="train", row="lengths"))
+    max_completion_length: int = field(default=64, metadata=dict(
+        label="Max answer length", help="DPO: answer tokens kept per pair; GRPO: tokens sampled per answer.", ge=1,
+        section="train", row="lengths"))
+    # ---- GRPO
+    num_generations: int = field(default=4, metadata=dict(
+        label="Generations per prompt", help="Answers sampled per prompt and compared with each other (≥ 2); the "
+        "batch size counts answers, so it must be a multiple of this.", ge=2, section="train", row="grpo"))
+    kl_beta: float = field(default=0.02, metadata=dict(
+        label="KL beta", help="Penalty for drifting from the reference (0 = none, and no KL is measured).", ge=0,
+        section="train", row="grpo"))
+    temperature: float = field(default=1.0, metadata=dict(
+        label="Sampling temperature", help="Of the sampled answers: higher = more varied.", gt=0,
+        section="train", row="grpo"))
+    sample_every: int = field(default=5, metadata=dict(
+        label="Show samples every N steps", help="Sampled answers with their rewards in the live view.", ge=1,
+        section="train", row="grpo"))
+    reward_pig_latin: float = field(default=1.0, metadata=dict(
+        label="Reward: Pig Latin rule", help="Weight (0 = off). Word accuracy of the answer against the rule's "
+        "translation of the prompt (0–1).", ge=0, section="train", row="reward-pig"))
+    reward_length: float = field(default=0.0, metadata=dict(
+        label="Reward: length near a target", help="Weight (0 = off). 1 at the target word count, falling to 0 at "
+        "zero or twice the target.", ge=0, section="train", row="reward-length"))
+    length_target: int = field(default=20, metadata=dict(
+        label="Target length in words", help="The word count the length reward aims for.", ge=1, section="train",
+        row="reward-length"))
+    reward_regex: float = field(default=0.0, metadata=dict(
+        label="Reward: matches a pattern", help="Weight (0 = off). 1 if the answer matches the regular expression, "
+        "else 0.", ge=0, section="train", row="reward-regex"))
+    regex: str = field(default="", metadata=dict(
+        label="Pattern (regular expression)", help=r"Searched in the answer, e.g. ^[A-Z ]+!$ or \d+.",
+        section="train", row="reward-regex"))
+    reward_words: float = field(default=0.0, metadata=dict(
+        label="Reward: required / banned words", help="Weight (0 = off). Share of the required words present, "
+        "minus the share of banned words present (clipped to 0–1).", ge=0, section="train", row="reward-words"))
+    must_include: str = field(default="", metadata=dict(
+        label="Words that must appear", help="Comma-separated, case-insensitive.", section="train",
+        row="reward-words"))
+    must_exclude: str = field(default="", metadata=dict(
+        label="Words that must not appear", help="Comma-separated, case-insensitive.", section="train",
+        row="reward-words"))
+
+    def validate(self, batch_size: int = 1, grad_accum: int = 1) -> None:
+        check_fields(self, "tuning")
+        if self.method != "grpo":
+            return
+        weights = [self.reward_pig_latin, self.reward_length, self.reward_regex, self.reward_words]
+        if not any(w > 0 for w in weights):
+            raise ValueError("GRPO needs at least one reward with a weight above 0.")
+        if (batch_size * grad_accum) % self.num_generations:
+            raise ValueError(f"GRPO: batch size × gradient accumulation ({batch_size} × {grad_accum}) must be a "
+                             f"multiple of the generations per prompt ({self.num_generations}), so every prompt "
+                             "gets all its answers in one batch.")
+        if self.reward_regex > 0:
+            if not self.regex.strip():
+                raise ValueError("The pattern reward is on but the pattern is empty.")
+            if len(self.regex) > MAX_REGEX_CHARS:
+                raise ValueError(f"The pattern is {len(self.regex)} characters; at most {MAX_REGEX_CHARS}.")
+            try:
+                re.compile(self.regex)
+            except re.error as err:
+                raise ValueError(f"The pattern is not a valid regular expression: {err}.") from None
+        if self.reward_words > 0 and not (word_list(self.must_include) or word_list(self.must_exclude)):
+            raise ValueError("The word reward is on but no required or banned words are given.")
+
+    def flat(self) -> dict[str, object]:
+        """The settings that apply to this method (an adapter's playground.json records them)."""
+        keep = {"sft": ("method", "start_adapter"),
+                "dpo": ("method", "start_adapter", "beta", "loss_type", "sft_weight", "max_prompt_length",
+                        "max_completion_length"),
+                "grpo": tuple(f for f in self.__dataclass_fields__ if f not in ("beta", "loss_type", "sft_weight",
+                                                                                   "max_prompt_length"))}
+        return {k: getattr(self, k) for k in keep.get(self.method, ("method",))}
+
+
+def method_of(config: object) -> MethodSettings:
+    """The method settings of a TrainJobConfig (SFT with defaults for configs written before methods existed)."""
+    return getattr(config, "tuning", None) or MethodSettings()

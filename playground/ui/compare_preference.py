@@ -1,0 +1,70 @@
+"""Compare tab, the preference part: held-out preference accuracy and rule win rate of a DPO adapter vs the base
+(playground.compare.preference_eval), as an accordion and the `/evaluate_preference` API. Layout and wiring only."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from playground.compare.preference_eval import PreferenceEvalRequest, evaluate_preferences
+from playground.data.recipes import list_recipes
+from playground.data.rules import RULES
+from playground.services import Services
+from playground.ui.errors import USER_ERRORS, api_errors, warn
+from playground.ui.paths import server_path
+
+
+def preference_choices() -> list[tuple[str, str]]:
+    return [(f"{r.title} (test split)", r.id) for r in list_recipes() if r.id in RULES]
+
+
+def build_preference_eval(services: Services) -> None:
+    adapters = services.adapters
+    choices = preference_choices()
+    with gr.Accordion("Preference evaluation (DPO): preference accuracy and win rate, base vs tuned", open=False):
+        with gr.Row():
+            recipe = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Preference recipe",
+                                 elem_id="pg-pref-recipe")
+            upload = gr.File(label="…or held-out pairs (prompt / chosen / rejected)", type="filepath",
+                             file_types=[".jsonl", ".json", ".csv"], elem_id="pg-pref-file")
+        with gr.Row():
+            adapter = gr.Dropdown([""], value="", label="Adapter (empty = active)", elem_id="pg-pref-adapter")
+            rows = gr.Slider(1, 500, value=50, step=1, label="max pairs", elem_id="pg-pref-rows")
+            run = gr.Button("Evaluate preferences", variant="primary", elem_id="pg-pref-run")
+        status = gr.Markdown(elem_id="pg-pref-status")
+        table = gr.Dataframe(headers=["model", "preference accuracy", "prefers chosen", "win rate"],
+                             interactive=False, elem_id="pg-pref-table")
+        answers = gr.Dataframe(headers=["prompt", "base", "tuned"], interactive=False, wrap=True, max_height=360,
+                               elem_id="pg-pref-answers")
+
+    # Not named `evaluate`: Gradio names every event after its function, and `/evaluate` is the Compare API's.
+    def run_preference_eval(recipe_id: str, path: str | None, name: str, n: float, progress=gr.Progress()):
+        try:
+            dataset = str(server_path(services, path, "Held-out pairs")) if path else recipe_id or ""
+            result = evaluate_preferences(adapters, PreferenceEvalRequest(dataset, name or None, max_rows=int(n)),
+                                          lambda f, msg: progress(f, desc=msg))
+        except (*USER_ERRORS, OSError) as err:
+            gr.Warning(str(err))
+            return warn(err), gr.skip(), gr.skip()
+        headers, body = result.table()
+        ref = f"the adapter it started from ({result.reference})" if result.reference else "the base model"
+        rule = f" Win rate: share of greedy answers that follow the rule: {result.rule}." if result.rule else ""
+        note = (f"**{result.adapter}** vs base on {result.dataset} ({result.rows} held-out pairs). Preference "
+                f"accuracy: share of pairs whose implicit reward (log-ratio to {ref}) ranks chosen above "
+                f"rejected. Prefers chosen: the model's own log-probability ranks chosen first.{rule}")
+        shown = [[p, b, t] for p, b, t in zip(result.prompts, result.base_answers, result.tuned_answers)][:20]
+        return note, gr.update(value=body, headers=headers), shown
+
+    run.click(run_preference_eval, [recipe, upload, adapter, rows], [status, table, answers], api_visibility="private")
+    adapter.focus(lambda current: gr.update(choices=["", *adapters.library.names()], value=current or ""), adapter,
+                  adapter, api_visibility="private")
+
+    @api_errors
+    def evaluate_preference(adapter: str, dataset: str, max_rows: int = 50) -> dict:
+        """Held-out preference accuracy (implicit reward), the models' own log-prob preference and the rule win
+        rate of greedy answers, base vs `adapter` ('' = active), on a preference recipe id or a file path."""
+        if dataset not in {r.id for r in list_recipes()}:
+            dataset = str(server_path(services, dataset, "dataset"))
+        return evaluate_preferences(adapters, PreferenceEvalRequest(dataset, adapter or None,
+                                                                    max_rows=max_rows)).as_api()
+
+    gr.api(evaluate_preference, api_name="evaluate_preference")

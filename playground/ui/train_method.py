@@ -1,0 +1,91 @@
+"""Train tab, the method part (SFT | DPO | GRPO): which settings rows each method shows, the starting-adapter
+picker, and the live reward chart + sampled answers of DPO / GRPO runs.
+
+Layout and wiring only. The settings themselves are schema fields (playground.train.methods) drawn by
+ui.train_settings like every other box; the chart and tables come from playground.train.method_views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from playground.train.methods import METHOD_ROWS, REFERENCE_NOTE
+
+ALL_METHOD_ROWS = sorted({row for rows in METHOD_ROWS.values() for row in rows})
+NOTES = {
+    "sft": "",
+    "dpo": ("**DPO** trains on pairs: the data needs `prompt` / `chosen` / `rejected` columns (plain text or chat "
+            "messages; map them under *Format, columns and loss masking* when the names differ). "
+            + REFERENCE_NOTE + " Max length = max prompt + max answer length (TRL 1.16's DPOConfig.max_length)."),
+    "grpo": ("**GRPO** samples *generations per prompt* answers to each prompt of the data, scores them with the "
+             "rewards below (weights add up; 0 = off) and reinforces the better ones. The batch size counts "
+             "answers. " + REFERENCE_NOTE + " The answers in the data are not used for training."),
+}
+
+
+def hidden_rows(method: str) -> set[str]:
+    """The method rows hidden for `method` (SFT hides them all)."""
+    return set(ALL_METHOD_ROWS) - set(METHOD_ROWS.get(method, []))
+
+
+@dataclass
+class MethodLive:
+    note: gr.Markdown
+    chart: gr.Plot
+    samples: gr.Dataframe
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.note, self.chart, self.samples]
+
+
+def build_method_note(method: str) -> gr.Markdown:
+    return gr.Markdown(NOTES.get(method, ""), elem_id="train-method-note")
+
+
+def build_method_live() -> MethodLive:
+    """Under the loss chart: a line on the method, the reward chart, GRPO's sampled answers (hidden for SFT)."""
+    note = gr.Markdown(elem_id="train-method-info")
+    chart = gr.Plot(label="Rewards (DPO: chosen vs rejected · GRPO: reward per rule)", visible=False,
+                    elem_id="train-reward-chart")
+    samples = gr.Dataframe(headers=["step", "prompt", "sampled answer", "reward"], value=[], interactive=False,
+                           wrap=True, max_height=320, visible=False, column_widths=["8%", "30%", "47%", "15%"],
+                           label="Sampled answers and their rewards", elem_id="train-samples")
+    return MethodLive(note, chart, samples)
+
+
+def live_updates(view: Any) -> list[Any]:
+    """The method components' values for a changed LiveView (playground.train.panel)."""
+    figure = getattr(view, "reward_figure", None)
+    samples = getattr(view, "samples", [])
+    return [getattr(view, "method_note", ""), gr.update(value=figure, visible=figure is not None),
+            gr.update(value=samples, visible=bool(samples))]
+
+
+def live_skips() -> list[Any]:
+    return [gr.skip()] * 3
+
+
+def wire_method(fields: dict[str, Any], rows: dict[str, gr.Row], note: gr.Markdown, adapter_names) -> None:
+    """Method pick -> its rows (and the note) shown, the others hidden; the starting-adapter picker lists the
+    library each time it is opened."""
+    method = fields["method"]
+    row_list = [rows[r] for r in ALL_METHOD_ROWS if r in rows]
+
+    def on_method(value: str):
+        hide = hidden_rows(value)
+        return ([gr.update(visible=r not in hide) for r in ALL_METHOD_ROWS if r in rows]
+                + [gr.update(visible=value == "dpo"), gr.update(visible=value == "sft"), NOTES.get(value, "")])
+
+    method.change(on_method, method, row_list + [fields["max_prompt_length"], fields["max_seq_length"], note],
+                  api_visibility="private")
+
+    def choices(current: str):
+        names = adapter_names()
+        return gr.update(choices=["", *names], value=current if current in names else "")
+
+    fields["start_adapter"].focus(choices, fields["start_adapter"], fields["start_adapter"],
+                                  api_visibility="private")
