@@ -44,6 +44,6 @@ run: setup
 test: setup-dev
 	$(BIN)/python -m pytest tests -p no:cacheprovider --timeout=900 -ra $(PYTEST_ARGS)
 
-# bench/bare_sft.py is the bare-TRL baseline that bench/train.py launches and bench/_common.py their shared set-up: not benchmarks.
+# bench/bare_*.py are the bare-TRL baselines the benches launch and bench/_*.py their shared set-up: not benchmarks.
 bench: setup
-	@set -e; for f in $(filter-out bench/bare_sft.py bench/_common.py,$(wildcard bench/*.py)); do echo "== $$f"; $(BIN)/python $$f; done
+	@set -e; for f in $(filter-out bench/bare_%.py bench/_%.py,$(wildcard bench/*.py)); do echo "== $$f"; $(BIN)/python $$f; done

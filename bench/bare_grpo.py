@@ -12,14 +12,15 @@ import argparse
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
 import torch
 from datasets import load_dataset
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import GRPOConfig, GRPOTrainer
+
+from _clock import Clock  # the loop-only clock every bare baseline shares
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from playground.data.pig_latin import to_pig_latin, word_accuracy  # noqa: E402
@@ -30,18 +31,6 @@ PREFIX = re.compile(r"^\s*translate\s+to\s+pig\s+latin\s*:\s*", re.IGNORECASE)
 def pig_latin(prompts, completions, **kwargs):
     return [word_accuracy(c[-1]["content"].strip().lower(), to_pig_latin(PREFIX.sub("", p[-1]["content"])))
             for p, c in zip(prompts, completions)]
-
-
-class Clock(TrainerCallback):
-    def __init__(self) -> None:
-        self.begin, self.last, self.steps = 0.0, 0.0, 0
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.begin = time.time()
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.last, self.steps = time.time(), state.global_step
 
 
 def main() -> None:

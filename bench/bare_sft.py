@@ -10,25 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import time
 
 import torch
 from datasets import load_dataset
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
-
-class Clock(TrainerCallback):
-    def __init__(self) -> None:
-        self.begin, self.last, self.tokens = 0.0, 0.0, 0.0
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.begin = time.time()
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.last, self.tokens = time.time(), float(logs.get("num_tokens") or 0)
+from _clock import Clock  # the loop-only clock every bare baseline shares
 
 
 def main() -> None:

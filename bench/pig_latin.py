@@ -5,7 +5,7 @@ word accuracy = words equal at the same position / words in the reference (playg
 Goals on a 2-core CPU: train_s <= 600 and tuned_word_acc >= 0.6 on sentences the model never saw.
 The adapter stays in DIR/adapters/pig-latin-bench/. Last line: one JSON object.
 
-    python bench/pig_latin.py --data-dir DIR [--set key=value ...]
+    python bench/pig_latin.py [--data-dir DIR] [--set key=value ...]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from _common import emit, link_converted_models  # noqa: E402  (sets up sys.path and offline mode)
+from _common import ROOT, emit, link_converted_models  # noqa: E402  (sets up sys.path and offline mode)
 
 from playground.model.store import LoadSettings, ModelStore  # noqa: E402
 from playground.train.config import apply_overrides  # noqa: E402
@@ -37,7 +37,8 @@ def parse_value(text: str):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "bench-pig-latin",
+                   help="where the adapter is kept (default .data/bench-pig-latin; `make bench` runs it so)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe default, e.g. --set max_steps=50 (for experiments)")
     p.add_argument("--test-rows", type=int, default=60)

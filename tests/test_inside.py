@@ -12,27 +12,12 @@ from playground.inside.checks import MAX_TEXT_CHARS
 from playground.inside.readout import UnsupportedModel, check_matches
 from playground.inside.service import InsideService
 from playground.model.store import LoadedModel, LoadSettings, ModelStore
+from tests.conftest import TINY_FAMILIES
 
-# One tiny config per family the app supports (random weights, no downloads).
-FAMILIES = {
-    "llama": ("LlamaConfig", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2)),
-    "gpt2": ("GPT2Config", dict(n_embd=32, n_layer=2, n_head=4, n_positions=128)),
-    "phi3": ("Phi3Config", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                num_attention_heads=4, num_key_value_heads=4, pad_token_id=0)),
-    "mistral": ("MistralConfig", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2)),
-    "qwen2": ("Qwen2Config", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2)),
-    "gpt_neox": ("GPTNeoXConfig", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                       num_attention_heads=4)),
-    "opt": ("OPTConfig", dict(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
-                              word_embed_proj_dim=32, max_position_embeddings=128)),
-    "opt_projected": ("OPTConfig", dict(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
-                                        word_embed_proj_dim=16, max_position_embeddings=128)),
-    "falcon": ("FalconConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                    new_decoder_architecture=False, multi_query=True)),
-}
+# The tiny family configs of the model tests, plus OPT with a projection after its final norm.
+FAMILIES = {**TINY_FAMILIES,
+            "opt_projected": ("OPTConfig", dict(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
+                                                word_embed_proj_dim=16, max_position_embeddings=128))}
 PROMPT = "The capital of France is Paris, and the capital of Spain is"
 
 

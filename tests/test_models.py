@@ -19,27 +19,11 @@ from playground.model.sources import (
     resolve_source,
 )
 from playground.model.store import LoadSettings, ModelStore, load_model
+from tests.conftest import TINY_FAMILIES
 
 V = 49152  # the SmolLM2 tokenizer's vocab, shared by every tiny model below
 
-# One tiny config per family named in the course material (no downloads: random weights).
-FAMILIES = {
-    "llama": ("LlamaConfig", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2)),
-    "gpt2": ("GPT2Config", dict(n_embd=32, n_layer=2, n_head=4, n_positions=128)),
-    "phi3": ("Phi3Config", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                num_attention_heads=4, num_key_value_heads=4, pad_token_id=0)),
-    "mistral": ("MistralConfig", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2)),
-    "qwen2": ("Qwen2Config", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2)),
-    "gpt_neox": ("GPTNeoXConfig", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                       num_attention_heads=4)),
-    "opt": ("OPTConfig", dict(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
-                              word_embed_proj_dim=32, max_position_embeddings=128)),
-    "falcon": ("FalconConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                    new_decoder_architecture=False, multi_query=True)),
-}
+FAMILIES = TINY_FAMILIES
 
 
 def _save_family(family: str, out: Path, tokenizer_dir: Path) -> Path:

@@ -25,6 +25,25 @@ class ExportedScript:
     accelerate_config: str = ""  # its text: the same file the app launched the run with
 
 
+
+def _main_head(out: str, max_steps: int) -> str:
+    """The start of every exported script's main(): its two flags, precision from the hardware, the tokenizer."""
+    return f'''def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--output-dir", default={out!r})
+    parser.add_argument("--max-steps", type=int, default={max_steps}, help="{SFT_COMMENTS["max_steps"]}")
+    cli = parser.parse_args()
+
+    # Mixed precision from the hardware: bf16 where the GPU supports it, fp16 on older GPUs, fp32 on CPU.
+    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    use_fp16 = torch.cuda.is_available() and not use_bf16
+    dtype = torch.bfloat16 if use_bf16 else torch.float16 if use_fp16 else torch.float32
+
+    tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+'''
+
 def _row_function(config: TrainJobConfig, columns: dict[str, str], fmt: str) -> str:
     """The body of `to_training_row` for this data format (same mapping as playground.data.to_training_row)."""
     d = config.data
@@ -144,21 +163,7 @@ def to_training_row(row):
     """One source row -> one TRL row ({fmt.replace("_", "/")} format)."""
 {_row_function(config, columns, fmt)}
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--output-dir", default={out!r})
-    parser.add_argument("--max-steps", type=int, default={max_steps}, help="{SFT_COMMENTS["max_steps"]}")
-    cli = parser.parse_args()
-
-    # Mixed precision from the hardware: bf16 where the GPU supports it, fp16 on older GPUs, fp32 on CPU.
-    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    use_fp16 = torch.cuda.is_available() and not use_bf16
-    dtype = torch.bfloat16 if use_bf16 else torch.float16 if use_fp16 else torch.float32
-
-    tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(
+{_main_head(out, max_steps)}    model = AutoModelForCausalLM.from_pretrained(
         BASE_MODEL,
         dtype=dtype,
 {quant}    )

@@ -16,7 +16,7 @@ from playground.data.preference import resolve_preference_columns
 from playground.data import reward_rules
 from playground.train.config import TrainJobConfig
 from playground.train.dpo import DPO_COMMENTS, GRPO_COMMENTS, dpo_kwargs, grpo_kwargs
-from playground.train.export import ExportedScript, _data_loading, _row_function
+from playground.train.export import ExportedScript, _data_loading, _main_head, _row_function
 from playground.train.hf_args import SFT_COMMENTS, lora_kwargs, sft_kwargs
 
 TRAINERS = {"sft": ("SFTConfig", "SFTTrainer"), "dpo": ("DPOConfig", "DPOTrainer"),
@@ -141,21 +141,7 @@ def to_training_row(row):
     """One source row -> one TRL row ({fmt.replace("_", "/")})."""
 {rows}
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--output-dir", default={out!r})
-    parser.add_argument("--max-steps", type=int, default={max_steps}, help="{SFT_COMMENTS["max_steps"]}")
-    cli = parser.parse_args()
-
-    # Mixed precision from the hardware: bf16 where the GPU supports it, fp16 on older GPUs, fp32 on CPU.
-    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    use_fp16 = torch.cuda.is_available() and not use_bf16
-    dtype = torch.bfloat16 if use_bf16 else torch.float16 if use_fp16 else torch.float32
-
-    tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(BASE_MODEL, dtype=dtype)
+{_main_head(out, max_steps)}    model = AutoModelForCausalLM.from_pretrained(BASE_MODEL, dtype=dtype)
 {model_code}
 {load_code}    dataset = dataset.map(to_training_row, remove_columns=dataset.column_names)
 {split}
