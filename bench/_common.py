@@ -40,3 +40,22 @@ def median(values: list[float], scale: float = 1.0, digits: int = 3) -> float:
 def emit(result: dict[str, Any]) -> None:
     """Print the bench's result as one JSON object: the last line, which `make bench` and CI read."""
     print(json.dumps(result), flush=True)
+
+
+def parse_value(text: str) -> Any:
+    """A `--set key=value` value: JSON when it parses (numbers, true, lists), else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def loop_events(runs_dir: Path, run_id: str) -> tuple[list[dict], list[dict], float]:
+    """A finished app run's (events, log events, seconds from the training loop's start to its last logged step),
+    the span the bare-TRL baselines time too (bench/_clock.py)."""
+    from playground.train.events import EVENTS_FILE, read_events
+
+    events, _ = read_events(runs_dir / run_id / EVENTS_FILE)
+    begin = next(e for e in events if e["type"] == "train_begin")
+    logs = [e for e in events if e["type"] == "log"]
+    return events, logs, logs[-1]["t"] - begin["t"]

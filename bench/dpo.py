@@ -26,22 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, emit, link_converted_models, median  # noqa: E402  (sys.path, offline mode)
+from _common import ROOT, emit, link_converted_models, loop_events, median, parse_value  # noqa: E402
 
 from playground.model.store import LoadSettings, ModelStore  # noqa: E402
 from playground.train.config import apply_overrides  # noqa: E402
-from playground.train.events import EVENTS_FILE, read_events  # noqa: E402
 from playground.train.form import recipe_config  # noqa: E402
 from playground.train.manager import TrainingManager, base_ref  # noqa: E402
 
 RECIPE, ADAPTER = "sign-off", "sign-off-bench"
-
-
-def parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def train_app(manager: TrainingManager, cfg) -> tuple[dict, object]:
@@ -51,10 +43,7 @@ def train_app(manager: TrainingManager, cfg) -> tuple[dict, object]:
     st = manager.wait(run_id, timeout=7200)
     if st.state != "completed":
         raise SystemExit(f"training ended {st.state}: {st.message}")
-    events, _ = read_events(manager.runs_dir / run_id / EVENTS_FILE)
-    begin = next(e for e in events if e["type"] == "train_begin")
-    logs = [e for e in events if e["type"] == "log"]
-    loop_s = logs[-1]["t"] - begin["t"]
+    _, _, loop_s = loop_events(manager.runs_dir, run_id)
     return {"train_s": round(time.time() - started, 1), "loop_s": round(loop_s, 1), "steps": st.step,
             "pairs_s": st.step * cfg.train.batch_size / loop_s}, st
 

@@ -27,22 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, emit, link_converted_models, median  # noqa: E402  (sys.path, offline mode)
+from _common import ROOT, emit, link_converted_models, loop_events, median, parse_value  # noqa: E402
 
 from playground.model.store import LoadSettings, ModelStore  # noqa: E402
 from playground.train.config import apply_overrides  # noqa: E402
-from playground.train.events import EVENTS_FILE, read_events  # noqa: E402
 from playground.train.form import recipe_config  # noqa: E402
 from playground.train.manager import TrainingManager, base_ref  # noqa: E402
 
 ADAPTER, WARMUP = "pig-latin-grpo-bench", "pig-latin-warmup"
-
-
-def parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def run(manager: TrainingManager, cfg) -> tuple[float, object]:
@@ -55,9 +47,7 @@ def run(manager: TrainingManager, cfg) -> tuple[float, object]:
 
 def loop_s(manager: TrainingManager, run_id: str) -> float:
     """Seconds from the start of the training loop to the last logged step (as bench/bare_grpo.py measures)."""
-    events, _ = read_events(manager.runs_dir / run_id / EVENTS_FILE)
-    begin = next(e for e in events if e["type"] == "train_begin")
-    return [e for e in events if e["type"] == "log"][-1]["t"] - begin["t"]
+    return loop_events(manager.runs_dir, run_id)[2]
 
 
 def bare(checkpoint: Path, cfg, steps: int, tmp: Path, i: int) -> float:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import time
 from pathlib import Path
 
-from _common import ROOT, emit, link_converted_models  # noqa: E402  (sets up sys.path and offline mode)
+from _common import ROOT, emit, link_converted_models, parse_value  # noqa: E402  (sys.path, offline mode)
 
 from playground.model.store import LoadSettings, ModelStore  # noqa: E402
 from playground.train.config import apply_overrides  # noqa: E402
@@ -26,13 +25,6 @@ from playground.train.form import recipe_config  # noqa: E402
 from playground.train.manager import TrainingManager, base_ref  # noqa: E402
 
 ADAPTER = "pig-latin-bench"
-
-
-def parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def main() -> None:

@@ -21,13 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, TEST_CACHE, emit, median  # noqa: E402  (sets up sys.path and offline mode)
+from _common import ROOT, TEST_CACHE, emit, loop_events, median  # noqa: E402  (sys.path, offline mode)
 
 from playground.data.sources import DataSource
 from playground.model.gguf import convert_gguf  # noqa: E402
 from playground.model.sources import bundled_gguf_path
 from playground.train.config import LoraSettings, TrainJobConfig, TrainSettings  # noqa: E402
-from playground.train.events import EVENTS_FILE, read_events  # noqa: E402
 from playground.train.manager import TrainingManager  # noqa: E402
 
 
@@ -51,10 +50,7 @@ def run_app(manager: TrainingManager, checkpoint: Path, a: argparse.Namespace, i
     st = manager.wait(run_id, timeout=3600)
     if st.state != "completed":
         raise SystemExit(f"app run {run_id} ended {st.state}: {st.message}")
-    events, _ = read_events(manager.runs_dir / run_id / EVENTS_FILE)
-    begin = next(e for e in events if e["type"] == "train_begin")
-    logs = [e for e in events if e["type"] == "log"]
-    train_s = logs[-1]["t"] - begin["t"]
+    events, logs, train_s = loop_events(manager.runs_dir, run_id)
     setup = next(e for e in events if e["type"] == "setup")
     peak = max(e["peak_mem_mb"] for e in logs)  # CUDA max allocated on a GPU, else the worker's peak RSS
     return {"tok_s": logs[-1]["num_tokens"] / train_s, "train_s": round(train_s, 2), "device": setup["device"],

@@ -33,22 +33,30 @@ PIG_LATIN_METRICS = [("word_accuracy", "word accuracy ↑"), ("exact_match", "ex
 
 
 @dataclass(frozen=True)
-class EvalRequest:
-    """dataset: a recipe id (its test split) or the path of an uploaded file of held-out rows."""
+class HeldOutRequest:
+    """What every held-out evaluation takes: dataset = a recipe id (its test split) or the path of a file."""
 
     dataset: str
     adapter: str | None = None  # None = the active adapter
     max_rows: int = 60
     batch_size: int = 8
     max_new_tokens: int = 64
-    answers: int = 8  # rows both models answer greedily for reading (Pig Latin answers every row: it scores them)
+    EMPTY = "Choose a recipe or upload a file of held-out rows to evaluate on."  # (a class constant, not a field)
 
     def __post_init__(self) -> None:
         if not str(self.dataset or "").strip():
-            raise ValueError("Choose a recipe or upload a file of held-out rows to evaluate on.")
+            raise ValueError(self.EMPTY)
         check_int("max_rows", self.max_rows, 1, 100_000)
         check_int("batch_size", self.batch_size, 1, 256)
         check_int("max_new_tokens", self.max_new_tokens, 1, 1024)
+
+
+@dataclass(frozen=True)
+class EvalRequest(HeldOutRequest):
+    answers: int = 8  # rows both models answer greedily for reading (Pig Latin answers every row: it scores them)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         check_int("answers", self.answers, 0, 100_000)
 
 

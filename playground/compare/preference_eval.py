@@ -20,34 +20,23 @@ from typing import Any
 import torch
 
 from playground.adapters.live import AdapterManager
-from playground.compare.evaluation import batch_generate
+from playground.compare.evaluation import HeldOutRequest, batch_generate
 from playground.data.files import load_file
 from playground.data.loading import RawData
 from playground.data.preference import format_preference, text_of
 from playground.data.recipes import get_recipe, list_recipes
 from playground.data.rules import rule_for
 from playground.data.sources import DataSource
-from playground.decode.sampling import check_int
 
 Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
-class PreferenceEvalRequest:
+class PreferenceEvalRequest(HeldOutRequest):
     """dataset: a preference recipe id (its test split) or the path of a file of held-out pairs."""
 
-    dataset: str
-    adapter: str | None = None  # None = the active adapter
     max_rows: int = 50
-    batch_size: int = 8
-    max_new_tokens: int = 64
-
-    def __post_init__(self) -> None:
-        if not str(self.dataset or "").strip():
-            raise ValueError("Choose a preference recipe or a file of held-out pairs to evaluate on.")
-        check_int("max_rows", self.max_rows, 1, 100_000)
-        check_int("batch_size", self.batch_size, 1, 256)
-        check_int("max_new_tokens", self.max_new_tokens, 1, 1024)
+    EMPTY = "Choose a preference recipe or a file of held-out pairs to evaluate on."
 
 
 @dataclass

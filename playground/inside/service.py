@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from playground.decode.checks import check_int
@@ -54,28 +55,25 @@ class InsideService:
         return encode_prompt(lm.tokenizer, text, bool(chat), min(limit, context_limit(lm)), purpose)
 
     def lens(self, text: Any, chat: bool = False) -> LensResult:
-        with self.store.use() as lm:
-            prompt = self._prompt(lm, text, chat, MAX_LENS_TOKENS, "the logit lens")
-            key = (self.store.revision, prompt.ids)
-            with self._lock:
-                if key in self._lens:
-                    return self._lens[key]
-            result = logit_lens(lm, prompt)
-            with self._lock:
-                self.model_calls += 1
-                return self._lens.put(key, result)
+        return self._cached(self._lens, logit_lens, text, chat, MAX_LENS_TOKENS, "the logit lens")
 
     def attention(self, text: Any, chat: bool = False) -> AttentionResult:
+        return self._cached(self._attention, attention_weights, text, chat, MAX_ATTENTION_TOKENS,
+                            "the attention view")
+
+    def _cached(self, cache: _Lru, compute: Callable[[LoadedModel, Prompt], T], text: Any, chat: bool,
+                limit: int, purpose: str) -> T:
+        """One forward pass per (model revision, token ids); moving a layer/head slider re-slices the cached one."""
         with self.store.use() as lm:
-            prompt = self._prompt(lm, text, chat, MAX_ATTENTION_TOKENS, "the attention view")
+            prompt = self._prompt(lm, text, chat, limit, purpose)
             key = (self.store.revision, prompt.ids)
             with self._lock:
-                if key in self._attention:
-                    return self._attention[key]
-            result = attention_weights(lm, prompt)
+                if key in cache:
+                    return cache[key]
+            result = compute(lm, prompt)
             with self._lock:
                 self.model_calls += 1
-                return self._attention.put(key, result)
+                return cache.put(key, result)
 
     def attention_api(self, text: Any, chat: bool, layer: Any, head: Any) -> dict[str, Any]:
         """The /attention answer: layer and head are checked against the model before any forward pass."""
