@@ -3,6 +3,7 @@ step, with the steps and tokens logged by then, so tokens/s counts the loop only
 
 from __future__ import annotations
 
+import json
 import time
 
 from transformers import TrainerCallback
@@ -19,3 +20,10 @@ class Clock(TrainerCallback):
         if logs and "loss" in logs:
             self.last, self.steps = time.time(), state.global_step
             self.tokens = float(logs.get("num_tokens") or 0)
+
+
+def write_rate(clock: Clock, out: str, per_step: int, unit: str) -> None:
+    """The baseline's result file: loop seconds, steps, and `unit` = items per second of the loop."""
+    train_s = clock.last - clock.begin
+    with open(out, "w") as f:
+        json.dump({"train_s": round(train_s, 2), "steps": clock.steps, unit: clock.steps * per_step / train_s}, f)

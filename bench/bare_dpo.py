@@ -8,7 +8,6 @@ Writes {"train_s", "pairs_s", "steps"} measured over the training loop only (fir
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 from datasets import load_dataset
@@ -16,7 +15,7 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 
-from _clock import Clock  # the loop-only clock every bare baseline shares
+from _clock import Clock, write_rate  # the loop-only clock every bare baseline shares
 
 
 def main() -> None:
@@ -52,9 +51,7 @@ def main() -> None:
                          peft_config=LoraConfig(r=a.r, lora_alpha=a.alpha, lora_dropout=0.0,
                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
     trainer.train()
-    train_s = clock.last - clock.begin
-    with open(a.out, "w") as f:
-        json.dump({"train_s": round(train_s, 2), "steps": clock.steps, "pairs_s": clock.steps * a.batch / train_s}, f)
+    write_rate(clock, a.out, a.batch, "pairs_s")
 
 
 if __name__ == "__main__":

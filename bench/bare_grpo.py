@@ -9,7 +9,6 @@ Writes {"train_s", "steps", "answers_s"} measured over the training loop only.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import GRPOConfig, GRPOTrainer
 
-from _clock import Clock  # the loop-only clock every bare baseline shares
+from _clock import Clock, write_rate  # the loop-only clock every bare baseline shares
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from playground.data.pig_latin import to_pig_latin, word_accuracy  # noqa: E402
@@ -60,9 +59,7 @@ def main() -> None:
                           callbacks=[clock], peft_config=LoraConfig(r=a.r, lora_alpha=a.alpha, lora_dropout=0.0,
                                                                     target_modules="all-linear", task_type="CAUSAL_LM"))
     trainer.train()
-    train_s = clock.last - clock.begin
-    with open(a.out, "w") as f:
-        json.dump({"train_s": round(train_s, 2), "steps": clock.steps, "answers_s": clock.steps * a.batch / train_s}, f)
+    write_rate(clock, a.out, a.batch, "answers_s")
 
 
 if __name__ == "__main__":

@@ -17,15 +17,15 @@ def set_number(page, elem_id: str, value) -> None:
     box.press("Tab")
 
 
-def chart_points(page, trace: str) -> int:
-    """Number of x values of a named trace in the live plotly chart (0 while it is not drawn)."""
+def chart_points(page, trace: str, chart: str = "#train-chart") -> int:
+    """Number of x values of a named trace in a live plotly chart (0 while it is not drawn)."""
     return page.evaluate(
-        """([trace]) => {
-            const plot = document.querySelector('#train-chart .js-plotly-plot');
+        """([trace, chart]) => {
+            const plot = document.querySelector(chart + ' .js-plotly-plot');
             if (!plot || !plot.data) return 0;
             const t = plot.data.find(d => d.name === trace);
             return t && t.x ? t.x.length : 0;
-        }""", [trace])
+        }""", [trace, chart])
 
 
 PROBES = "#train-probes"

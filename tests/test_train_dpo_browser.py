@@ -7,20 +7,14 @@ import re
 
 import pytest
 from conftest import ARTIFACTS
-from test_train_browser import set_number, wait_until
+from test_train_browser import chart_points, set_number, wait_until
 
 ADAPTER = "browser-dpo"
 
 
 def reward_points(page, trace: str) -> int:
     """Number of x values of a named trace in the live reward chart (0 while it is not drawn)."""
-    return page.evaluate(
-        """([trace]) => {
-            const plot = document.querySelector('#train-reward-chart .js-plotly-plot');
-            if (!plot || !plot.data) return 0;
-            const t = plot.data.find(d => d.name === trace);
-            return t && t.x ? t.x.length : 0;
-        }""", [trace])
+    return chart_points(page, trace, "#train-reward-chart")
 
 
 @pytest.mark.browser
