@@ -247,6 +247,9 @@ def measure(store: ModelStore, args: argparse.Namespace, base: ModelStore | None
     print(f"stream {stream} tok/s vs bare generate {bare} tok/s; bare fp32 {gen['bare_fp32_generate_tok_s']}",
           flush=True)
     parity = bench_parity(store, svc)
+    from inside import measure as measure_inside  # bench/inside.py: the Inside tab's passes on the same model
+
+    inside = measure_inside(store, 3)
     result = {
         "model": store.current.name, "device": "cpu", "torch_threads": torch.get_num_threads(),
         "dtype": str(store.current.dtype).removeprefix("torch."), "packed_linears": store.current.cpu_packed,
@@ -257,11 +260,13 @@ def measure(store: ModelStore, args: argparse.Namespace, base: ModelStore | None
         "step_uncached_ms_p50": uncached,
         "step_speedup": round(uncached / cached, 2) if cached else None, "step_context_tokens": 200,
         **gen, "new_tokens": max(64, args.new_tokens),
-        "parity_max_abs_diff": parity, "cpu_count": os.cpu_count(),
+        "parity_max_abs_diff": parity, "lens_ms": inside["lens_ms"], "attention_ms": inside["attention_ms"],
+        "cpu_count": os.cpu_count(),
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "goals_met": {"refilter_ms_p50<30": refilter < 30, "step_speedup>=3": bool(cached and uncached / cached >= 3),
                       "stream_vs_bare>=0.95": gen["stream_vs_bare"] >= 0.95, "parity<1e-5": parity < 1e-5,
-                      "step_cached_ms_p50<=35": cached <= 35, "cpu_speedup>=2": gen["cpu_speedup"] >= 2},
+                      "step_cached_ms_p50<=35": cached <= 35, "cpu_speedup>=2": gen["cpu_speedup"] >= 2,
+                      "lens_ms<=1000": inside["lens_ms"] <= 1000, "attention_ms<=1000": inside["attention_ms"] <= 1000},
     }
     return result
 
