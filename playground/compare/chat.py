@@ -21,7 +21,8 @@ from playground.adapters.library import AdapterError
 from playground.adapters.live import AdapterManager
 from playground.compare.diff import WhatChanged, what_changed
 from playground.decode.cancel import Cancel
-from playground.decode.sampling import SamplingSettings, check_int, generate_kwargs
+from playground.decode.checks import check_int
+from playground.decode.sampling import SamplingSettings, generate_kwargs
 from playground.decode.session import context_limit
 from playground.model.store import LoadedModel
 

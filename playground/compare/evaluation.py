@@ -24,7 +24,8 @@ from playground.data.loading import RawData, format_rows
 from playground.data.pig_latin import exact_match, word_accuracy
 from playground.data.recipes import get_recipe, list_recipes
 from playground.data.sources import DataSource
-from playground.decode.sampling import SamplingSettings, check_int, generate_kwargs
+from playground.decode.checks import check_int
+from playground.decode.sampling import SamplingSettings, generate_kwargs
 
 Progress = Callable[[float, str], None]
 PIG_LATIN_PREFIX = "translate to pig latin"

@@ -12,7 +12,7 @@ from typing import Any
 from playground.adapters.live import AdapterManager
 from playground.compare.evaluation import batch_generate, encode, load_examples
 from playground.data.reward_rules import rules_from_settings, text_of
-from playground.decode.sampling import check_int
+from playground.decode.checks import check_int
 
 Progress = Callable[[float, str], None]
 

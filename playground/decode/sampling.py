@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from transformers import TemperatureLogitsWarper
 
-from playground.decode.checks import check_float, check_int  # noqa: F401 (re-exported for other packages)
 from playground.decode.processors import (  # noqa: F401 (re-exported: the pipeline's public names)
     BY_GREEDY,
     BY_MIN_P,
