@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--allow-path", action="append", type=Path, default=[], metavar="DIR",
                    help="a server folder the UI/API may read files from (repeatable); by default only uploads "
                         "and --data-dir")
+    p.add_argument("--presenter", action="store_true",
+                   help="start in presenter mode: large type, high contrast, for a projector (the header's "
+                        "checkbox or ?presenter=0 turns it off in a page)")
     args = p.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         p.error("--threads takes a positive number")
@@ -90,19 +93,20 @@ def main(argv: list[str] | None = None) -> None:
     services = Services.create(store, settings.data_dir, allowed_paths=args.allow_path)
     from playground.ui.app_ui import build_app
 
-    demo = build_app(services)
+    demo = build_app(services, presenter=args.presenter)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     print(f"LLM Playground running at http://{args.host}:{args.port}", flush=True)
-    launch_app(demo, host=args.host, port=args.port, auth=auth)
+    launch_app(demo, host=args.host, port=args.port, auth=auth, presenter=args.presenter)
 
 
-def launch_app(demo, *, host: str, port: int, auth: tuple[str, str] | None) -> None:
+def launch_app(demo, *, host: str, port: int, auth: tuple[str, str] | None, presenter: bool = False) -> None:
     from playground.ui.app_ui import APP_CSS, APP_THEME
+    from playground.ui.presenter import presenter_head
 
     demo.queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, auth=auth, share=False, show_error=False,
-        theme=APP_THEME, css=APP_CSS, footer_links=["api"], ssr_mode=False, enable_monitoring=False,
-        max_file_size="200mb",
+        theme=APP_THEME, css=APP_CSS, head=presenter_head(presenter), footer_links=["api"], ssr_mode=False,
+        enable_monitoring=False, max_file_size="200mb",
     )
 
 

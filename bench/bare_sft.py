@@ -7,33 +7,20 @@ Writes {"tokens", "train_s", "tok_s", "peak_rss_mb", "peak_cuda_mb"} measured ov
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 
 import torch
 from datasets import load_dataset
-from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
-from _clock import Clock  # the loop-only clock every bare baseline shares
+from _clock import Clock, bare_parser, lora, loop_settings  # what every bare baseline shares
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("model")
-    p.add_argument("data")
-    p.add_argument("out")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--r", type=int, default=16)
-    p.add_argument("--alpha", type=float, default=32)
-    p.add_argument("--output-dir", default="/tmp/bare-sft")
+    p = bare_parser("sft", steps=20, batch=4, max_length=128, lr=1e-3, optim="adamw_torch")
     p.add_argument("--quantization", choices=["none", "4bit"], default="none", help="4bit = QLoRA (NF4)")
-    p.add_argument("--optim", default="adamw_torch")
     a = p.parse_args()
 
     # Precision from the hardware, as any sensible script does: bf16 on a GPU that has it, fp32 on a CPU.
@@ -57,15 +44,10 @@ def main() -> None:
     ds = ds.map(lambda r: {"prompt": r["messages"][:-1], "completion": r["messages"][-1:]},
                 remove_columns=ds.column_names)
     clock = Clock()
-    args = SFTConfig(output_dir=a.output_dir, max_steps=a.steps, per_device_train_batch_size=a.batch,
-                     learning_rate=a.lr, max_length=a.max_length, logging_steps=1, save_strategy="no",
-                     report_to="none", bf16=bf16, fp16=cuda and not bf16, activation_checkpointing=False,
-                     optim=a.optim,
-                     disable_tqdm=True, seed=42, data_seed=42, warmup_steps=0.05, lr_scheduler_type="cosine",
-                     use_cpu=not cuda, dataloader_pin_memory=cuda)
+    args = SFTConfig(**loop_settings(a), max_length=a.max_length, optim=a.optim, warmup_steps=0.05,
+                     lr_scheduler_type="cosine")
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[clock],
-                         peft_config=LoraConfig(r=a.r, lora_alpha=a.alpha, lora_dropout=0.05,
-                                                target_modules="all-linear", task_type="CAUSAL_LM"))
+                         peft_config=lora(a, dropout=0.05))
     trainer.train()
     train_s = clock.last - clock.begin
     result = {"tokens": clock.tokens, "train_s": round(train_s, 2), "tok_s": clock.tokens / train_s,

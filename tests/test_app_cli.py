@@ -31,3 +31,11 @@ def test_exposure_warning_only_without_auth_off_localhost():
     assert app.exposure_warning("127.0.0.1", None) is None
     assert app.exposure_warning("0.0.0.0", "u:p") is None
     assert "without --auth" in app.exposure_warning("0.0.0.0", None)
+
+
+def test_presenter_flag_is_off_by_default_and_documented(capsys):
+    assert app.parse_args([]).presenter is False and app.parse_args(["--presenter"]).presenter is True
+    with pytest.raises(SystemExit):
+        app.parse_args(["--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert "start in presenter mode: large type, high contrast, for a projector" in usage

@@ -22,8 +22,9 @@ ALLOWED: dict[str, set[str]] = {
     "train": {"fsutil", "model", "data", "adapters"},
     "compare": {"fsutil", "model", "data", "adapters", "decode"},
     "inside": {"fsutil", "model", "adapters", "decode"},
-    "services": {"fsutil", "model", "data", "adapters", "decode", "train", "compare", "inside"},
-    "ui": {"fsutil", "model", "data", "adapters", "decode", "train", "compare", "inside", "services"},
+    "classroom": {"fsutil", "model", "adapters", "decode", "compare"},
+    "services": {"fsutil", "model", "data", "adapters", "decode", "train", "compare", "inside", "classroom"},
+    "ui": {"fsutil", "model", "data", "adapters", "decode", "train", "compare", "inside", "classroom", "services"},
 }
 MAX_LINES = 300
 

@@ -286,3 +286,41 @@ def test_adapter_and_compare_api(adapter_app, adapter_data, tmp_path):
     assert "Base model only" in client.predict("", api_name="/adapter_activate")
     with pytest.raises(Exception, match="no adapter named"):
         client.predict("ghost", api_name="/adapter_delete")
+
+
+@pytest.mark.browser
+def test_an_activation_in_one_browser_leaves_another_browser_alone(adapter_app, browser):
+    """A room on one server: a student activating an adapter changes only the student's answers and header;
+    the projector keeps the base, also after several polls, and a reload keeps each browser's own choice."""
+    pages = []
+    for _ in range(2):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        pg.goto(adapter_app)
+        pages.append(pg)
+    projector, student = pages
+
+    def top_rows(pg) -> str:
+        pg.get_by_role("tab", name="Decode").click()
+        pg.locator("#decode-run").click()
+        pg.wait_for_function("() => (document.querySelector('#decode-table')?.innerText || '').includes('%')")
+        pg.wait_for_timeout(500)
+        return pg.locator("#decode-table").inner_text()
+
+    before = top_rows(projector)
+    student.get_by_role("tab", name="Adapters").click()
+    _wait_text(student, "#pg-adapters-table", ADAPTER)
+    student.locator("#pg-adapter-activate").click()
+    _wait_text(student, "#pg-model-badge", f"{ADAPTER} (this browser)")
+    tuned = top_rows(student)
+    assert tuned != before  # the student's Decode tab runs the adapter
+    projector.wait_for_timeout(5000)  # two polls of the change signal
+    assert "base (no adapter) (server default)" in projector.locator("#pg-model-badge").inner_text()
+    projector.locator("#decode-run").click()
+    projector.wait_for_timeout(1500)
+    assert projector.locator("#decode-table").inner_text() == before  # the projector's distribution is untouched
+    student.reload()  # the choice lives in this browser's storage
+    _wait_text(student, "#pg-model-badge", f"{ADAPTER} (this browser)")
+    for pg in pages:
+        pg.context.close()

@@ -153,7 +153,7 @@ def test_beam_search_says_equal_and_which_text_it_continues(app_url, page):
     assert greedy_row[0] == "greedy" and greedy_row[1:] == best_row[1:]  # same sequence, same numbers, same units
 
     # after a token is chosen in Next token, beam search says it continues that longer text
-    page.get_by_role("tab", name="Next token").click()
+    page.get_by_role("tab", name="Next token", exact=True).click()
     page.locator("#decode-candidates label").first.click()
     page.wait_for_selector("#decode-text .pg-tok")
     page.get_by_role("tab", name="Beam search").click()

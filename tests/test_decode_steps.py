@@ -63,30 +63,35 @@ def test_with_settings_builds_one_settings_object_and_turns_mistakes_into_gr_err
 
     from playground.ui.decode_tab import KNOBS, settings_wrapper
 
-    with_settings = settings_wrapper(None)  # no words typed: no tokenizer needed
+    from types import SimpleNamespace
+
+    # A browser that follows the server gets the server's DecodeService (here None: no words typed, so no
+    # tokenizer is needed); the choice is the first input of every knob handler.
+    services = SimpleNamespace(decode=SimpleNamespace(seen_by=lambda view: None))
+    with_settings = settings_wrapper(services)
     more_off = (1.0, 0.0, 0.0, 0.0, 0, "", "")  # typical, ε, η, top-h, n-gram, bias, banned words
     assert KNOBS == 5 + len(more_off)
     seen = []
 
     @with_settings
-    def handler(settings, st, n):
-        seen.append((settings, st, n))
+    def handler(svc, settings, st, n):
+        seen.append((svc, settings, st, n))
         return n
 
-    assert handler(0.7, 40.0, 0.9, 0.0, 1.0, *more_off, "state", 20) == 20
-    assert seen == [(SamplingSettings(0.7, 40, 0.9, 0.0, 1.0), "state", 20)]
+    assert handler(None, 0.7, 40.0, 0.9, 0.0, 1.0, *more_off, "state", 20) == 20
+    assert seen == [(None, SamplingSettings(0.7, 40, 0.9, 0.0, 1.0), "state", 20)]
 
     @with_settings
-    def stream(settings, count):
+    def stream(svc, settings, count):
         yield from range(count)
 
-    assert list(stream(1.0, 50, 1.0, 0.0, 1.0, *more_off, 3)) == [0, 1, 2]
+    assert list(stream(None, 1.0, 50, 1.0, 0.0, 1.0, *more_off, 3)) == [0, 1, 2]
     with pytest.raises(gr.Error, match=r"top_p must be in \(0, 1\] \(1 = off\); got 1.5."):
-        handler(1.0, 50, 1.5, 0.0, 1.0, *more_off, None, 5)
+        handler(None, 1.0, 50, 1.5, 0.0, 1.0, *more_off, None, 5)
     with pytest.raises(gr.Error, match="temperature"):
-        list(stream(-1, 50, 1.0, 0.0, 1.0, *more_off, 3))
+        list(stream(None, -1, 50, 1.0, 0.0, 1.0, *more_off, 3))
     with pytest.raises(gr.Error, match=r"eta_cutoff must be in \[0, 1\) \(0 = off\); got 1.0"):
-        handler(1.0, 50, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0, "", "", None, 5)
+        handler(None, 1.0, 50, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0, "", "", None, 5)
 
 
 def test_decode_tab_builds_no_service_of_its_own():

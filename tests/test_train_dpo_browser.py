@@ -3,11 +3,9 @@ side, start, and watch the reward chart move; then the same through the API (sta
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from conftest import ARTIFACTS
-from test_train_browser import chart_points, set_number, wait_until
+from test_train_browser import chart_points, start_short_run, wait_until
 
 ADAPTER = "browser-dpo"
 
@@ -35,14 +33,7 @@ def test_dpo_recipe_trains_and_the_reward_chart_moves(app_url, page):
     assert "chosen ✓" in headers and "rejected ✗" in headers  # the pairs side by side
     assert "Hope this helps!" in page.locator("#train-mask").inner_text()
 
-    page.locator("#train-length-mode").get_by_text("Max steps").click()
-    set_number(page, "train-max-steps", 3)
-    set_number(page, "train-batch-size", 2)
-    set_number(page, "train-probe-every", 0)
-    page.locator("#train-adapter-name textarea, #train-adapter-name input").first.fill(ADAPTER)
-    page.locator("#train-start").click()
-    page.locator("#train-status").get_by_text(re.compile(rf"run \d{{8}}-\d{{6}}-{ADAPTER}")).first.wait_for(
-        timeout=60_000)
+    start_short_run(page, ADAPTER, probe_every=0)
     wait_until(lambda: reward_points(page, "margin") >= 1, 600, "the first reward point")
     wait_until(lambda: page.locator("#train-progress-bar").get_attribute("data-state") == "completed", 600,
                "the run to complete")

@@ -1,5 +1,5 @@
 """The Train tab's logic without Gradio (playground.train.panel): form -> config, the data preview's cache, the
-live view's change detection, Start refused while a run trains, export with or without a run."""
+live view's change detection, a Start while a run trains answered with that run, export with or without a run."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from playground.train.config import TrainJobConfig
 from playground.train.events import EventLog
 from playground.train.form import LENGTH_MODE, form_values, recipe_config
-from playground.train.manager import TrainingManager
-from playground.train.panel import BUSY_LABEL, LATEST, TrainPanel, selected_run
+from playground.train.manager import STARTER_FILE, TrainingManager
+from playground.train.panel import BUSY_LABEL, LATEST, Starter, TrainPanel, selected_run
 
 
 @pytest.fixture()
@@ -88,8 +88,7 @@ def test_live_view_redraws_only_on_change_and_start_is_refused_while_busy(panel)
         assert panel.live(LATEST, True, [], view.key).changed  # log scale redraws
         EventLog(panel.trainer.runs_dir / "r1" / "events.jsonl").emit("log", step=2, loss=1.5)
         assert panel.live(LATEST, False, [], view.key).changed
-        with pytest.raises(ValueError, match="in progress"):
-            panel.start(form())
+        assert not panel.start(form()).started
     finally:
         proc.kill()
         proc.wait()
@@ -97,6 +96,38 @@ def test_live_view_redraws_only_on_change_and_start_is_refused_while_busy(panel)
     assert not done.busy and not panel.busy() and done.status.startswith("❌")  # died without an end event
     assert panel.live("deleted-run", False, [], None).runs == ["r1"]  # an unknown pick falls back to the latest
     assert BUSY_LABEL.startswith("Training in progress")
+
+
+def test_a_start_while_another_run_trains_names_that_run_and_starts_nothing(panel):
+    proc = fake_run(panel, "r1", {"kind": "start"}, {"kind": "status", "state": "training"},
+                    {"kind": "train_begin", "total_steps": 40}, {"kind": "log", "step": 12, "loss": 1.2345},
+                    alive=True)
+    (panel.trainer.runs_dir / "r1" / STARTER_FILE).write_text(json.dumps(Starter.of(None, "tab-a").as_dict()))
+    try:
+        # Bad settings too: the run in the way is what the student needs to hear first, and the form is kept.
+        other = panel.start(form(r=0), Starter.of(None, "tab-b"))
+        assert not other.started and other.run_id == "r1"
+        assert other.message == ("Another run is training: `r1`, SFT, adapter 'r1', started by another browser "
+                                 "session — step 12/40, loss 1.23. Training runs one at a time: your settings are "
+                                 "kept; Start again when it finishes.")
+        mine = panel.start_request("pig-latin", "{}", Starter.of(None, "tab-a"))  # the API, same session
+        assert not mine.started and mine.message.startswith("Your run is training: `r1`") and "by you" in mine.message
+        assert panel.trainer.list_runs() == ["r1"] and panel.busy()  # nothing new was started
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "tab-a" not in (panel.trainer.runs_dir / "r1" / STARTER_FILE).read_text()  # only a hash is kept
+
+
+def test_whose_run_with_logins_and_without(panel, monkeypatch):
+    alice, bob = Starter.of("alice", "s1"), Starter.of("bob", "s2")
+    assert bob.name_of(alice.as_dict()) == "alice" and alice.name_of(Starter.of("alice", "s9").as_dict()) == "you"
+    assert bob.name_of({}) == "" and Starter.of(None, None) == Starter()  # a script's run: nobody to name
+    # A real Start records its starter in the run folder, where every session reads it (the worker is not spawned).
+    monkeypatch.setattr(panel.trainer, "_spawn", lambda run_id, resume: None)
+    started = panel.start(form(max_steps=1), bob)
+    assert started.started and started.message == f"Started run `{started.run_id}`."
+    assert panel.trainer.started_by(started.run_id) == bob.as_dict()
 
 
 def test_export_uses_the_picked_run_or_the_form(panel):

@@ -12,7 +12,13 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from playground.adapters.library import CONFIG_FILE, AdapterError, AdapterInfo, AdapterLibrary, default_name
+from playground.adapters.library import (
+    CONFIG_FILE,
+    AdapterError,
+    AdapterInfo,
+    AdapterLibrary,
+    default_name,
+)
 from playground.fsutil import unique_name
 
 MAX_UNPACKED_BYTES = 2 * 1024**3  # LoRA adapters are MBs to a few hundred MBs; 2 GiB is generous

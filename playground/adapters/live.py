@@ -5,8 +5,8 @@ The first activation wraps the base in a `PeftModelForCausalLM`; later ones `loa
 "Base only" keeps the wrapper but disables the adapter layers in place, so *every* caller sees the base,
 even one that runs `lm.base_model` directly. Every model-touching call holds the ModelStore lock.
 
-Generation paths run in `generation_context(lm)` / `base_context(lm)` (playground.adapters.context; imported
-here too for the callers that have always found them in this module).
+Generation paths run in `generation_context(lm)` / `base_context(lm)` (adapters.context, re-exported here).
+A browser session's own adapter runs through `using(name)` / `view(name)` (adapters.session).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import hashlib
 import time
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from playground.adapters.archive import export_zip, import_zip
 from playground.adapters.compat import check_compatible
 from playground.adapters.context import (  # noqa: F401  (base_context & co. are re-exported)
     BaseVsTuned,
@@ -29,31 +27,24 @@ from playground.adapters.context import (  # noqa: F401  (base_context & co. are
     is_peft,
     next_token_probs_base_vs_tuned,
 )
-from playground.adapters.library import WEIGHTS_FILE, AdapterError, AdapterInfo, AdapterLibrary, check_adapter_files
-from playground.adapters.mixing import BaseFacts, MixSpec, add_weighted_mix, merge_into_copy
-from playground.adapters.views import LibraryState
+from playground.adapters.library import (
+    WEIGHTS_FILE,
+    AdapterError,
+    AdapterLibrary,
+    check_adapter_files,
+)
+from playground.adapters.library_ops import LibraryOperations, Loaded, weights_stamp
+from playground.adapters.session import AdapterView
 from playground.model.anatomy import adapter_parameter_counts
 from playground.model.store import LoadedModel, ModelStore
 
 
-@dataclass
-class _Loaded:
-    key: str  # PEFT adapter name: internal, because library names may contain '.' (not allowed by PEFT)
-    stamp: tuple[int, int]  # (mtime_ns, size) of the weights file when loaded
-    used: float
-
-
-def _stamp(folder: Path) -> tuple[int, int]:
-    st = (folder / WEIGHTS_FILE).stat()
-    return st.st_mtime_ns, st.st_size
-
-
-class AdapterManager:
+class AdapterManager(LibraryOperations):
     """Owns which library adapters are loaded into the live model and which one is active."""
 
     def __init__(self, store: ModelStore, library: AdapterLibrary, data_dir: Path, max_loaded: int = 8):
         self.store, self.library, self.data_dir, self.max_loaded = store, library, data_dir, max_loaded
-        self._loaded: dict[str, _Loaded] = {}
+        self._loaded: dict[str, Loaded] = {}
         self._base_ref: weakref.ref | None = None
         self._counter = 0
         self.last_notes: list[str] = []
@@ -83,7 +74,8 @@ class AdapterManager:
         return list(self._loaded)
 
     def active(self) -> str | None:
-        return self.store.current.active_adapter if self.store.loaded else None
+        """The server's default adapter (what sessions that picked none run), also during a session's switch."""
+        return self.store.server_adapter()
 
     def stamp(self) -> str:
         """Changes whenever anything an adapter list or header shows may have changed: the model or active
@@ -113,7 +105,7 @@ class AdapterManager:
         self._sync(lm)
         folder = self.library.folder(name)  # validates the name
         slot = self._loaded.get(name)
-        if slot is not None and (folder / WEIGHTS_FILE).is_file() and slot.stamp == _stamp(folder):
+        if slot is not None and (folder / WEIGHTS_FILE).is_file() and slot.stamp == weights_stamp(folder):
             slot.used = time.monotonic()  # fast path: already loaded and unchanged on disk
             return slot.key
         info = self.library.get(name)
@@ -149,7 +141,7 @@ class AdapterManager:
             raise
         except Exception as err:  # PEFT's own checks: turn them into a sentence
             raise AdapterError(f"Adapter {name!r} could not be loaded into {lm.name}: {err}") from err
-        self._loaded[name] = _Loaded(key, _stamp(info.path), time.monotonic())
+        self._loaded[name] = Loaded(key, weights_stamp(info.path), time.monotonic())
         self._apply(lm, lm.active_adapter)  # keep the visible state as it was
         return key
 
@@ -175,9 +167,15 @@ class AdapterManager:
 
     def _apply(self, lm: LoadedModel, name: str | None) -> None:
         """Make `name` (loaded) the active adapter, or the base when None; updates the header via set_model."""
-        peft = lm.model
         if name is not None and name not in self._loaded:
             name = None  # not loaded by this manager (e.g. set by another component): fall back to the base
+        self._switch_layers(lm, name)
+        if name != lm.active_adapter or lm.model is not self.store.current.model:
+            self.store.set_model(lm.model, name)
+
+    def _switch_layers(self, lm: LoadedModel, name: str | None) -> None:
+        """PEFT's side of a switch: `name`'s layers on, or every adapter's layers off for the base."""
+        peft = lm.model
         if is_peft(peft) and peft.peft_config:
             if name is None:
                 peft.set_adapter(next(iter(peft.peft_config)), inference_mode=True)
@@ -185,19 +183,20 @@ class AdapterManager:
             else:
                 peft.base_model.enable_adapter_layers()
                 peft.set_adapter(self._loaded[name].key, inference_mode=True)
-        if name != lm.active_adapter or peft is not self.store.current.model:
-            self.store.set_model(peft, name)
 
     # ------------------------------------------------------------ activation
 
-    def activate(self, name: str) -> str:
-        """Make a library adapter the active one; returns a status sentence."""
+    def activate(self, name: str, session_only: bool = False) -> str:
+        """Make a library adapter the server's active one, or with `session_only` load and check it and leave
+        the server's default alone (the caller keeps the pick in its browser session); a status sentence."""
         with self.store.use() as lm:
             self._ensure_loaded(lm, name)
-            self._apply(lm, name)
+            if not session_only:
+                self._apply(lm, name)
             notes = f" Note: {'; '.join(self.last_notes)}." if self.last_notes else ""
             self.last_notes = []
-            return f"Adapter **{name}** is active on {lm.name}.{notes}"
+            where = " in this browser" if session_only else ""
+            return f"Adapter **{name}** is active{where} on {lm.name}.{notes}"
 
     def deactivate(self) -> str:
         with self.store.use() as lm:
@@ -211,82 +210,24 @@ class AdapterManager:
 
     @contextlib.contextmanager
     def using(self, name: str | None) -> Iterator[LoadedModel]:
-        """Hold the lock and run the block with adapter `name` (None = base), restoring the active one after."""
+        """Hold the lock and run the block with adapter `name` (None = base) switched on: `lm.active_adapter`
+        says `name` inside. The server's default comes back after without a revision change: a browser
+        session's own pick (adapters.session) is not a change of the server's state."""
         with self.store.use() as lm:
             previous = lm.active_adapter
             if name == previous:
                 with generation_context(lm):
                     yield lm
-            elif name is None:
-                with base_context(lm):
-                    yield lm
-            else:
-                key = self._ensure_loaded(lm, name)
-                peft = lm.model
-                peft.base_model.enable_adapter_layers()
-                peft.set_adapter(key, inference_mode=True)
+                return
+            if name is not None:
+                self._ensure_loaded(lm, name)
+            with self.store.switched_adapter(name):
                 try:
+                    self._switch_layers(lm, name)
                     yield lm
                 finally:
-                    self._apply(lm, previous)
+                    self._switch_layers(lm, previous if previous in self._loaded else None)
 
-    # ------------------------------------------------------------ library operations
-
-    def state(self) -> LibraryState:
-        """The library on disk with each adapter's loaded / active state (the tables and the /adapters API)."""
-        return LibraryState(self.library.list(), frozenset(self.loaded_names()), self.active())
-
-    def delete(self, name: str) -> str:
-        """Delete from disk; an active adapter is deactivated first and every loaded copy is dropped."""
-        self.library.get(name)  # clear error for unknown names before touching anything
-        with self.store.use() as lm:
-            self._sync(lm)
-            if lm.active_adapter == name:
-                self._apply(lm, None)
-            slot = self._loaded.pop(name, None)
-            if slot is not None:
-                self._unload_key(lm, slot.key)
-            self.library.delete(name)
-        return f"Deleted adapter **{name}**."
-
-    def rename(self, old: str, new: str) -> str:
-        with self.store.use() as lm:
-            self._sync(lm)
-            info = self.library.rename(old, new)
-            if old in self._loaded:
-                self._loaded[new] = self._loaded.pop(old)
-            if lm.active_adapter == old:
-                self.store.set_model(lm.model, new)
-        return f"Renamed **{old}** to **{info.name}**."
-
-    def import_folder(self, folder: str | Path, name: str | None = None) -> AdapterInfo:
-        return self.library.import_folder(Path(str(folder).strip()), name)
-
-    def import_zip(self, zip_path: str | Path, name: str | None = None) -> AdapterInfo:
-        return import_zip(self.library, Path(zip_path), name)
-
-    def export_zip(self, name: str, out_dir: Path) -> Path:
-        return export_zip(self.library.get(name).path, out_dir)
-
-    def mix(self, spec: MixSpec) -> AdapterInfo:
-        """A new library adapter from 2+ adapters (PEFT add_weighted_adapter), saved and kept loaded."""
-        spec = spec.checked(self.library)
-        with self.store.use() as lm:
-            keys = [self._ensure_loaded(lm, n) for n in spec.names]
-            key = self._new_key(lm.model)
-            try:
-                info = add_weighted_mix(self.library, lm, keys, key, spec)
-            finally:  # new layers start enabled: restore what was active (or base only)
-                self._apply(lm, lm.active_adapter)
-            self._loaded[info.name] = _Loaded(key, _stamp(info.path), time.monotonic())
-            return info
-
-    def merge_and_save(self, out_name: str) -> Path:
-        """Merge the active adapter into a separate copy of the base and save it as a plain checkpoint."""
-        with self.store.use() as lm:
-            if lm.active_adapter is None:
-                raise AdapterError("Nothing to merge: no adapter is active. Activate one first.")
-            info = self.library.get(lm.active_adapter)
-            facts = BaseFacts.of(lm, self.store.settings.trust_remote_code)
-        # The slow part runs outside the lock: it never touches the live model.
-        return merge_into_copy(info, facts, self.data_dir / "merged", out_name)
+    def view(self, name: str | None) -> AdapterView:
+        """The model as a session with adapter `name` sees it (see adapters.session)."""
+        return AdapterView(self, name)

@@ -15,7 +15,12 @@ from typing import Any
 import torch
 
 from playground.adapters.files import now_iso, save_adapter_folder
-from playground.adapters.library import AdapterError, AdapterInfo, AdapterLibrary, check_adapter_files
+from playground.adapters.library import (
+    AdapterError,
+    AdapterInfo,
+    AdapterLibrary,
+    check_adapter_files,
+)
 from playground.fsutil import atomic_dir, validate_name, write_json_atomic
 from playground.model.store import LoadedModel
 

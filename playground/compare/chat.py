@@ -19,6 +19,7 @@ from transformers import StoppingCriteriaList, TextStreamer
 
 from playground.adapters.library import AdapterError
 from playground.adapters.live import AdapterManager
+from playground.adapters.session import AdapterChoice
 from playground.compare.diff import WhatChanged, what_changed
 from playground.decode.cancel import Cancel
 from playground.decode.checks import check_int
@@ -74,6 +75,8 @@ class CompareRequest:
     settings: CompareSettings = field(default_factory=CompareSettings)
     histories: dict[str, tuple[Message, ...]] = field(default_factory=dict)
     other_adapter: str | None = None
+    # The browser session's adapter choice (adapters.session): the tuned column runs it; default: the server's.
+    adapter: AdapterChoice = field(default_factory=AdapterChoice)
 
     def __post_init__(self) -> None:
         if not isinstance(self.message, str) or not self.message.strip():
@@ -176,7 +179,7 @@ def _run_turn(adapters: AdapterManager, req: CompareRequest, emit: Callable[...,
               cancel: threading.Event) -> CompareResult:
     """The whole turn under the model lock (runs in the worker thread)."""
     with adapters.store.use() as lm:
-        active = lm.active_adapter
+        active = req.adapter.resolve(lm.active_adapter)
         plan: list[tuple[str, str | None]] = [("base", None)] + ([("tuned", active)] if active else [])
         if req.other_adapter:
             plan.append(("other", req.other_adapter))
@@ -201,7 +204,8 @@ def _run_turn(adapters: AdapterManager, req: CompareRequest, emit: Callable[...,
         changed = None
         if "tuned" in columns:
             t, b = columns["tuned"], columns["base"]
-            changed = what_changed(lm, t.prompt_ids, t.token_ids, logits, b.token_ids)
+            with adapters.using(active):  # a forward pass may be needed: with the tuned column's adapter
+                changed = what_changed(lm, t.prompt_ids, t.token_ids, logits, b.token_ids)
         return CompareResult(model=lm.name, adapter=active, columns=columns, changed=changed,
                              hint=None if active else NO_ADAPTER_HINT)
 

@@ -17,6 +17,10 @@ from playground.decode.settings import describe_more
 
 KEPT_RAW, KEPT_FINAL = "#93c5fd", "#1d4ed8"
 GREY_RAW, GREY_FINAL = "#e5e7eb", "#9ca3af"
+# Plotly animates a Plotly.react between two states of a figure with this (the traces and bars must stay the
+# same ones: fixed uids, bars keyed by token id), so a temperature change moves the bars. Gradio itself
+# redraws from scratch; presenter mode's script (ui/presenter.py) makes the update a react.
+TRANSITION = dict(duration=400, easing="cubic-in-out")
 
 
 def _pct(p: float) -> str:
@@ -29,6 +33,7 @@ def distribution_figure(rows: Sequence[TokenRow], settings: SamplingSettings) ->
     threshold. Built unvalidated from plain dicts: it is redrawn on every slider move and plotly's
     per-property validation would cost more than the maths."""
     x = [r.rank for r in rows]
+    ids = [str(r.token_id) for r in rows]  # keys the bars: the same token's bar moves, wherever it ranks
     basis = cumulative_basis(settings)
     hover = [[r.token_id, r.rank, r.raw_prob, r.scaled_prob, r.final_prob, r.cumulative,
               r.removed_by or "kept", r.token, r.top_p_prob] for r in rows]
@@ -37,15 +42,16 @@ def distribution_figure(rows: Sequence[TokenRow], settings: SamplingSettings) ->
                 f"{basis} %{{customdata[8]:.2%}} · cumulative %{{customdata[5]:.2%}}<br>"
                 "final %{customdata[4]:.2%} · %{customdata[6]}<extra></extra>")
     data = [
-        dict(type="bar", x=x, y=[r.raw_prob for r in rows], name="raw probability", customdata=hover,
-             hovertemplate=template, marker=dict(color=[KEPT_RAW if r.kept else GREY_RAW for r in rows])),
-        dict(type="bar", x=x, y=[r.final_prob for r in rows], name="final (what generate() samples)",
+        dict(type="bar", x=x, y=[r.raw_prob for r in rows], name="raw probability", uid="raw", ids=ids,
              customdata=hover, hovertemplate=template,
+             marker=dict(color=[KEPT_RAW if r.kept else GREY_RAW for r in rows])),
+        dict(type="bar", x=x, y=[r.final_prob for r in rows], name="final (what generate() samples)", uid="final",
+             ids=ids, customdata=hover, hovertemplate=template,
              marker=dict(color=[KEPT_FINAL if r.kept else GREY_FINAL for r in rows]),
              text=[_pct(r.final_prob) if r.kept else "removed" for r in rows], textposition="outside", textangle=-90,
              constraintext="none",
              textfont=dict(size=10), cliponaxis=False),
-        dict(type="scatter", x=x, y=[r.cumulative for r in rows], mode="lines+markers",
+        dict(type="scatter", x=x, y=[r.cumulative for r in rows], mode="lines+markers", uid="cumulative", ids=ids,
              name=f"cumulative {basis}" + (" (what top-p cuts on)" if _top_p_on(settings) else " (top-p off)"),
              line=dict(color="#f59e0b", width=2), marker=dict(size=5), customdata=hover, hovertemplate=template),
     ]
@@ -62,7 +68,7 @@ def distribution_figure(rows: Sequence[TokenRow], settings: SamplingSettings) ->
                   shapes=shapes, annotations=notes,
                   yaxis=dict(title=dict(text="probability"), tickformat=".0%"),
                   xaxis=dict(tickmode="array", tickvals=x, ticktext=[r.token for r in rows], tickangle=-45),
-                  bargap=0.15)
+                  bargap=0.15, transition=TRANSITION)
     fig = go.Figure(data=data, layout=layout, _validate=False)
     fit_y_range(fig, settings.top_p if _top_p_on(settings) else 0.0)
     return fig
@@ -82,7 +88,8 @@ def fit_y_range(fig: go.Figure, *extra: float) -> None:
 
 def add_base_overlay(fig: go.Figure, rows: Sequence[TokenRow], base_probs: Sequence[float], adapter: str) -> None:
     """Overlay the base model's raw probability of the same tokens (adapter disabled), beside the tuned bars."""
-    fig.add_trace(go.Bar(x=[r.rank for r in rows], y=list(base_probs), name=f"base (without {adapter})",
+    fig.add_trace(go.Bar(x=[r.rank for r in rows], y=list(base_probs), name=f"base (without {adapter})", uid="base",
+                         ids=[str(r.token_id) for r in rows],
                          marker=dict(color="#f97316"), customdata=[r.token for r in rows],
                          hovertemplate="<b>%{customdata}</b><br>base %{y:.2%}<extra></extra>"))
     fit_y_range(fig, *[s.y0 for s in fig.layout.shapes])

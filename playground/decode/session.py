@@ -7,6 +7,7 @@ adapter switch can never serve stale numbers.
 
 from __future__ import annotations
 
+import copy
 import threading
 import uuid
 from collections import OrderedDict
@@ -15,7 +16,14 @@ from typing import Any
 
 import torch
 
-from playground.decode.sampling import Distribution, SamplingSettings, analyze, next_logits, rank_of, top_rows
+from playground.decode.sampling import (
+    Distribution,
+    SamplingSettings,
+    analyze,
+    next_logits,
+    rank_of,
+    top_rows,
+)
 from playground.decode.tokens import token_label
 from playground.model.store import LoadedModel, ModelStore
 
@@ -150,6 +158,7 @@ class DecodeService:
         self._logits: OrderedDict[tuple[int, tuple[int, ...]], torch.Tensor] = OrderedDict()
         self._kv: OrderedDict[str, _KVEntry] = OrderedDict()
         self._lock = threading.Lock()  # guards the dicts; model calls take store.use()
+        self._tokenizer_lock = threading.Lock()  # encode() runs outside the model lock
         self.model_calls = 0           # forward passes run (tests and the bench read it)
         self.tokens_fed = 0            # tokens fed through the model in those passes
         self._base: tuple[tuple[int, tuple[int, ...]], torch.Tensor] | None = None  # last base-overlay pass
@@ -171,7 +180,10 @@ class DecodeService:
         return probs
 
     def encode(self, text: str, chat: bool) -> EncodedPrompt:
-        with self.store.use() as lm:
+        """Tokenize without the model lock (a room of students should not queue behind a generation just to
+        tokenize); the tokenizer has a lock of its own, as the fast tokenizer is not safe to share."""
+        lm = self.store.current
+        with self._tokenizer_lock:
             return encode_prompt(lm.tokenizer, text, chat, prompt_budget(lm))
 
     def logits(self, ids: tuple[int, ...], session_id: str | None = None) -> torch.Tensor:
@@ -237,6 +249,16 @@ class DecodeService:
 
     def tokenizer(self) -> Any:
         return self.store.current.tokenizer
+
+    def seen_by(self, view: Any) -> "DecodeService":
+        """This service as one browser session sees it (view: an adapters.session.AdapterView with the
+        session's own adapter, or None for the server's). The logits and KV caches are shared; their keys hold
+        the view's revision, which includes the adapter, so two sessions' adapters never mix."""
+        if view is None:
+            return self
+        clone = copy.copy(self)
+        clone.store = view
+        return clone
 
     def forget(self, session_id: str) -> None:
         with self._lock:

@@ -63,47 +63,46 @@ def _entropy_nats(scores: torch.Tensor) -> float:
     return float(-(p * logp).nan_to_num(0.0).sum())
 
 
+# The stages whose line is only their settings in a sentence (`{s.<field>}` is filled by str.format); the ones that
+# need the tokenizer, the vocabulary or the scores (raw, bias, banned, temperature, eta) are written out below.
+STAGE_TEMPLATES = {
+    "penalty": "repetition_penalty {s.repetition_penalty:g}: the logit of every token already in the text is "
+               "divided by {s.repetition_penalty:g} (multiplied when negative)",
+    "no-repeat": "no_repeat_ngram_size {s.no_repeat_ngram_size}: bans a token that would repeat a "
+                 "{s.no_repeat_ngram_size}-gram already in the text",
+    "top-h": "top_h {s.top_h:g}: keeps the top tokens while their entropy sum ≤ {s.top_h:g} × the top-100 entropy",
+    "top-k": "top_k {s.top_k}: keeps the {s.top_k} most probable tokens",
+    "top-p": "top_p {s.top_p:g}: keeps the most probable tokens until their probability reaches {s.top_p:g}",
+    "min-p": "min_p {s.min_p:g}: removes tokens below {s.min_p:g} × the top token's probability",
+    "typical": "typical_p {s.typical_p:g}: keeps the tokens whose surprise is closest to the entropy, "
+               "until they hold {s.typical_p:g}",
+    "epsilon": "epsilon_cutoff {s.epsilon_cutoff:g}: removes tokens with probability below {s.epsilon_cutoff:g}",
+    "greedy": "temperature 0: generate() takes the argmax, one token at 100 %",
+}
+
+
 def describe(name: str, s: SamplingSettings, tokenizer: Any, scores_in: torch.Tensor | None = None,
              vocab: int = 0) -> str:
     """One line: what the stage does, with its current value."""
+    if name in STAGE_TEMPLATES:
+        return STAGE_TEMPLATES[name].format(s=s)
     if name == "raw":
         return f"the model's own softmax over its {vocab:,} tokens"
     if name == "bias":
         shown = ", ".join(f"{sequences_label(tokenizer, [seq])} {b:+g}" for seq, b in list(s.bias_dict.items())[:4])
         more = f", … (+{len(s.bias_dict) - 4})" if len(s.bias_dict) > 4 else ""
         return f"sequence_bias adds to a listed word's last-token logit (once the rest is in the text): {shown}{more}"
-    if name == "penalty":
-        return (f"repetition_penalty {s.repetition_penalty:g}: the logit of every token already in the text is "
-                f"divided by {s.repetition_penalty:g} (multiplied when negative)")
-    if name == "no-repeat":
-        return f"no_repeat_ngram_size {s.no_repeat_ngram_size}: bans a token that would repeat a " \
-               f"{s.no_repeat_ngram_size}-gram already in the text"
     if name == "banned":
         return (f"bad_words_ids: a listed word's last token → −∞ once the rest is in the text: "
                 f"{sequences_label(tokenizer, s.bad_words_ids)}")
     if name == "temperature":
         return f"temperature {s.temperature:g}: every logit ÷ {s.temperature:g} " \
                f"({'sharper' if s.temperature < 1 else 'flatter'})"
-    if name == "top-h":
-        return f"top_h {s.top_h:g}: keeps the top tokens while their entropy sum ≤ {s.top_h:g} × the top-100 entropy"
-    if name == "top-k":
-        return f"top_k {s.top_k}: keeps the {s.top_k} most probable tokens"
-    if name == "top-p":
-        return f"top_p {s.top_p:g}: keeps the most probable tokens until their probability reaches {s.top_p:g}"
-    if name == "min-p":
-        return f"min_p {s.min_p:g}: removes tokens below {s.min_p:g} × the top token's probability"
-    if name == "typical":
-        return (f"typical_p {s.typical_p:g}: keeps the tokens whose surprise is closest to the entropy, "
-                f"until they hold {s.typical_p:g}")
-    if name == "epsilon":
-        return f"epsilon_cutoff {s.epsilon_cutoff:g}: removes tokens with probability below {s.epsilon_cutoff:g}"
     if name == "eta":
         eps = s.eta_cutoff
         h = _entropy_nats(scores_in) if scores_in is not None else float("nan")
         eta = min(eps, math.sqrt(eps) * math.exp(-h)) if not math.isnan(h) else float("nan")
         return f"eta_cutoff {eps:g}: removes tokens below η = min(ε, √ε·e^−H) = {eta:.3g} (H = {h:.2f} nats)"
-    if name == "greedy":
-        return "temperature 0: generate() takes the argmax, one token at 100 %"
     return name
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from playground.decode.charts import TRANSITION
 from playground.decode.waterfall import StageRow
 
 KEPT = "#1d4ed8"
@@ -34,7 +35,7 @@ def waterfall_figure(rows: Sequence[StageRow]) -> go.Figure:
     px = 1.0 / (ROW_PX * n)  # one pixel in paper coordinates
     data: list[dict] = []
     layout: dict = dict(height=height, margin=dict(l=56, r=16, t=TOP_PX, b=BOTTOM_PX), barmode="overlay",
-                        bargap=0.2, showlegend=True, hovermode="closest",
+                        bargap=0.2, showlegend=True, hovermode="closest", transition=TRANSITION,
                         title=dict(text="Waterfall: the distribution after every stage, in generate()'s order",
                                    y=1 - 12 / height, yanchor="top", font=dict(size=15)),
                         legend=dict(orientation="h", y=1 + 6 / height, x=0, yanchor="bottom", font=dict(size=11)))
@@ -57,21 +58,26 @@ def waterfall_figure(rows: Sequence[StageRow]) -> go.Figure:
         notes.append(dict(xref="paper", yref="paper", x=0, y=row_top, xanchor="left", yanchor="top",
                           text=head, showarrow=False, align="left", font=dict(size=11, color="#111827")))
         xs = list(range(len(row.top)))
+        ids = [str(t.token_id) for t in row.top]  # bars keyed by token, traces fixed per row: updates animate
         hover = [f"<b>{html.escape(t.token)}</b> (id {t.token_id})<br>in {_pct(t.prob_in)} → out {_pct(t.prob)}<br>"
                  f"{'removed here' if t.removed else 'kept'}" for t in row.top]  # strings: cheap to copy
         axes = dict(xaxis=f"x{ax}", yaxis=f"y{ax}", hovertext=hover,
                     hovertemplate="%{hovertext}<extra>" + html.escape(row.name) + "</extra>")
         data.append(dict(type="bar", x=xs, y=[None if t.removed else t.prob for t in row.top], name="kept",
-                         legendgroup="kept", showlegend="kept" not in legend_seen, marker=dict(color=KEPT), **axes))
+                         uid=f"{row.name}-kept", ids=ids, legendgroup="kept", showlegend="kept" not in legend_seen,
+                         marker=dict(color=KEPT), **axes))
         legend_seen.add("kept")
-        if row.removed_ids:
-            data.append(dict(type="bar", x=xs, y=[t.prob_in if t.removed else None for t in row.top],
-                             name=f"removed by {row.name}", marker=dict(color=color, opacity=0.85),
-                             text=["✗" if t.removed else "" for t in row.top], textposition="outside",
-                             textfont=dict(size=10, color=color), cliponaxis=False, **axes))
+        # Always there (empty and out of the legend when the stage removed nothing): a trace that comes and
+        # goes changes the trace count, and plotly redraws instead of animating.
+        data.append(dict(type="bar", x=xs, y=[t.prob_in if t.removed else None for t in row.top],
+                         name=f"removed by {row.name}", uid=f"{row.name}-removed", ids=ids,
+                         showlegend=bool(row.removed_ids), marker=dict(color=color, opacity=0.85),
+                         text=["✗" if t.removed else "" for t in row.top], textposition="outside",
+                         textfont=dict(size=10, color=color), cliponaxis=False, **axes))
         if i:
-            data.append(dict(type="scatter", mode="markers", x=xs, y=[t.prob_in for t in row.top],
-                             name="probability coming in", legendgroup="in", showlegend="in" not in legend_seen,
+            data.append(dict(type="scatter", mode="markers", x=xs, y=[t.prob_in for t in row.top], ids=ids,
+                             uid=f"{row.name}-in", name="probability coming in", legendgroup="in",
+                             showlegend="in" not in legend_seen,
                              marker=dict(symbol="line-ew-open", size=14, color="#111827", line=dict(width=2)),
                              xaxis=f"x{ax}", yaxis=f"y{ax}", hoverinfo="skip"))
             legend_seen.add("in")

@@ -7,6 +7,8 @@ layer / head controls re-slices the cached attention weights and never runs the 
 
 from __future__ import annotations
 
+import copy
+
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -44,6 +46,16 @@ class InsideService:
         self._attention = _Lru(max_attention)  # a 256-token prompt's weights are tens of MB
         self._lock = threading.Lock()
         self.model_calls = 0
+
+    def seen_by(self, view: Any) -> "InsideService":
+        """This service as one browser sees it (view: an adapters.session.AdapterView with the browser's own
+        adapter, or None for the server's). The caches are shared; their keys hold the view's revision,
+        which includes the adapter."""
+        if view is None:
+            return self
+        clone = copy.copy(self)
+        clone.store = view
+        return clone
 
     def clear(self) -> None:
         """Forget cached results (the bench measures cold passes)."""

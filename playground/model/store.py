@@ -186,6 +186,7 @@ class ModelStore:
     _current: LoadedModel | None = None
     revision: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    _switched_from: tuple[str | None] | None = None  # set while a session's own adapter runs (see below)
 
     def load(self, settings: LoadSettings | None = None, progress: Progress | None = None) -> LoadedModel:
         """Load a (new) base model. On failure the previous model stays loaded and the error propagates."""
@@ -219,13 +220,34 @@ class ModelStore:
             self.current.active_adapter = active_adapter
             self.revision += 1
 
-    def header_markdown(self) -> str:
-        """One line for the app header: model, device, dtype, active adapter."""
+    @contextlib.contextmanager
+    def switched_adapter(self, name: str | None) -> Iterator[LoadedModel]:
+        """Hold the lock with `active_adapter` saying `name` for the block (a browser session's own adapter;
+        the caller switches PEFT's layers), without a revision change; `server_adapter()` keeps answering
+        the server's own meanwhile (lock-free readers: headers, the change stamp)."""
+        with self._lock:
+            lm = self.current
+            previous, self._switched_from = lm.active_adapter, (lm.active_adapter,)
+            lm.active_adapter = name
+            try:
+                yield lm
+            finally:
+                lm.active_adapter, self._switched_from = previous, None
+
+    def server_adapter(self) -> str | None:
+        """The server's active adapter (None = base), also while a session's own adapter runs."""
+        if self._switched_from is not None:
+            return self._switched_from[0]
+        return self._current.active_adapter if self._current is not None else None
+
+    def header_markdown(self, adapter_label: str | None = None) -> str:
+        """One line for the app header: model, device, dtype, and the adapter (`adapter_label` when the page
+        shows a browser session's own choice; else the server's active adapter)."""
         if self._current is None:
             return "**No model loaded**"
         lm = self._current
         dtype = str(lm.dtype).removeprefix("torch.")
         quant = "" if lm.quantization == "none" else f" · {lm.quantization}"
-        adapter = lm.active_adapter or "base (no adapter)"
+        adapter = adapter_label or self.server_adapter() or "base (no adapter)"
         return (f"**Model:** `{lm.name}` · **device:** {lm.device.type} · **dtype:** {dtype}{quant}"
                 f" · **adapter:** `{adapter}`")

@@ -29,6 +29,9 @@ from playground.train.sizing import SettingsDescriber
 from playground.train.status import EventSummary, RunStatus, summarize
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository root (the worker runs with it as cwd)
+# Who pressed Start ({"user", "session"}: playground.train.panel.Starter), kept with the run so that every
+# browser session, and the app after a restart, can say whose run is training.
+STARTER_FILE = "started_by.json"
 
 
 class RunInProgressError(ValueError):
@@ -137,6 +140,15 @@ class TrainingManager:
                 return run_id
         return None
 
+    def started_by(self, run_id: str) -> dict[str, Any]:
+        """Who started the run; {} for a run started by a script, or before starters were recorded."""
+        import json
+
+        try:
+            return json.loads((self.run_dir(run_id) / STARTER_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+
     def _active_unless_exiting(self, grace_s: float = 30.0) -> str | None:
         """The active run, except one whose worker already wrote its final event and is only exiting (freeing
         memory takes a moment): wait for that exit instead of refusing a Start the tab already allows."""
@@ -187,8 +199,9 @@ class TrainingManager:
         start_adapter_dir(config)  # a missing adapter, or one of another base model, is refused here
         return prepare_method_data(config, has_chat_template=has_template)  # SFT rows, DPO pairs, GRPO prompts
 
-    def start(self, config: TrainJobConfig) -> str:
-        """Validate, create the run folder and launch the worker; returns the run id."""
+    def start(self, config: TrainJobConfig, started_by: dict[str, Any] | None = None) -> str:
+        """Validate, create the run folder (with `started_by`, see STARTER_FILE) and launch the worker; returns the
+        run id."""
         with self._lock:
             active = self._active_unless_exiting()
             if active:
@@ -208,6 +221,8 @@ class TrainingManager:
                 config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(dst)))
             from playground.fsutil import write_json_atomic
 
+            if started_by:  # before config.json: a run is listed from then on, with its starter
+                write_json_atomic(folder / STARTER_FILE, started_by)
             write_json_atomic(folder / CONFIG_FILE, config.to_dict())
             self._spawn(run_id, resume=False)
             return run_id

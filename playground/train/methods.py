@@ -34,6 +34,11 @@ REFERENCE_NOTE = ("Reference model: a new adapter is compared with the base mode
                   "you start from is compared with a frozen copy of its starting weights (TRL's own 'ref' adapter).")
 
 
+def method_field(default: object, label: str, help: str, row: str, **meta: object):
+    """A DPO / GRPO setting: in the form's training section, on a row that only its method shows (METHOD_ROWS)."""
+    return field(default=default, metadata=dict(label=label, help=help, section="train", row=row, **meta))
+
+
 @dataclass
 class MethodSettings:
     method: Method = field(default="sft", metadata=dict(
@@ -45,58 +50,47 @@ class MethodSettings:
         "boxes below are then ignored). Empty = a new adapter.", widget="dropdown", choices=[""], open=True,
         section="lora", sticky=True))
     # ---- DPO
-    beta: float = field(default=0.1, metadata=dict(
-        label="DPO beta", help="How far the model may move from the reference: lower = further (0.1 typical).",
-        gt=0, section="train", row="dpo"))
-    loss_type: str = field(default="sigmoid", metadata=dict(
-        label="DPO loss type", help="TRL's DPO losses; sigmoid is the original DPO.", widget="dropdown",
-        choices=DPO_LOSSES, error="Unknown DPO loss type {value!r}.", section="train", row="dpo"))
-    sft_weight: float = field(default=0.0, metadata=dict(
-        label="SFT loss weight on chosen", help="Adds TRL's 'sft' loss (the chosen answer's NLL) to the DPO loss "
-        "with this weight, keeping answers fluent (RPO); 0 = pure DPO.", ge=0, section="train", row="dpo"))
-    max_prompt_length: int = field(default=128, metadata=dict(
-        label="Max prompt length", help="Tokens of prompt budgeted per pair (DPO: max length = prompt + answer).",
-        ge=8, section="train", row="lengths"))
-    max_completion_length: int = field(default=64, metadata=dict(
-        label="Max answer length", help="DPO: answer tokens kept per pair; GRPO: tokens sampled per answer.", ge=1,
-        section="train", row="lengths"))
+    beta: float = method_field(0.1, "DPO beta", "How far the model may move from the reference: lower = further "
+                               "(0.1 typical).", "dpo", gt=0)
+    loss_type: str = method_field("sigmoid", "DPO loss type", "TRL's DPO losses; sigmoid is the original DPO.",
+                                  "dpo", widget="dropdown", choices=DPO_LOSSES,
+                                  error="Unknown DPO loss type {value!r}.")
+    sft_weight: float = method_field(0.0, "SFT loss weight on chosen", "Adds TRL's 'sft' loss (the chosen answer's "
+                                     "NLL) to the DPO loss with this weight, keeping answers fluent (RPO); 0 = pure "
+                                     "DPO.", "dpo", ge=0)
+    max_prompt_length: int = method_field(128, "Max prompt length", "Tokens of prompt budgeted per pair (DPO: max "
+                                          "length = prompt + answer).", "lengths", ge=8)
+    max_completion_length: int = method_field(64, "Max answer length", "DPO: answer tokens kept per pair; GRPO: "
+                                              "tokens sampled per answer.", "lengths", ge=1)
     # ---- GRPO
-    num_generations: int = field(default=4, metadata=dict(
-        label="Generations per prompt", help="Answers sampled per prompt and compared with each other (≥ 2); the "
-        "batch size counts answers, so it must be a multiple of this.", ge=2, section="train", row="grpo"))
-    kl_beta: float = field(default=0.02, metadata=dict(
-        label="KL beta", help="Penalty for drifting from the reference (0 = none, and no KL is measured).", ge=0,
-        section="train", row="grpo"))
-    temperature: float = field(default=1.0, metadata=dict(
-        label="Sampling temperature", help="Of the sampled answers: higher = more varied.", gt=0,
-        section="train", row="grpo"))
-    sample_every: int = field(default=5, metadata=dict(
-        label="Show samples every N steps", help="Sampled answers with their rewards in the live view.", ge=1,
-        section="train", row="grpo"))
-    reward_pig_latin: float = field(default=1.0, metadata=dict(
-        label="Reward: Pig Latin rule", help="Weight (0 = off). Word accuracy of the answer against the rule's "
-        "translation of the prompt (0–1).", ge=0, section="train", row="reward-pig"))
-    reward_length: float = field(default=0.0, metadata=dict(
-        label="Reward: length near a target", help="Weight (0 = off). 1 at the target word count, falling to 0 at "
-        "zero or twice the target.", ge=0, section="train", row="reward-length"))
-    length_target: int = field(default=20, metadata=dict(
-        label="Target length in words", help="The word count the length reward aims for.", ge=1, section="train",
-        row="reward-length"))
-    reward_regex: float = field(default=0.0, metadata=dict(
-        label="Reward: matches a pattern", help="Weight (0 = off). 1 if the answer matches the regular expression, "
-        "else 0.", ge=0, section="train", row="reward-regex"))
-    regex: str = field(default="", metadata=dict(
-        label="Pattern (regular expression)", help=r"Searched in the answer, e.g. ^[A-Z ]+!$ or \d+.",
-        section="train", row="reward-regex"))
-    reward_words: float = field(default=0.0, metadata=dict(
-        label="Reward: required / banned words", help="Weight (0 = off). Share of the required words present, "
-        "minus the share of banned words present (clipped to 0–1).", ge=0, section="train", row="reward-words"))
-    must_include: str = field(default="", metadata=dict(
-        label="Words that must appear", help="Comma-separated, case-insensitive.", section="train",
-        row="reward-words"))
-    must_exclude: str = field(default="", metadata=dict(
-        label="Words that must not appear", help="Comma-separated, case-insensitive.", section="train",
-        row="reward-words"))
+    num_generations: int = method_field(4, "Generations per prompt", "Answers sampled per prompt and compared with "
+                                        "each other (≥ 2); the batch size counts answers, so it must be a multiple "
+                                        "of this.", "grpo", ge=2)
+    kl_beta: float = method_field(0.02, "KL beta", "Penalty for drifting from the reference (0 = none, and no KL is "
+                                  "measured).", "grpo", ge=0)
+    temperature: float = method_field(1.0, "Sampling temperature", "Of the sampled answers: higher = more varied.",
+                                      "grpo", gt=0)
+    sample_every: int = method_field(5, "Show samples every N steps", "Sampled answers with their rewards in the "
+                                     "live view.", "grpo", ge=1)
+    reward_pig_latin: float = method_field(1.0, "Reward: Pig Latin rule", "Weight (0 = off). Word accuracy of the "
+                                           "answer against the rule's translation of the prompt (0–1).",
+                                           "reward-pig", ge=0)
+    reward_length: float = method_field(0.0, "Reward: length near a target", "Weight (0 = off). 1 at the target "
+                                        "word count, falling to 0 at zero or twice the target.", "reward-length",
+                                        ge=0)
+    length_target: int = method_field(20, "Target length in words", "The word count the length reward aims for.",
+                                      "reward-length", ge=1)
+    reward_regex: float = method_field(0.0, "Reward: matches a pattern", "Weight (0 = off). 1 if the answer matches "
+                                       "the regular expression, else 0.", "reward-regex", ge=0)
+    regex: str = method_field("", "Pattern (regular expression)", r"Searched in the answer, e.g. ^[A-Z ]+!$ or \d+.",
+                              "reward-regex")
+    reward_words: float = method_field(0.0, "Reward: required / banned words", "Weight (0 = off). Share of the "
+                                       "required words present, minus the share of banned words present (clipped "
+                                       "to 0–1).", "reward-words", ge=0)
+    must_include: str = method_field("", "Words that must appear", "Comma-separated, case-insensitive.",
+                                     "reward-words")
+    must_exclude: str = method_field("", "Words that must not appear", "Comma-separated, case-insensitive.",
+                                     "reward-words")
 
     def validate(self, batch_size: int = 1, grad_accum: int = 1) -> None:
         check_fields(self, "tuning")

@@ -2,12 +2,15 @@
 live view's change detection, start / stop / resume / export of the picked run, and the model facts the form
 needs. The tab (playground.ui.train_tab) only lays out components and wires them to these methods.
 
-Every method raises ValueError with a user-facing sentence for a mistake; the tab shows it.
+Every method raises ValueError with a user-facing sentence for a mistake; the tab shows it. A Start while another
+run trains is no mistake: training stays one run at a time for the whole server, so Start answers with that run
+(whose it is, what it trains, how far it is) and leaves the form as it was.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,18 +22,53 @@ from playground.train.charts import length_histogram, loss_figure
 from playground.train.config import TrainJobConfig
 from playground.train.export import ExportedScript, export_script
 from playground.train.form import config_from_form, request_config
-from playground.train.manager import TrainingManager
+from playground.train.manager import RunInProgressError, TrainingManager
 from playground.train.status import RunStatus
 from playground.train.views import probe_header, probe_rows, progress_html, status_markdown
 
 LATEST = "(latest run)"  # the run picker's first choice: the active run, else the newest
 START_LABEL = "Start training"
-BUSY_LABEL = "Training in progress: stop it to start another"
+BUSY_LABEL = "Training in progress (one run at a time)"  # Start stays clickable: it then says whose run it is
 
 
 def selected_run(choice: str | None) -> str | None:
     """The run picker's value -> a run id (None = the active / newest run)."""
     return None if not choice or choice == LATEST else choice
+
+
+@dataclass(frozen=True)
+class Starter:
+    """Who presses Start: the login name with --auth, else the browser session. Gradio's session_hash is the key
+    to that session's event stream, so only a short hash of it is stored with the run and compared."""
+
+    user: str | None = None
+    session: str | None = None
+
+    @classmethod
+    def of(cls, username: str | None, session_hash: str | None) -> Starter:
+        session = hashlib.sha256(session_hash.encode()).hexdigest()[:12] if session_hash else None
+        return cls(username or None, session)
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"user": self.user, "session": self.session}
+
+    def name_of(self, starter: dict[str, Any]) -> str:
+        """How this viewer names a run's starter (a STARTER_FILE record); "" when nobody was recorded."""
+        user, session = starter.get("user"), starter.get("session")
+        if user:
+            return "you" if user == self.user else str(user)
+        if session:
+            return "you" if session == self.session else "another browser session"
+        return ""
+
+
+@dataclass
+class StartResult:
+    """What Start did: a new run, or (`started` False) nothing, because `run_id` is training; `message` says which."""
+
+    run_id: str
+    started: bool
+    message: str
 
 
 @dataclass
@@ -117,13 +155,39 @@ class TrainPanel:
                                columns=p.columns)
 
     # ------------------------------------------------------------ runs
-    def start(self, values: dict[str, Any]) -> str:
-        return self.trainer.start(self._allowed(self.config(values)))
+    def start(self, values: dict[str, Any], who: Starter | None = None) -> StartResult:
+        return self._start(lambda: self._allowed(self.config(values)), who or Starter())
 
-    def start_request(self, recipe: str, settings_json: str) -> str:
+    def start_request(self, recipe: str, settings_json: str, who: Starter | None = None) -> StartResult:
         """The scripting API's start: a recipe's defaults plus flat JSON overrides."""
-        cfg = request_config(recipe, settings_json)
-        return self.trainer.start(self._allowed(dataclasses.replace(cfg, base=self.trainer.base_ref())))
+        return self._start(lambda: self._allowed(dataclasses.replace(request_config(recipe, settings_json),
+                                                                     base=self.trainer.base_ref())), who or Starter())
+
+    def _start(self, make_config: Callable[[], TrainJobConfig], who: Starter) -> StartResult:
+        # The busy answer comes before the settings are read: whoever presses Start sees the run in the way first.
+        training = self._training_run()
+        if training is not None:
+            return self._refused(training, who)
+        try:
+            run_id = self.trainer.start(make_config(), started_by=who.as_dict())
+        except RunInProgressError:  # another session's Start got in between
+            active = self.trainer.active_run_id()
+            if active is None:
+                raise
+            return self._refused(active, who)
+        return StartResult(run_id, True, f"Started run `{run_id}`.")
+
+    def _refused(self, run_id: str, who: Starter) -> StartResult:
+        st, cfg = self.trainer.status(run_id), self.trainer.config(run_id)
+        starter = who.name_of(self.trainer.started_by(run_id))
+        progress = f"step {st.step}/{st.total_steps}" if st.total_steps else st.state  # e.g. still loading
+        loss = st.losses[-1].get("loss") if st.losses else None
+        progress += f", loss {loss:.3g}" if loss is not None else ""
+        head = "Your run is training" if starter == "you" else "Another run is training"
+        by = f", started by {starter}" if starter else ""
+        return StartResult(run_id, False, f"{head}: `{run_id}`, {cfg.tuning.method.upper()}, adapter "
+                                          f"'{cfg.adapter_name}'{by} — {progress}. Training runs one at a time: "
+                                          "your settings are kept; Start again when it finishes.")
 
     def _allowed(self, cfg: TrainJobConfig) -> TrainJobConfig:
         """A data file named by the user must pass the path policy before the run copies it."""
@@ -145,8 +209,11 @@ class TrainPanel:
 
     def busy(self) -> bool:
         """A run is training (a finished run whose worker is only exiting does not count: Start waits for it)."""
+        return self._training_run() is not None
+
+    def _training_run(self) -> str | None:
         active = self.trainer.active_run_id()
-        return active is not None and self.trainer.status(active).active
+        return active if active is not None and self.trainer.status(active).active else None
 
     def live(self, choice: str | None, log_scale: bool, overlays: list[str] | None, last_key: Any) -> LiveView:
         """The picked run's view; the chart and lists only when something they show changed since `last_key`."""

@@ -20,6 +20,8 @@ from playground.adapters.views import LIBRARY_HEADERS, LibraryState, default_pic
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.paths import server_path
+from playground.ui.session_adapter import adapter_of
+from playground.ui.session_adapter import pick as pick_adapter
 
 MAX_MIX = 4  # weight sliders shown for a mix
 NO_SELECTION = "_No adapter selected. Train one in the Train tab or import one below._"
@@ -34,7 +36,8 @@ def refuse(sentence: str) -> Any:
 COLUMN_WIDTHS = ["13%", "7%", "7%", "12%", "9%", "5%", "13%", "7%", "7%", "7%", "13%"]
 
 
-def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
+def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State) -> None:
+    """`session`: this browser's adapter choice (ui.session_adapter): Activate sets it, not the server's."""
     adapters = services.adapters
 
     def card(name: str | None, snapshot: LibraryState | None = None) -> tuple[str, Any]:
@@ -49,9 +52,9 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
         fig = adapter_loss_figure(info)  # None without a loss history: the card says why, no empty chart
         return text, gr.update(value=fig, visible=fig is not None)
 
-    def view(selected: str | None) -> tuple:
+    def view(choice: Any, selected: str | None) -> tuple:
         """Table, picker, mix picker, card and chart from one snapshot of the library."""
-        snapshot = adapters.state()
+        snapshot = adapters.state(adapter_of(services, choice), session=True)
         pick = default_pick(snapshot.names, selected, snapshot.active)
         return (snapshot.rows(), gr.update(choices=snapshot.names, value=pick),
                 gr.update(choices=snapshot.names), *card(pick, snapshot))
@@ -68,8 +71,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
         picker = gr.skip() if selected is KEEP else gr.update(choices=adapters.library.names(), value=selected)
         return message, services.stamp(), picker
 
-    gr.Markdown("Saved LoRA adapters for the loaded base model. **Activate** one to use it in every tab "
-                "(the header shows which); swapping between loaded adapters is instant, the base is never "
+    gr.Markdown("Saved LoRA adapters for the loaded base model. **Activate** one to use it in every tab of "
+                "this browser (the header shows which; other browsers, e.g. a projector, keep theirs); swapping between loaded adapters is instant, the base is never "
                 "reloaded. New adapters (trained, mixed, imported) appear here by themselves.")
     status = gr.Markdown(elem_id="pg-adapters-status")
     table = gr.Dataframe(headers=LIBRARY_HEADERS, interactive=False, wrap=True, column_widths=COLUMN_WIDTHS,
@@ -125,8 +128,17 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
             mix_name = gr.Textbox(label="New adapter name", elem_id="pg-mix-name")
             mix_btn = gr.Button("Mix & save", variant="primary", elem_id="pg-mix-btn")
 
-    def on_activate(name):
-        return attempt(lambda: (adapters.activate(name), name) if name else refuse("Choose an adapter to activate."))
+    def on_activate(name: str | None, base_only: bool = False):
+        """This browser's adapter (checked and loaded here; the server's default and other browsers keep
+        theirs): (status, the session's new choice)."""
+        try:
+            if not name and not base_only:
+                refuse("Choose an adapter to activate.")
+            choice, message = pick_adapter(services, None if base_only else name)
+        except (*USER_ERRORS, OSError) as err:
+            gr.Warning(str(err))
+            return warn(err), gr.skip()
+        return message, choice
 
     def on_rename(name, new):
         return attempt(lambda: (adapters.rename(name or "", new or ""), (new or "").strip()))
@@ -144,10 +156,13 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
             return warn(err), None
         return f"Exported **{name}** as {path.name}.", str(path)
 
-    def on_merge(out_name, progress=gr.Progress()):
+    def on_merge(choice, out_name, progress=gr.Progress()):
         progress(0.1, desc="Loading a separate copy of the base and merging…")
-        return attempt(lambda: (f"Merged model saved as safetensors in `{adapters.merge_and_save(out_name or '')}` "
-                                "(load it as a plain model anywhere).", KEEP))[0]
+
+        def op() -> tuple[str, Any]:
+            folder = adapters.merge_and_save(out_name or "", adapter_of(services, choice))
+            return f"Merged model saved as safetensors in `{folder}` (load it as a plain model anywhere).", KEEP
+        return attempt(op)[0]
 
     def on_import_folder(path, name):
         def op() -> tuple[str, str]:
@@ -178,16 +193,17 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     private = {"api_visibility": "private"}
     view_outputs = [table, pick, mix_names, card_md, curve]
     changed = [status, state, pick]
-    gr.on(None, lambda: view(None), None, view_outputs, **private)  # page load: the current library
-    refresh_btn.click(view, pick, view_outputs, **private)
+    gr.on(None, lambda choice: view(choice, None), session, view_outputs, **private)  # page load
+    refresh_btn.click(view, [session, pick], view_outputs, **private)
     # Anything changed (this tab, another tab or browser, a training run saving an adapter): redraw.
-    state.change(view, pick, view_outputs, show_progress="hidden", **private)
+    state.change(view, [session, pick], view_outputs, show_progress="hidden", **private)
+    session.change(view, [session, pick], view_outputs, show_progress="hidden", **private)
     pick.input(lambda name: card(name), pick, [card_md, curve], **private)
     mix_names.change(on_mix_names, mix_names, sliders, **private)
     export_btn.click(on_export, pick, [status, export_file], **private)
-    merge_btn.click(on_merge, merged_name, status, **private)
-    activate_btn.click(on_activate, pick, changed, **private)
-    base_btn.click(lambda: attempt(lambda: (adapters.deactivate(), KEEP)), None, changed, **private)
+    merge_btn.click(on_merge, [session, merged_name], status, **private)
+    activate_btn.click(on_activate, pick, [status, session], **private)
+    base_btn.click(lambda: on_activate(None, base_only=True), None, [status, session], **private)
     rename_btn.click(on_rename, [pick, new_name], changed, **private)
     delete_btn.click(on_delete, [pick, confirm], [*changed, confirm], **private)
     folder_btn.click(on_import_folder, [folder, import_name], changed, **private)
@@ -207,7 +223,8 @@ def _register_api(services: Services) -> None:
 
     @api_errors
     def adapter_activate(name: str) -> str:
-        """Activate the named adapter, or go back to the base model with an empty name."""
+        """Activate the named adapter as the server's default (what API calls and browsers that picked none
+        run), or go back to the base model with an empty name."""
         return adapters.set_active(name)
 
     @api_errors

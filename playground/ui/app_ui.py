@@ -14,7 +14,19 @@ from __future__ import annotations
 import gradio as gr
 
 from playground.services import Services
-from playground.ui import adapters_tab, compare_tab, decode_tab, inside_tab, model_tab, train_tab
+from playground.ui import (
+    adapters_tab,
+    compare_tab,
+    decode_tab,
+    inside_tab,
+    lessons_tab,
+    links,
+    model_tab,
+    room_tab,
+    session_adapter,
+    train_tab,
+)
+from playground.ui.presenter import toggle as presenter_toggle
 
 POLL_SECONDS = 2.0
 # System fonts only: the app must render offline (no font CDN). Emoji and CJK glyphs fall back to Debian's
@@ -31,30 +43,44 @@ APP_CSS = """
 """
 
 
-def build_app(services: Services) -> gr.Blocks:
-    """Build the whole UI around the given services."""
+def build_app(services: Services, presenter: bool = False) -> gr.Blocks:
+    """Build the whole UI around the given services; `presenter`: start in presenter mode (the page also
+    needs launch(head=presenter_head(...)): app.py's launch_app)."""
     with gr.Blocks(title="LLM Playground", analytics_enabled=False) as demo:
         state = gr.State(services.stamp())  # the change signal (see the module docstring)
+        session = session_adapter.new_state()  # this browser's own adapter (ui/session_adapter.py)
         with gr.Row(elem_id="pg-header"):
             gr.Markdown("## LLM Playground")
             header = gr.Markdown(services.store.header_markdown(), elem_id="pg-model-badge")
-        with gr.Tabs():
+            presenter_toggle(demo, presenter)  # large type for a projector (ui/presenter.py)
+        link_notes = gr.Markdown(elem_id="pg-link-notes")  # what an opened link could not restore (ui/links.py)
+        lesson_bar = lessons_tab.build(services)  # guided demos over the tabs (ui/lessons_tab.py)
+        with gr.Tabs(elem_id="pg-tabs") as tabs:
             with gr.Tab("Model", id="model"):
-                model_tab.build(services, header, state)
+                model_tab.build(services, header, state, session)
             with gr.Tab("Decode", id="decode"):
-                decode_tab.build(services, header)
+                decode_parts = decode_tab.build(services, session, header)
             with gr.Tab("Inside the model", id="inside"):
-                inside_tab.build(services)
+                inside_tab.build(services, session)
             with gr.Tab("Train", id="train"):
                 train_tab.build(services, header, state)
             with gr.Tab("Adapters", id="adapters"):
-                adapters_tab.build(services, header, state)
+                adapters_tab.build(services, header, state, session)
+            with gr.Tab("Guess the next token", id="room"): room_tab.build(services)
             with gr.Tab("Compare", id="compare"):
-                compare_tab.build(services, header, state)
+                compare_parts = compare_tab.build(services, header, state, session)
+        # Every state is a link: opening one restores it; Decode and Compare copy theirs (ui/links.py).
+        links.wire(services, demo, links.LinkTargets(tabs, link_notes, session, decode_parts, compare_parts))
+        lessons_tab.wire(services, demo, lesson_bar, links.LinkTargets(tabs, link_notes, session, decode_parts,
+                                                                       compare_parts))
         timer = gr.Timer(POLL_SECONDS)
         # Queued (not queue=False): only a queued event reports a changed State, which fires `state.change`.
         timer.tick(services.stamp, outputs=state, show_progress="hidden", api_visibility="private")
-        state.change(services.store.header_markdown, outputs=header, show_progress="hidden", queue=False,
-                     api_visibility="private")
-        demo.load(services.store.header_markdown, outputs=header, queue=False, api_visibility="private")
+        # The header names this browser's adapter; a deleted one sends this browser back to the base, told so.
+        state.change(lambda c: session_adapter.still_there(services, c), session, [session, header],
+                     show_progress="hidden", api_visibility="private")
+        session.change(lambda c: session_adapter.header_text(services, c), session, header, show_progress="hidden",
+                       queue=False, api_visibility="private")
+        demo.load(lambda c: session_adapter.header_text(services, c), session, header, queue=False,
+                  api_visibility="private")
     return demo

@@ -10,6 +10,7 @@ from playground.data.recipes import list_recipes
 from playground.data.rules import RULES
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
+from playground.ui.eval_inputs import eval_inputs
 from playground.ui.paths import server_path
 
 
@@ -21,16 +22,10 @@ def build_preference_eval(services: Services) -> None:
     adapters = services.adapters
     choices = preference_choices()
     with gr.Accordion("Preference evaluation (DPO): preference accuracy and win rate, base vs tuned", open=False):
-        with gr.Row():
-            recipe = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Preference recipe",
-                                 elem_id="pg-pref-recipe")
-            upload = gr.File(label="…or held-out pairs (prompt / chosen / rejected)", type="filepath",
-                             file_types=[".jsonl", ".json", ".csv"], elem_id="pg-pref-file")
-        with gr.Row():
-            adapter = gr.Dropdown([""], value="", label="Adapter (empty = active)", elem_id="pg-pref-adapter")
-            rows = gr.Slider(1, 500, value=50, step=1, label="max pairs", elem_id="pg-pref-rows")
-            run = gr.Button("Evaluate preferences", variant="primary", elem_id="pg-pref-run")
-        status = gr.Markdown(elem_id="pg-pref-status")
+        ev = eval_inputs("pref", choices, choices[0][1] if choices else None, dataset_label="Preference recipe",
+                        upload_label="…or held-out pairs (prompt / chosen / rejected)", rows_label="max pairs",
+                        rows=50, run_label="Evaluate preferences")
+        recipe, upload, adapter, rows, run, status = ev.dataset, ev.upload, ev.adapter, ev.rows, ev.run, ev.status
         table = gr.Dataframe(headers=["model", "preference accuracy", "prefers chosen", "win rate"],
                              interactive=False, elem_id="pg-pref-table")
         answers = gr.Dataframe(headers=["prompt", "base", "tuned"], interactive=False, wrap=True, max_height=360,

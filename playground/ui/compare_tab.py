@@ -12,7 +12,13 @@ from typing import Any
 import gradio as gr
 
 from playground.compare.charts import metrics_figure
-from playground.compare.chat import CompareRequest, CompareSettings, next_histories, run_compare, stream_compare
+from playground.compare.chat import (
+    CompareRequest,
+    CompareSettings,
+    next_histories,
+    run_compare,
+    stream_compare,
+)
 from playground.compare.diff import what_changed_html
 from playground.compare.evaluation import EvalRequest, dataset_choices, evaluate
 from playground.compare.views import (
@@ -27,10 +33,15 @@ from playground.data.recipes import list_recipes
 from playground.services import Services
 from playground.ui.compare_preference import build_preference_eval
 from playground.ui.errors import USER_ERRORS, api_errors, warn
+from playground.ui.eval_inputs import eval_inputs
+from playground.ui.link_parts import CompareParts, link_row
 from playground.ui.paths import server_path
+from playground.ui.session_adapter import adapter_of, session_value
 
 
-def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
+def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State) -> CompareParts:
+    """`session`: this browser's adapter choice (ui.session_adapter): the tuned column runs it. Returns the
+    components a link sets (ui/links.py)."""
     adapters = services.adapters
     first = compare_header(adapters.active())
     hint = gr.Markdown(first.hint, elem_id="pg-compare-hint")
@@ -45,6 +56,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
         send = gr.Button("Send", variant="primary", scale=1, elem_id="pg-compare-send")
         clear = gr.Button("Clear", scale=1, elem_id="pg-compare-clear")
     status = gr.Markdown(elem_id="pg-compare-status")
+    copy_link, link = link_row("pg-compare")  # ui/links.py wires it
     histories = gr.State({})
 
     d = CompareSettings()
@@ -68,16 +80,11 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     setting_inputs = [system, temperature, top_k, top_p, min_p, penalty, max_new, seed]
 
     with gr.Accordion("Held-out evaluation: base vs tuned", open=False):
-        with gr.Row():
-            eval_recipe = gr.Dropdown(dataset_choices(), value="pig-latin", label="Recipe (its test split)",
-                                      elem_id="pg-eval-recipe")
-            eval_file = gr.File(label="…or upload held-out rows (JSONL/JSON/CSV)", type="filepath",
-                                file_types=[".jsonl", ".json", ".csv"], elem_id="pg-eval-file")
-        with gr.Row():
-            eval_adapter = gr.Dropdown([""], value="", label="Adapter (empty = active)", elem_id="pg-eval-adapter")
-            eval_rows = gr.Slider(1, 500, value=60, step=1, label="max rows", elem_id="pg-eval-rows")
-            eval_btn = gr.Button("Evaluate", variant="primary", elem_id="pg-eval-run")
-        eval_status = gr.Markdown(elem_id="pg-eval-status")
+        ev = eval_inputs("eval", dataset_choices(), "pig-latin", dataset_label="Recipe (its test split)",
+                        upload_label="…or upload held-out rows (JSONL/JSON/CSV)", rows_label="max rows", rows=60,
+                        run_label="Evaluate")
+        eval_recipe, eval_file, eval_adapter, eval_rows, eval_btn, eval_status = (
+            ev.dataset, ev.upload, ev.adapter, ev.rows, ev.run, ev.status)
         eval_table = gr.Dataframe(headers=["model", "adapter", "loss ↓", "perplexity ↓", "rows"], interactive=False,
                                   elem_id="pg-eval-table")
         eval_plot = gr.Plot(elem_id="pg-eval-plot")
@@ -89,11 +96,11 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     build_preference_eval(services)  # DPO: preference accuracy and rule win rate (ui.compare_preference)
     chats = [base_chat, tuned_chat, other_chat]
 
-    def send_message(text: str, hist: dict, other_name: str, *values: Any):
+    def send_message(choice: Any, text: str, hist: dict, other_name: str, *values: Any):
         try:
             request = CompareRequest(text or "", settings_from_controls(*values),
                                      {k: tuple(v) for k, v in (hist or {}).items()},
-                                     other_adapter=(other_name or "").strip() or None)
+                                     other_adapter=(other_name or "").strip() or None, adapter=session_value(choice))
         except USER_ERRORS as err:
             gr.Warning(str(err))
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), warn(err), gr.skip(), gr.skip()
@@ -115,14 +122,13 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
             gr.Warning(str(err))
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), warn(err), gr.skip(), gr.skip()
 
-    def clear_all():
-        active = adapters.active()
-        return [], [], [], compare_header(active).placeholder, "", {}
+    def clear_all(choice: Any):
+        return [], [], [], compare_header(adapter_of(services, choice)).placeholder, "", {}
 
-    def refresh(hist: dict, other_name: str, eval_name: str):
+    def refresh(choice: Any, hist: dict, other_name: str, eval_name: str):
         """Everything that names the active adapter or lists adapters, from the current state. The "what
         changed" panel follows too while no turn has been sent (after one, it explains that turn)."""
-        h = compare_header(adapters.active(), hist)
+        h = compare_header(adapter_of(services, choice), hist)
         names = [""] + adapters.library.names()
         return (h.hint, gr.update(label=h.tuned_label), gr.skip() if hist else h.placeholder,
                 gr.update(choices=names, value=other_name if other_name in names else ""),
@@ -143,10 +149,12 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
 
     private = {"api_visibility": "private"}
     outputs = [*chats, diff, status, histories, message]
-    refreshed, refresh_inputs = [hint, tuned_chat, diff, other, eval_adapter], [histories, other, eval_adapter]
-    for turn in (send.click(send_message, [message, histories, other, *setting_inputs], outputs, **private),
-                 message.submit(send_message, [message, histories, other, *setting_inputs], outputs, **private),
-                 clear.click(clear_all, None, [*chats, diff, status, histories], **private)):
+    refreshed = [hint, tuned_chat, diff, other, eval_adapter]
+    refresh_inputs = [session, histories, other, eval_adapter]
+    turn_inputs = [session, message, histories, other, *setting_inputs]
+    for turn in (send.click(send_message, turn_inputs, outputs, **private),
+                 message.submit(send_message, turn_inputs, outputs, **private),
+                 clear.click(clear_all, session, [*chats, diff, status, histories], **private)):
         turn.then(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)  # hint follows the history
     other.change(lambda name: gr.update(visible=bool(name)), other, other_chat, **private)
     gr.on([s.change for s in setting_inputs], lambda *v: _note(v), setting_inputs, note, show_progress="hidden",
@@ -154,9 +162,11 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     gr.on(None, refresh, refresh_inputs, refreshed, **private)  # page load
     # The model, the active adapter or the library changed (any tab, any browser, a training run): follow it.
     state.change(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
+    session.change(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
     eval_btn.click(run_eval, [eval_recipe, eval_file, eval_adapter, eval_rows],
                    [eval_status, eval_table, eval_plot, eval_samples], **private)
     _register_api(services)
+    return CompareParts(message, setting_inputs, copy_link, link)
 
 
 def _note(values: tuple) -> Any:

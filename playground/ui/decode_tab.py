@@ -20,7 +20,12 @@ from playground.decode.branch import branch, follow
 from playground.decode.checks import check_int
 from playground.decode.sampling import SamplingSettings
 from playground.decode.session import DecodeService, StepState
-from playground.decode.steps import MAX_STEP_TOKENS, choose, generate_states, state_for_prompt
+from playground.decode.steps import (
+    MAX_STEP_TOKENS,
+    choose,
+    generate_states,
+    state_for_prompt,
+)
 from playground.decode.text_view import TEXT_CSS, TEXT_JS
 from playground.decode.views import (
     COMPARE_HEADERS,
@@ -39,6 +44,8 @@ from playground.services import Services
 from playground.ui.decode_api import register_api
 from playground.ui.decode_samplers import TREE_CLICK_JS, more_samplers
 from playground.ui.errors import api_errors
+from playground.ui.link_parts import DecodeParts, link_row
+from playground.ui.session_adapter import decode_for
 
 EXAMPLES = ["The rain in Spain falls mainly in the", "The capital of France is", "Once upon a time, there was a",
             "def fibonacci(n):", "日本の首都は", "My favourite food is 🍕 because"]
@@ -46,18 +53,25 @@ PRIVATE = dict(api_visibility="private")
 KNOBS = len(KNOB_NAMES)  # the five sliders, "More samplers": always the first inputs of a knob handler
 
 
-def settings_wrapper(svc: DecodeService) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A decorator: Gradio calls the result with the knob values first (KNOB_NAMES order), then the handler's
-    own inputs; they become one SamplingSettings here, once (words tokenized with the current model), and
-    fn(settings, *rest) runs. User mistakes become a gr.Error."""
+def session_values(services: Services, values: tuple) -> tuple:
+    """(svc as this session sees it, SamplingSettings, *the handler's own values) from a knob handler's inputs."""
+    svc = decode_for(services, values[0])
+    return (svc, settings_from_values(svc, *values[1:KNOBS + 1]), *values[KNOBS + 1:])
+
+
+def settings_wrapper(services: Services) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator: Gradio calls the result with this browser's adapter choice, then the knob values
+    (KNOB_NAMES order), then the handler's own inputs; fn(svc, settings, *rest) runs with the DecodeService
+    as this session sees it (its own adapter) and one SamplingSettings (words tokenized with the current
+    model). User mistakes become a gr.Error."""
     def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isgeneratorfunction(fn):
             def stream(*values: Any) -> Any:
-                yield from fn(settings_from_values(svc, *values[:KNOBS]), *values[KNOBS:])
+                yield from fn(*session_values(services, values))
             return api_errors(stream)
 
         def call(*values: Any) -> Any:
-            return fn(settings_from_values(svc, *values[:KNOBS]), *values[KNOBS:])
+            return fn(*session_values(services, values))
         return api_errors(call)
     return with_settings
 
@@ -66,10 +80,18 @@ def _table_update(headers: list[str], rows: list[list[Any]]) -> gr.Dataframe:
     return gr.Dataframe(value=rows, headers=headers, column_widths=column_widths(headers))
 
 
-def build(services: Services, header: gr.Markdown | None = None) -> None:
-    """Lay out the Decode tab inside the current gr.Tab."""
-    svc: DecodeService = services.decode
-    with_settings = settings_wrapper(svc)
+def view_updates(svc: DecodeService, settings: SamplingSettings, st: StepState, n: Any) -> tuple:
+    """The Next-token view of `st` (the outputs state, chart, stats, table, candidates, text, waterfall)."""
+    v = distribution_view(svc, st, settings, check_int("top_n", n, 1, 200))
+    return (st, v.figure, v.stats, _table_update(v.headers, v.table), gr.Radio(choices=v.candidates, value=None),
+            v.text_html, v.waterfall)
+
+
+def build(services: Services, session: gr.State, header: gr.Markdown | None = None) -> DecodeParts:
+    """Lay out the Decode tab inside the current gr.Tab; `session`: this browser's adapter choice. Returns
+    the components a link sets (ui/links.py)."""
+    svc: DecodeService = services.decode  # the API's (the server's adapter); handlers get their session's
+    with_settings = settings_wrapper(services)
 
     gr.Markdown("See how the next token is chosen: the model's raw probabilities, then repetition penalty → "
                 "temperature → top-k → top-p → min-p, and every other sampler transformers has under *More "
@@ -85,7 +107,8 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
         example_buttons = [gr.Button(text, size="sm", elem_id=f"decode-example-{i}")
                            for i, text in enumerate(EXAMPLES)]
     notice = gr.Markdown(elem_id="decode-notice")
-    with gr.Accordion("Show template: the exact string and tokens fed to the model", open=False):
+    with gr.Accordion("Show template: the exact string and tokens fed to the model", open=False,
+                      elem_id="decode-template-box"):
         template = gr.HTML(elem_id="decode-template")
     with gr.Row():
         temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="temperature (0 = greedy)",
@@ -98,11 +121,12 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
         top_n = gr.Slider(5, 50, value=20, step=1, label="tokens shown", elem_id="decode-top-n")
         seed = gr.Number(value=0, precision=0, label="seed", minimum=0, elem_id="decode-seed")
     more_sliders, more_texts = more_samplers()
+    copy_link, link = link_row("decode")  # ui/links.py wires it
     knobs = [temperature, top_k, top_p, min_p, penalty, *more_sliders, *more_texts]
     state = gr.State(None)
     beam_paths = gr.State(None)
 
-    with gr.Tabs() as tabs:
+    with gr.Tabs(elem_id="decode-views") as tabs:
         with gr.Tab("Next token", id="decode-next"):
             with gr.Row():
                 chart = gr.Plot(label="Next-token distribution", show_label=False, elem_id="decode-chart", scale=1)
@@ -159,64 +183,62 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
     view_out = [state, chart, stats, table, candidates, text, waterfall]
     skip_view = [gr.skip()] * len(view_out)
 
-    def _view(settings: SamplingSettings, st: StepState, n) -> tuple:
-        v = distribution_view(svc, st, settings, check_int("top_n", n, 1, 200))
-        return (st, v.figure, v.stats, _table_update(v.headers, v.table), gr.Radio(choices=v.candidates, value=None),
-                v.text_html, v.waterfall)
+    _view = view_updates
 
     @with_settings
-    def on_prompt(settings, prompt_text, use_chat, n):
+    def on_prompt(svc, settings, prompt_text, use_chat, n):
         st = StepState(prompt=svc.encode(prompt_text, use_chat))
-        return (*_view(settings, st, n), st.prompt.notice, template_view(svc, st))
+        return (*_view(svc, settings, st, n), st.prompt.notice, template_view(svc, st))
 
     @with_settings
-    def on_settings(settings, st, n):
-        return skip_view if st is None else _view(settings, st, n)
+    def on_settings(svc, settings, st, n):
+        return skip_view if st is None else _view(svc, settings, st, n)
 
     @with_settings
-    def on_pick(settings, st, n, token_id):
-        return skip_view if token_id is None else _view(settings, choose(svc, st, settings, "picked", token_id), n)
+    def on_pick(svc, settings, st, n, token_id):
+        return skip_view if token_id is None else _view(svc, settings, choose(svc, st, settings, "picked", token_id), n)
 
     @with_settings
-    def on_sample(settings, st, n, sd):
-        return _view(settings, choose(svc, st, settings, "sampled", seed=sd), n)
+    def on_sample(svc, settings, st, n, sd):
+        return _view(svc, settings, choose(svc, st, settings, "sampled", seed=sd), n)
 
     @with_settings
-    def on_greedy(settings, st, n):
-        return _view(settings, choose(svc, st, settings, "greedy"), n)
+    def on_greedy(svc, settings, st, n):
+        return _view(svc, settings, choose(svc, st, settings, "greedy"), n)
 
     @with_settings
-    def on_undo(settings, st, n):
-        return skip_view if st is None else _view(settings, st.undo(), n)
+    def on_undo(svc, settings, st, n):
+        return skip_view if st is None else _view(svc, settings, st.undo(), n)
 
     @with_settings
-    def on_reset(settings, st, n):
-        return skip_view if st is None else _view(settings, st.reset(), n)
+    def on_reset(svc, settings, st, n):
+        return skip_view if st is None else _view(svc, settings, st.reset(), n)
 
     @with_settings
-    def on_generate(settings, st, n, count, sd):
+    def on_generate(svc, settings, st, n, count, sd):
         """Stream the coloured text as tokens arrive, then show the distribution after them."""
         skip = [gr.skip()] * (len(view_out) - 3)
         grown = st
         for grown in generate_states(svc, st, settings, count, sd):
             yield (grown, *skip, built_text_html(svc.tokenizer(), grown), gr.skip())
-        yield _view(settings, grown, n)
+        yield _view(svc, settings, grown, n)
 
     @api_errors
     def on_text_branch(evt: gr.EventData, *values):
         """A click in a chosen token's menu: cut the text there, and append the alternative clicked."""
-        settings, (st, n) = settings_from_values(svc, *values[:KNOBS]), values[KNOBS:]
-        return _view(settings, branch(svc, st, settings, evt.step, evt.alt), n)
+        svc, settings, st, n = session_values(services, values)
+        return _view(svc, settings, branch(svc, st, settings, evt.step, evt.alt), n)
 
     @api_errors
-    def on_beam(st, prompt_text, use_chat, b, s, lp):
+    def on_beam(choice, st, prompt_text, use_chat, b, s, lp):
+        svc = decode_for(services, choice)
         st = state_for_prompt(svc, st, prompt_text, use_chat)
         summary, figure, rows, paths = beam_run(svc, st, BeamSettings.from_values(b, s, lp))
         return summary, figure, rows, paths, gr.Dropdown(choices=paths.choices(), value=None)
 
     def continue_from_node(values: tuple, node_id: Any) -> tuple:
-        settings, (st, paths, n) = settings_from_values(svc, *values[:KNOBS]), values[KNOBS:]
-        return (*_view(settings, follow(svc, paths, settings, node_id, st), n), gr.Tabs(selected="decode-next"))
+        svc, settings, st, paths, n = session_values(services, values)
+        return (*_view(svc, settings, follow(svc, paths, settings, node_id, st), n), gr.Tabs(selected="decode-next"))
 
     @api_errors
     def on_tree_click(evt: gr.EventData, *values):
@@ -228,16 +250,16 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
             (*skip_view, gr.skip())
 
     @with_settings
-    def on_explore(settings, st, prompt_text, use_chat):
+    def on_explore(svc, settings, st, prompt_text, use_chat):
         return explorer_figures(svc, state_for_prompt(svc, st, prompt_text, use_chat), settings)
 
     @with_settings
-    def on_compare(settings, st, prompt_text, use_chat, b, count, sd):
+    def on_compare(svc, settings, st, prompt_text, use_chat, b, count, sd):
         st = state_for_prompt(svc, st, prompt_text, use_chat)
         yield from comparison_stream(svc, st, settings, b, count, sd)
 
     def knob_inputs(*extra) -> list:
-        return [*knobs, *extra]
+        return [session, *knobs, *extra]
 
     prompt_in = knob_inputs(prompt, chat, top_n)
     prompt_out = [*view_out, notice, template]
@@ -260,10 +282,13 @@ def build(services: Services, header: gr.Markdown | None = None) -> None:
     reset.click(on_reset, knob_inputs(state, top_n), view_out, **PRIVATE)
     generate.click(on_generate, knob_inputs(state, top_n, n_tokens, seed), view_out, **PRIVATE)
     text.select(on_text_branch, knob_inputs(state, top_n), view_out, **PRIVATE)
-    run_beam.click(on_beam, [state, prompt, chat, beams, steps, length_penalty],
+    run_beam.click(on_beam, [session, state, prompt, chat, beams, steps, length_penalty],
                    [beam_summary, tree, finals, beam_paths, node_pick], **PRIVATE)
     tree_clicks.select(on_tree_click, knob_inputs(state, beam_paths, top_n), [*view_out, tabs], **PRIVATE)
     node_pick.input(on_node_pick, knob_inputs(state, beam_paths, top_n, node_pick), [*view_out, tabs], **PRIVATE)
     explore.click(on_explore, knob_inputs(state, prompt, chat), [sweep_chart, multiples], **PRIVATE)
     compare.click(on_compare, knob_inputs(state, prompt, chat, beams, compare_tokens, seed), comparison, **PRIVATE)
     register_api(svc)
+    return DecodeParts(prompt, chat, knobs, seed, top_n, view_out, notice, template, tabs, beams, steps,
+                       length_penalty, [beam_summary, tree, finals, beam_paths, node_pick], [sweep_chart, multiples],
+                       copy_link, link)

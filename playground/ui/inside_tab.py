@@ -28,6 +28,7 @@ from playground.inside.views import (
     token_rows,
 )
 from playground.services import Services
+from playground.ui.session_adapter import view_for
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 
 EXAMPLES = ["The capital of France is", "The Eiffel Tower is in the city of", "1, 2, 3, 4, 5,",
@@ -37,7 +38,8 @@ PRIVATE = dict(api_visibility="private")
 NONE3 = (None, None, None)
 
 
-def build(services: Services) -> None:
+def build(services: Services, session: gr.BrowserState) -> None:
+    """`session`: this browser's adapter choice (ui.session_adapter): the lens and attention run it."""
     """Lay out the Inside tab inside the current gr.Tab."""
     svc: InsideService = services.inside
     layers, heads = svc.shape()
@@ -89,23 +91,26 @@ def build(services: Services) -> None:
                                         elem_id="inside-tok-specials")
                 template = gr.HTML(elem_id="inside-tok-template")
 
-    def on_lens(text: str, use_chat: bool) -> tuple:
+    def seen(choice: Any) -> InsideService:
+        return svc.seen_by(view_for(services, choice))
+
+    def on_lens(choice: Any, text: str, use_chat: bool) -> tuple:
         try:
-            result = svc.lens(text, use_chat)
+            result = seen(choice).lens(text, use_chat)
         except USER_ERRORS as err:
             return warn(err), None, None, []
         return result.summary(), lens_top_figure(result), lens_grid_figure(result), result.table()
 
-    def _attention_view(text: str, use_chat: bool, lay: Any, hd: Any) -> tuple:
-        result = svc.attention(text, use_chat)
+    def _attention_view(choice: Any, text: str, use_chat: bool, lay: Any, hd: Any) -> tuple:
+        result = seen(choice).attention(text, use_chat)
         lay, hd = min(int(lay), result.num_layers), min(int(hd), result.num_heads)
         return (result.summary(lay, hd), attention_figure(result, lay, hd), last_token_figure(result, lay, hd),
                 heads_grid_figure(result, lay), gr.Slider(maximum=result.num_layers, value=lay),
                 gr.Slider(maximum=result.num_heads, value=hd))
 
-    def on_attention(text: str, use_chat: bool, lay: Any, hd: Any) -> tuple:
+    def on_attention(choice: Any, text: str, use_chat: bool, lay: Any, hd: Any) -> tuple:
         try:
-            return (*_attention_view(text, use_chat, lay, hd), (text, bool(use_chat)))
+            return (*_attention_view(choice, text, use_chat, lay, hd), (choice, text, bool(use_chat)))
         except USER_ERRORS as err:
             return warn(err), *NONE3, gr.skip(), gr.skip(), None
 
@@ -125,8 +130,8 @@ def build(services: Services) -> None:
         return (result.summary(), token_chips_html(result), token_rows(result), special_rows(result),
                 template_html(result))
 
-    lens_in, lens_out = [prompt, chat], [lens_summary, lens_top, lens_grid, lens_table]
-    attn_in = [prompt, chat, layer, head]
+    lens_in, lens_out = [session, prompt, chat], [lens_summary, lens_top, lens_grid, lens_table]
+    attn_in = [session, prompt, chat, layer, head]
     attn_out = [attn_summary, attn_map, last_bars, heads_grid, layer, head]
     run_lens.click(on_lens, lens_in, lens_out, **PRIVATE)
     prompt.submit(on_lens, lens_in, lens_out, **PRIVATE)

@@ -7,22 +7,30 @@ loaded adapters excluded and listed on their own line).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import gradio as gr
 
 from playground.model.charts import memory_chart
 from playground.model.memory import MemoryEstimateConfig
-from playground.model.overview import adapters_markdown, memory_config, memory_report, model_overview
+from playground.model.overview import (
+    adapters_markdown,
+    memory_config,
+    memory_report,
+    model_overview,
+)
 from playground.model.sources import BUNDLED, KNOWN_MODELS
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, user_errors, warn
 from playground.ui.paths import looks_like_a_path, server_path
+from playground.ui.session_adapter import adapter_of
 
 
-def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
+def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.BrowserState) -> None:
+    """`session`: this browser's adapter choice (ui.session_adapter): the adapters line marks it active."""
     cache: dict[int, tuple] = {}
 
-    def overview() -> tuple:
+    def overview(choice: Any) -> tuple:
         """The base model's overview, computed once per model revision, plus the loaded-adapters line."""
         rev = services.store.revision
         if rev not in cache:
@@ -30,7 +38,9 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
                 o = model_overview(lm)
             cache.clear()
             cache[rev] = (o.summary, o.facts, o.modules, o.layers, o.architecture, o.template_html)
-        return (*cache[rev], adapters_markdown(services.adapters.loaded_sizes()))
+        mine = adapter_of(services, choice)
+        loaded = [(name, count, name == mine) for name, count, _ in services.adapters.loaded_sizes()]
+        return (*cache[rev], adapters_markdown(loaded))
 
     with gr.Row():
         choice = gr.Dropdown(KNOWN_MODELS, value=services.store.settings.source
@@ -101,10 +111,11 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     private = {"api_visibility": "private"}
     # triggers=None: on every page load (a reload shows the current model) and, for the estimator,
     # whenever one of its inputs changes.
-    gr.on(None, overview, None, overview_outputs, **private)
+    gr.on(None, overview, session, overview_outputs, **private)
+    session.change(overview, session, overview_outputs, show_progress="hidden", **private)
     gr.on(None, refresh_memory, mem_inputs, [mem_plot, mem_text], show_progress="hidden", **private)
     # The model or its adapters changed (this tab, another tab or browser): describe what is loaded now.
-    state.change(overview, None, overview_outputs, show_progress="hidden", **private).then(
+    state.change(overview, session, overview_outputs, show_progress="hidden", **private).then(
         refresh_memory, mem_inputs, [mem_plot, mem_text], show_progress="hidden", **private)
     # A successful load writes the new stamp, so the change event above redraws this tab (and the others).
     load_btn.click(load, [choice, custom], [status, state], api_name="load_model")

@@ -13,7 +13,7 @@ import gradio as gr
 
 from playground.services import Services
 from playground.train.form import ROLE_FIELDS, form_values, recipe_config, recipe_fields
-from playground.train.panel import BUSY_LABEL, LATEST, START_LABEL, TrainPanel
+from playground.train.panel import BUSY_LABEL, LATEST, START_LABEL, Starter, TrainPanel
 from playground.ui.errors import USER_ERRORS, api_errors, user_errors, warn
 from playground.ui.paths import server_path
 from playground.ui.train_method import build_method_live, live_skips, live_updates, wire_method
@@ -21,8 +21,15 @@ from playground.ui.train_settings import build_settings, recipe_markdown
 
 
 def start_button(busy: bool) -> dict[str, Any]:
-    """Start is refused while a run trains: disabled, and its label says why."""
-    return gr.update(interactive=not busy, value=BUSY_LABEL if busy else START_LABEL)
+    """While a run trains, Start says so but stays clickable: pressing it then shows that run and whose it is."""
+    return gr.update(value=BUSY_LABEL if busy else START_LABEL, variant="secondary" if busy else "primary")
+
+
+def starter(request: gr.Request | None) -> Starter:
+    """Who is pressing Start: the --auth login, else this page's session (see Starter)."""
+    if request is None:  # called directly, outside an event
+        return Starter()
+    return Starter.of(getattr(request, "username", None), request.session_hash)
 
 
 def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
@@ -35,10 +42,11 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
         with gr.Column(scale=7):
             busy = panel.busy()
             with gr.Row():
-                start_btn = gr.Button(BUSY_LABEL if busy else START_LABEL, variant="primary", interactive=not busy,
+                start_btn = gr.Button(BUSY_LABEL if busy else START_LABEL, variant="secondary" if busy else "primary",
                                       elem_id="train-start")
                 stop_btn = gr.Button("Stop (saves the adapter so far)", variant="stop", elem_id="train-stop")
                 resume_btn = gr.Button("Resume from checkpoint", elem_id="train-resume")
+            notice = gr.Markdown(elem_id="train-notice")  # a refused Start: the run in the way, until it ends
             status = gr.Markdown(elem_id="train-status")
             progress = gr.HTML(elem_id="train-progress")
             chart = gr.Plot(label="Loss, learning rate, gradient norm", elem_id="train-chart")
@@ -92,13 +100,15 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
             return warn(err)
 
     # ------------------------------------------------------------ run control
-    def start(data: dict):
+    def start(data: dict, request: gr.Request):
         try:
-            run_id = panel.start(values_of(data))
-        except USER_ERRORS as err:  # validation, data problems, a run in progress
+            result = panel.start(values_of(data), starter(request))
+        except USER_ERRORS as err:  # validation, data problems
             gr.Warning(str(err))
-            return warn(err), gr.skip(), None, gr.skip()
-        return f"🚀 Started run `{run_id}`.", LATEST, None, start_button(True)
+            return warn(err), gr.skip(), None, gr.skip(), gr.skip()
+        if not result.started:  # another run trains: show it (the latest run is the active one), keep the form
+            return gr.skip(), LATEST, None, start_button(True), f"⏳ {result.message}"
+        return f"🚀 {result.message}", LATEST, None, start_button(True), ""
 
     def stop(run: str):
         msg = panel.stop(run)
@@ -117,10 +127,11 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
         """Timer tick: redraw only what changed (the chart is the expensive part)."""
         view = panel.live(run, log, overlays, key)
         if not view.changed:
-            return [view.status, view.progress] + [gr.skip()] * 8 + live_skips()
+            return [view.status, view.progress] + [gr.skip()] * 8 + live_skips() + [gr.skip()]
         return [view.status, view.progress, view.figure, view.probes, view.probe_title, view.key,
                 gr.update(choices=[LATEST, *view.runs]), gr.update(choices=view.runs),
-                gr.update(interactive=view.stoppable), start_button(view.busy), *live_updates(view)]
+                gr.update(interactive=view.stoppable), start_button(view.busy), *live_updates(view),
+                gr.skip() if view.busy else ""]  # the run a Start was refused for has ended: drop the notice
 
     def export(data: dict):
         with user_errors():
@@ -149,13 +160,13 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     state.change(lambda: gr.update(choices=["all-linear", *panel.model_targets()]), None,
                  fields["target_modules"], api_visibility="private")
 
-    start_btn.click(start, inputs, [status, run_pick, last_key, start_btn], api_visibility="private")
+    start_btn.click(start, inputs, [status, run_pick, last_key, start_btn, notice], api_visibility="private")
     stop_btn.click(stop, run_pick, status, api_visibility="private")
     resume_btn.click(resume, run_pick, [status, last_key], api_visibility="private")
     export_btn.click(export, inputs | {run_pick}, [command, script, launch_config], api_visibility="private")
     timer = gr.Timer(1.5)
     live_outputs = [status, progress, chart, probes, probe_title, last_key, run_pick, overlay, stop_btn, start_btn,
-                    *method_live.outputs]
+                    *method_live.outputs, notice]
     timer.tick(refresh, [run_pick, log_scale, overlay, last_key], live_outputs, show_progress="hidden",
                api_visibility="private")
     for comp in (run_pick, log_scale, overlay):
@@ -164,10 +175,12 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
 
     # ------------------------------------------------------------ scripting API (gradio_client)
     @api_errors
-    def train_start(recipe: str = "pig-latin", settings_json: str = "{}") -> str:
+    def train_start(request: gr.Request, recipe: str = "pig-latin", settings_json: str = "{}") -> str:
         """Start a run from a bundled recipe ('' = plain defaults) plus flat JSON overrides, e.g.
-        {"max_steps": 20, "learning_rate": 0.001} or {"kind": "file", "path": "/data.jsonl"}. Returns the run id."""
-        return panel.start_request(recipe, settings_json)
+        {"max_steps": 20, "learning_rate": 0.001} or {"kind": "file", "path": "/data.jsonl"}. Returns the run id;
+        while another run trains, nothing starts and it returns the sentence naming that run and its progress."""
+        result = panel.start_request(recipe, settings_json, starter(request))
+        return result.run_id if result.started else result.message
 
     @api_errors
     def train_status(run_id: str = "") -> dict:

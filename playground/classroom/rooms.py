@@ -1,0 +1,199 @@
+"""RoomHub: the open poll rooms, in memory only, shared by every browser session.
+
+Gradio-free and thread-safe: one lock guards the rooms; the model is never called under it (a forward pass
+would stall every student's poll), so a round's candidates are computed first and applied after, checking the
+room did not move on meanwhile. Rooms are forgotten on close or after `idle_seconds` without a join, a vote
+or a presenter action; nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from playground.classroom.codes import Candidate, clean_code, clean_guess, clean_name, fold, match, new_code
+from playground.classroom.views import Room, RoomView, RoundResult, Vote, room_view
+
+TOP_N = 10              # candidates per round: the pick list and the model's bars
+MAX_PROMPT = 2000       # characters of a room's prompt
+MAX_ROUNDS = 200        # tokens a room may append
+MAX_ROOMS = 50          # rooms open at once on one server
+MAX_MEMBERS = 500       # people in one room
+IDLE_SECONDS = 3 * 3600
+
+
+class NextTokenModel(Protocol):
+    """The model side of a room (classroom/model_side.py wraps the DecodeService; tests pass a fake)."""
+
+    def encode(self, text: str, chat: bool) -> tuple[int, ...]: ...
+
+    def candidates(self, ids: tuple[int, ...], n: int) -> list[Candidate]: ...  # best first
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def signature(self) -> str: ...  # changes when a model with another tokenizer is loaded
+
+
+def _session(session: object) -> str:
+    if not isinstance(session, str) or not session:
+        raise ValueError("No browser session came with the request: reload the page and try again.")
+    return session
+
+
+class RoomHub:
+    def __init__(self, model: NextTokenModel, *, top_n: int = TOP_N, max_rooms: int = MAX_ROOMS,
+                 max_members: int = MAX_MEMBERS, idle_seconds: float = IDLE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.model = model
+        self.top_n, self.max_rooms, self.max_members = top_n, max_rooms, max_members
+        self.idle_seconds, self.clock = idle_seconds, clock
+        self._rooms: dict[str, Room] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ presenter
+
+    def open(self, prompt: str, chat: bool, owner: str) -> RoomView:
+        """Open a room on `prompt`; the owner's previous room, if any, closes (one room per presenter page)."""
+        owner = _session(owner)
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("The prompt is empty: type the text the class should continue.")
+        if len(prompt) > MAX_PROMPT:
+            raise ValueError(f"The prompt is {len(prompt)} characters; a room takes at most {MAX_PROMPT}.")
+        ids = tuple(self.model.encode(prompt, bool(chat)))
+        candidates = self._candidates(ids)
+        with self._lock:
+            self._purge()
+            for code in [c for c, r in self._rooms.items() if r.owner == owner]:
+                del self._rooms[code]
+            if len(self._rooms) >= self.max_rooms:
+                raise ValueError(f"{self.max_rooms} rooms are open on this server, the most it keeps: close one, "
+                                 "or wait until an idle one expires.")
+            room = Room(code=new_code(self._rooms), owner=owner, prompt=prompt, chat=bool(chat), prompt_ids=ids,
+                        candidates=candidates, last_active=self.clock(), signature=self.model.signature())
+            self._rooms[room.code] = room
+            return room_view(room, owner)
+
+    def reveal(self, code: str, owner: str) -> RoomView:
+        """Show the model's choice (its top-1 token) and who guessed it; voting for this round ends."""
+        with self._lock:
+            room = self._owned(code, owner, "reveal the model's choice")
+            if not room.revealed:
+                room.revealed = True
+                room.history.append(RoundResult(room.round, room.chosen, len(room.votes), room.correct()))
+                room.version += 1
+            return room_view(room, owner)
+
+    def next_round(self, code: str, owner: str) -> RoomView:
+        """Append the model's choice to the text and start a new round (new candidates, no votes)."""
+        with self._lock:
+            room = self._owned(code, owner, "start the next round")
+            if not room.revealed:
+                raise ValueError("Reveal the model's choice first: the next round appends it to the text.")
+            if len(room.appended) >= MAX_ROUNDS:
+                raise ValueError(f"This room has played {MAX_ROUNDS} rounds, the most it keeps: open a new room.")
+            if room.signature != self.model.signature():  # its token ids mean nothing to the new tokenizer
+                raise ValueError("A model with another tokenizer was loaded since this room opened: open a new "
+                                 "room to go on with this model.")
+            this_round, appended = room.round, [*room.appended, room.chosen.token_id]
+            ids = room.prompt_ids + tuple(appended)
+        candidates = self._candidates(ids)  # the model runs outside the lock
+        continuation = self.model.decode(appended)
+        with self._lock:
+            room = self._owned(code, owner, "start the next round")
+            if room.round == this_round and room.revealed:  # else a second click already moved on
+                room.appended, room.continuation, room.candidates = appended, continuation, candidates
+                room.round, room.revealed, room.votes = room.round + 1, False, {}
+                room.version += 1
+            return room_view(room, owner)
+
+    def close(self, code: str, owner: str) -> str:
+        """Close the room (returns its code): its prompt, members, names and votes are forgotten at once."""
+        with self._lock:
+            room = self._owned(code, owner, "close the room")
+            del self._rooms[room.code]
+            return room.code
+
+    # ------------------------------------------------------------------ students
+
+    def join(self, code: str, session: str, name: str = "") -> RoomView:
+        """Join (or rejoin, renaming) a room; the name is optional."""
+        session, name = _session(session), clean_name(name)
+        with self._lock:
+            room = self._room(code)
+            if session not in room.members and len(room.members) >= self.max_members:
+                raise ValueError(f"Room {room.code} is full ({self.max_members} people).")
+            if room.members.get(session) != name or session not in room.members:
+                room.members[session] = name
+                room.version += 1
+            room.last_active = self.clock()
+            return room_view(room, session)
+
+    def vote(self, code: str, session: str, guess: str) -> RoomView:
+        """This session's vote for the current round: one per round, a new vote replaces the old one until
+        the reveal. Voting without joining first joins anonymously."""
+        session, guess = _session(session), clean_guess(guess)
+        with self._lock:
+            room = self._room(code)
+            if room.revealed:
+                raise ValueError(f"Voting for round {room.round} is over: the model's choice is revealed. "
+                                 "Wait for the next round.")
+            if session not in room.members:
+                if len(room.members) >= self.max_members:
+                    raise ValueError(f"Room {room.code} is full ({self.max_members} people).")
+                room.members[session] = ""
+            hit = match(guess, room.candidates)
+            room.votes[session] = (Vote(guess=hit.label, token_id=hit.token_id, key=hit.label) if hit
+                                   else Vote(guess=guess.strip(), token_id=None, key=fold(guess)))
+            room.version += 1
+            room.last_active = self.clock()
+            return room_view(room, session)
+
+    # ------------------------------------------------------------------ anyone
+
+    def snapshot(self, code: str, session: str = "") -> RoomView:
+        """The room as this session may see it (polling does not count as activity)."""
+        with self._lock:
+            return room_view(self._room(code), session or "")
+
+    def owned_by(self, owner: str) -> str | None:
+        """The code of the room this presenter session has open, if any."""
+        with self._lock:
+            self._purge()
+            return next((c for c, r in self._rooms.items() if r.owner == owner), None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._purge()
+            return len(self._rooms)
+
+    # ------------------------------------------------------------------ internals (under the lock)
+
+    def _candidates(self, ids: tuple[int, ...]) -> tuple[Candidate, ...]:
+        found = tuple(self.model.candidates(ids, self.top_n))
+        if not found:
+            raise ValueError("The model gave no next-token candidates for this text.")
+        return found
+
+    def _purge(self) -> None:
+        now = self.clock()
+        for code in [c for c, r in self._rooms.items() if now - r.last_active > self.idle_seconds]:
+            del self._rooms[code]
+
+    def _room(self, code: str) -> Room:
+        code = clean_code(code)
+        self._purge()
+        room = self._rooms.get(code)
+        if room is None:
+            raise ValueError(f"No open room has the code {code}: check the code on the presenter's screen "
+                             f"(a room closes when the presenter closes it or after "
+                             f"{self.idle_seconds / 3600:g} hours without activity).")
+        return room
+
+    def _owned(self, code: str, owner: str, action: str) -> Room:
+        room = self._room(code)
+        if _session(owner) != room.owner:
+            raise ValueError(f"Only the presenter who opened room {room.code} can {action}.")
+        room.last_active = self.clock()
+        return room

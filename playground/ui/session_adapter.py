@@ -1,0 +1,76 @@
+"""A browser's own adapter (adapters.session): the gr.BrowserState that holds it (in the browser's
+localStorage, so a reload keeps it; another browser, e.g. the projector, has its own), the header that shows
+it, and the services as that browser sees them. Tabs take the state and ask here, never the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from playground.adapters.session import AdapterChoice, AdapterView
+from playground.decode.session import DecodeService
+from playground.services import Services
+
+STORAGE_KEY = "pg-adapter-choice"
+
+
+def new_state() -> gr.BrowserState:
+    """The browser's adapter choice: follows the server's default until this browser activates one."""
+    return gr.BrowserState(as_json(AdapterChoice()), storage_key=STORAGE_KEY)
+
+
+def as_json(choice: AdapterChoice) -> dict[str, Any]:
+    return {"name": choice.name, "follow": choice.follow}
+
+
+def session_value(value: Any) -> AdapterChoice:
+    """The choice from the browser's stored value; anything unreadable (an old or edited value) = follow."""
+    if isinstance(value, AdapterChoice):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("follow", True), bool):
+        name = value.get("name")
+        return AdapterChoice(name=name if isinstance(name, str) and name else None, follow=value.get("follow", True))
+    return AdapterChoice()
+
+
+def view_for(services: Services, value: Any) -> AdapterView | None:
+    """The model as this browser sees it; None when it follows the server (no switch needed)."""
+    choice = session_value(value)
+    if choice.follow:
+        return None
+    return services.adapters.view(choice.name)
+
+
+def decode_for(services: Services, value: Any) -> DecodeService:
+    return services.decode.seen_by(view_for(services, value))
+
+
+def adapter_of(services: Services, value: Any) -> str | None:
+    """The adapter this browser runs (None = the base)."""
+    return session_value(value).resolve(services.adapters.active())
+
+
+def header_text(services: Services, value: Any) -> str:
+    return services.store.header_markdown(session_value(value).label(services.adapters.active()))
+
+
+def still_there(services: Services, value: Any) -> tuple[Any, str]:
+    """After a library change: a session whose own adapter was deleted (by anyone) goes back to the base and
+    is told so. Returns (the new choice, or gr.skip() when it stands: writing back the value read when this
+    event started would undo an activation that finished meanwhile; the header)."""
+    choice = session_value(value)
+    if not choice.follow and choice.name and choice.name not in {i.name for i in services.adapters.library.list()}:
+        gr.Warning(f"The adapter '{choice.name}' this browser was using was deleted from the library: "
+                   "this browser is back on the base model.")
+        choice = AdapterChoice.pick(None)
+        return as_json(choice), header_text(services, choice)
+    return gr.skip(), header_text(services, choice)
+
+
+def pick(services: Services, name: str | None) -> tuple[dict[str, Any], str]:
+    """This browser activates `name` (None = base): checked and loaded, the server's default untouched.
+    Returns (the value to store in the browser, a status sentence)."""
+    if not name:
+        return as_json(AdapterChoice.pick(None)), "Base model only in this browser: no adapter is active here."
+    return as_json(AdapterChoice.pick(name)), services.adapters.activate(name, session_only=True)

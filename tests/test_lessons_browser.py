@@ -1,0 +1,99 @@
+"""The lesson bar in a real browser, on the tiny-model app: a step sets the Decode tab's state and switches to it,
+Next moves on; the Pig Latin lesson asks Compare, trains the quick preset and asks the trained adapter."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ARTIFACTS
+
+PROMPT = "The rain in Spain falls mainly in the"
+SELECTED_TAB = "document.querySelector('#pg-tabs [role=tab][aria-selected=true]')?.textContent?.trim()"
+
+
+@pytest.fixture(scope="module")
+def lessons_url(start_app, tiny_llama_dir, tmp_path_factory) -> str:
+    return start_app("--model", str(tiny_llama_dir), data_dir=tmp_path_factory.mktemp("lessons"))
+
+
+def _number(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} input[type=number]").input_value()
+
+
+def _wait_number(page, elem_id: str, value: str) -> None:
+    page.wait_for_function("([id, v]) => document.querySelector(`#${id} input[type=number]`)?.value === v",
+                           arg=[elem_id, value])
+
+
+def _open_lesson(page, url: str, title: str) -> None:
+    page.goto(url)
+    page.locator("#pg-lessons").get_by_text("Lessons: guided demos").click()
+    page.locator("#pg-lesson-pick input").click()
+    page.get_by_role("option", name=title).click()
+    page.locator("#pg-lesson-step-0").wait_for()
+
+
+def _wait_tab(page, name: str) -> None:
+    page.wait_for_function(f"{SELECTED_TAB} === '{name}'")
+
+
+@pytest.mark.browser
+def test_a_step_sets_the_decode_tab_and_next_moves_on(lessons_url, page):
+    _open_lesson(page, lessons_url, "How a model picks the next word")
+    assert page.locator("#pg-lesson-step-2").inner_text() == "3. Temperature: sharpen or flatten"
+    assert "press a step, or Next to begin" in page.locator("#pg-lesson-say").inner_text()
+    page.locator("#pg-lesson-step-2").click()  # the temperature step
+    _wait_tab(page, "Decode")
+    _wait_number(page, "decode-temperature", "0.5")
+    assert page.locator("#decode-prompt textarea").input_value() == PROMPT
+    assert _number(page, "decode-top-k") == "0"
+    page.wait_for_selector("#decode-chart .bartext")  # the distribution for the step's state is drawn
+    say = page.locator("#pg-lesson-say").inner_text()
+    assert "Step 3 of 6 · Temperature: sharpen or flatten" in say and "Temperature divides the scores" in say
+    assert page.locator("#pg-lesson-next").is_visible()  # the bar stays over the tabs
+
+    page.locator("#pg-lesson-next").click()  # the top-k step
+    _wait_number(page, "decode-top-k", "5")
+    assert _number(page, "decode-temperature") == "1"
+    page.locator("#pg-lesson-say").get_by_text("Step 4 of 6 · Top-k: only the k best").wait_for()
+    page.wait_for_function("(document.querySelector('#decode-stats')?.innerText || '').includes('(5 tokens)')")
+    page.screenshot(path=str(ARTIFACTS / "lessons-next-word.png"), full_page=True)
+
+    page.locator("#pg-lesson-prev").click()  # back to temperature
+    _wait_number(page, "decode-temperature", "0.5")
+    _wait_number(page, "decode-top-k", "0")
+
+
+@pytest.mark.browser
+def test_a_link_opens_a_lesson_at_a_step(lessons_url, page):
+    page.goto(f"{lessons_url}?lesson=next_word&step=5")
+    _wait_tab(page, "Decode")
+    _wait_number(page, "decode-top-p", "0.5")
+    page.locator("#pg-lesson-say").get_by_text("Step 5 of 6 · Top-p").wait_for()
+
+
+@pytest.mark.browser
+def test_pig_latin_before_train_after(lessons_url, page):
+    _open_lesson(page, lessons_url, "Teach it Pig Latin")
+    page.locator("#pg-lesson-step-2").click()  # "after" before any run: says so, asks nothing
+    page.locator("#pg-lesson-note").get_by_text("No run from this lesson yet, and no adapter of the 'pig-latin' "
+                                                "recipe has finished yet").wait_for()
+
+    page.locator("#pg-lesson-step-0").click()  # before: Compare, base model, the message sent
+    _wait_tab(page, "Compare")
+    assert page.locator("#pg-compare-input textarea").input_value().startswith("Translate to Pig Latin: Can you")
+    page.locator("#pg-compare-base .bot").first.wait_for(timeout=120_000)
+
+    page.locator("#pg-lesson-next").click()  # train: the quick preset starts, the bar follows it
+    _wait_tab(page, "Train")
+    page.locator("#pg-lesson-note").get_by_text("Started run").wait_for()
+    page.locator("#pg-lesson-live").get_by_text("Done: adapter 'pig-latin'").wait_for(timeout=240_000)
+    assert "after 30 steps" in page.locator("#pg-lesson-live").inner_text()
+
+    page.locator("#pg-lesson-next").click()  # after: the adapter just trained, asked the same question
+    _wait_tab(page, "Compare")
+    page.locator("#pg-lesson-note").get_by_text("Showing 'pig-latin', the adapter this lesson just trained.").wait_for()
+    page.locator("#pg-model-badge").get_by_text("pig-latin").wait_for()
+    page.locator("#pg-compare-tuned .bot").first.wait_for(timeout=120_000)
+    page.wait_for_selector("#pg-compare-diff .pg-tok", timeout=120_000)  # the "what changed" colouring
+    assert page.locator("#pg-compare-base .bot").count() == 1  # a fresh conversation, not a second turn
+    page.screenshot(path=str(ARTIFACTS / "lessons-pig-latin.png"), full_page=True)
