@@ -36,7 +36,8 @@ def refuse(sentence: str) -> Any:
 COLUMN_WIDTHS = ["13%", "7%", "7%", "12%", "9%", "5%", "13%", "7%", "7%", "7%", "13%"]
 
 
-def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State) -> None:
+def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State,
+          seen: gr.State) -> None:
     """`session`: this browser's adapter choice (ui.session_adapter): Activate sets it, not the server's."""
     adapters = services.adapters
 
@@ -197,7 +198,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     refresh_btn.click(view, [session, pick], view_outputs, **private)
     # Anything changed (this tab, another tab or browser, a training run saving an adapter): redraw.
     state.change(view, [session, pick], view_outputs, show_progress="hidden", **private)
-    session.change(view, [session, pick], view_outputs, show_progress="hidden", **private)
+    seen.change(view, [seen, pick], view_outputs, show_progress="hidden", **private)
     pick.input(lambda name: card(name), pick, [card_md, curve], **private)
     mix_names.change(on_mix_names, mix_names, sliders, **private)
     export_btn.click(on_export, pick, [status, export_file], **private)

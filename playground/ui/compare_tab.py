@@ -39,7 +39,8 @@ from playground.ui.paths import server_path
 from playground.ui.session_adapter import adapter_of, session_value
 
 
-def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State) -> CompareParts:
+def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State,
+          seen: gr.State) -> CompareParts:
     """`session`: this browser's adapter choice (ui.session_adapter): the tuned column runs it. Returns the
     components a link sets (ui/links.py)."""
     adapters = services.adapters
@@ -162,7 +163,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     gr.on(None, refresh, refresh_inputs, refreshed, **private)  # page load
     # The model, the active adapter or the library changed (any tab, any browser, a training run): follow it.
     state.change(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
-    session.change(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
+    seen.change(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
     eval_btn.click(run_eval, [eval_recipe, eval_file, eval_adapter, eval_rows],
                    [eval_status, eval_table, eval_plot, eval_samples], **private)
     _register_api(services)

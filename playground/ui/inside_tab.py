@@ -38,7 +38,7 @@ PRIVATE = dict(api_visibility="private")
 NONE3 = (None, None, None)
 
 
-def build(services: Services, session: gr.BrowserState) -> None:
+def build(services: Services, session: gr.State) -> None:
     """`session`: this browser's adapter choice (ui.session_adapter): the lens and attention run it."""
     """Lay out the Inside tab inside the current gr.Tab."""
     svc: InsideService = services.inside

@@ -67,12 +67,12 @@ def copy_js(box_id: str) -> str:
 
 @dataclass
 class LinkTargets:
-    """Every component a link sets: the top gr.Tabs, the notes Markdown, the adapter BrowserState, and the
+    """Every component a link sets: the top gr.Tabs, the notes Markdown, the adapter State, and the
     parts decode_tab.build and compare_tab.build return."""
 
     tabs: gr.Tabs
     notes: gr.Markdown
-    session: gr.BrowserState
+    session: gr.State
     decode: DecodeParts
     compare: CompareParts
 
@@ -174,7 +174,7 @@ def _compare_updates(page: PageState) -> list[Any]:
 def apply_query(services: Services, query: Mapping[str, Any], session_value: Any) -> tuple[Any, ...]:
     """Restore the state a link (or a lesson step) describes: one update per component of link_outputs, in
     order. `query`: key -> value (strings from a URL; numbers and booleans are accepted too); `session_value`:
-    this browser's adapter choice (the BrowserState's value). What was ignored is said in the notes line and
+    this browser's adapter choice (the State's value). What was ignored is said in the notes line and
     as a gr.Warning; a bad link never raises."""
     page, notes = from_query(query, vocab_size(services.decode), services.adapters.library.names())
     session_out: Any = gr.skip()

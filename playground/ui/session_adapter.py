@@ -1,6 +1,6 @@
-"""A browser's own adapter (adapters.session): the gr.BrowserState that holds it (in the browser's
-localStorage, so a reload keeps it; another browser, e.g. the projector, has its own), the header that shows
-it, and the services as that browser sees them. Tabs take the state and ask here, never the server."""
+"""A browser page's own adapter (adapters.session): the gr.State that holds it (another browser, e.g. the
+projector, has its own), the header that shows it, and the services as that page sees them. Tabs take the
+state and ask here, never the server."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from playground.adapters.session import AdapterChoice, AdapterView
 from playground.decode.session import DecodeService
 from playground.services import Services
 
-STORAGE_KEY = "pg-adapter-choice"
-
-
-def new_state() -> gr.BrowserState:
-    """The browser's adapter choice: follows the server's default until this browser activates one."""
-    return gr.BrowserState(as_json(AdapterChoice()), storage_key=STORAGE_KEY)
+def new_state() -> gr.State:
+    """The page's adapter choice: follows the server's default until this page activates one. A gr.State, so
+    it lasts as long as the page (a reload follows the server again); gr.BrowserState would keep it across
+    reloads, but Gradio 6 re-sends its `change` every time the page re-renders it."""
+    return gr.State(as_json(AdapterChoice()))
 
 
 def as_json(choice: AdapterChoice) -> dict[str, Any]:
