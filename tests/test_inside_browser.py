@@ -19,7 +19,9 @@ def inside_url(bundled_store):
     with gr.Blocks(analytics_enabled=False) as demo:
         with gr.Tabs():
             with gr.Tab("Inside the model", id="inside"):
-                inside_tab.build(SimpleNamespace(store=bundled_store, inside=InsideService(bundled_store)))
+                # A page that follows the server's adapter (gr.State(None)): no adapter manager needed.
+                inside_tab.build(SimpleNamespace(store=bundled_store, inside=InsideService(bundled_store)),
+                                 gr.State(None))
     port = free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
