@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from playground.model.store import LoadedModel
 
@@ -65,14 +65,3 @@ class AdapterView:
     def current(self) -> LoadedModel:
         """The loaded model's facts as this session sees them (its adapter as the active one)."""
         return dataclasses.replace(self.store.current, active_adapter=self.name)
-
-    @property
-    def loaded(self) -> bool:
-        return self.store.loaded
-
-    @property
-    def settings(self) -> Any:
-        return self.store.settings
-
-    def header_markdown(self) -> str:
-        return self.store.header_markdown(self.name or "base (no adapter)")
