@@ -16,6 +16,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+CALLS_AT_ONCE = 64  # calls per event Gradio lets through to the model lock (a room of 30-40 students + projector)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from playground.model.sources import DEFAULT_DATA_DIR, DTYPE_CHOICES
@@ -103,8 +105,11 @@ def launch_app(demo, *, host: str, port: int, auth: tuple[str, str] | None, pres
     from playground.ui.app_ui import APP_CSS, APP_THEME
     from playground.ui.presenter import presenter_head
 
-    demo.queue(default_concurrency_limit=4).launch(
-        server_name=host, server_port=port, auth=auth, share=False, show_error=False,
+    # Every waiting call reaches the model lock, which picks the next by deadline (playground/model/turns.py:
+    # the presenter first, short steps before long generations); a small per-event limit here would queue
+    # the presenter behind students in Gradio's first-come queue instead. Waiting threads cost no CPU.
+    demo.queue(default_concurrency_limit=CALLS_AT_ONCE).launch(
+        server_name=host, server_port=port, auth=auth, share=False, show_error=False, max_threads=2 * CALLS_AT_ONCE,
         theme=APP_THEME, css=APP_CSS, head=presenter_head(presenter), footer_links=["api"], ssr_mode=False,
         enable_monitoring=False, max_file_size="200mb",
     )

@@ -201,11 +201,24 @@ def browser(bundled_store):
         b.close()
 
 
-@pytest.fixture()
-def page(browser):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+def _new_page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(60_000)
+    return context, pg
+
+
+@pytest.fixture()
+def page(browser):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context, pg = _new_page(browser)
+    yield pg
+    context.close()
+
+
+@pytest.fixture()
+def second(browser):
+    """A second browser context: its own cookies, storage and Gradio session (another person's browser)."""
+    context, pg = _new_page(browser)
     yield pg
     context.close()

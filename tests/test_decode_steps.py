@@ -67,7 +67,8 @@ def test_with_settings_builds_one_settings_object_and_turns_mistakes_into_gr_err
 
     # A browser that follows the server gets the server's DecodeService (here None: no words typed, so no
     # tokenizer is needed); the choice is the first input of every knob handler.
-    services = SimpleNamespace(decode=SimpleNamespace(seen_by=lambda view: None))
+    services = SimpleNamespace(decode=SimpleNamespace(seen_by=lambda view: None),
+                               rooms=SimpleNamespace(owned_by=lambda session: None))  # no room: no presenter
     with_settings = settings_wrapper(services)
     more_off = (1.0, 0.0, 0.0, 0.0, 0, "", "")  # typical, ε, η, top-h, n-gram, bias, banned words
     assert KNOBS == 5 + len(more_off)

@@ -240,3 +240,32 @@ def test_exported_script_of_a_multi_process_run_names_its_accelerate_config():
     assert "get_peft_model_state_dict" in fsdp.code and "trainer.accelerator.get_state_dict" in fsdp.code
     one = export_script(TrainJobConfig(base=base))
     assert one.accelerate_config == "" and one.command.startswith("accelerate launch --num_processes")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["dpo", "grpo"])
+def test_two_cpu_processes_run_dpo_and_grpo_and_export_the_same_launch(tiny_model, tmp_path, method):
+    """The preference methods go through the same launcher: one log row per step, rank 0 reports, the adapter
+    is saved once, and the exported DPO/GRPO script names the run's accelerate config."""
+    from playground.train.methods import MethodSettings
+
+    sign_off = Path(__file__).resolve().parents[1] / "assets" / "datasets" / "sign_off" / "train.jsonl"
+    data = (DataSource(kind="file", path=str(sign_off), max_rows=16, eval_fraction=0.0) if method == "dpo"
+            else DataSource(recipe="pig-latin", max_rows=16, eval_fraction=0.0))
+    cfg = dataclasses.replace(job(tiny_model, f"ddp-{method}", max_steps=2), data=data,
+                              tuning=MethodSettings(method=method, num_generations=2, max_completion_length=6))
+    manager = TrainingManager(tmp_path / "data")
+    run_id = manager.start(cfg)
+    run_dir = manager.runs_dir / run_id
+    final = manager.wait(run_id, timeout=300)
+    assert final.state == "completed" and final.device == "cpu ×2", final.message
+    assert not processes_of(run_dir)
+    assert [e["step"] for e in of_type(run_dir, "log")] == [1, 2]
+    assert len(of_type(run_dir, "start")) == 1 and len(of_type(run_dir, "end")) == 1
+    keys = set().union(*(e["values"] for e in of_type(run_dir, "metrics")))
+    assert ({"rewards/chosen", "rewards/margins"} if method == "dpo" else {"reward", "rewards/pig_latin/mean"}) <= keys
+    assert (tmp_path / "data" / "adapters" / f"ddp-{method}" / "adapter_model.safetensors").is_file()
+    out = export_script(manager.config(run_id), run_id)
+    assert out.accelerate_config == (run_dir / ACCELERATE_CONFIG).read_text()
+    assert out.command == f"accelerate launch --config_file accelerate_ddp-{method}.yaml train_ddp-{method}.py"
+    assert out.command in out.code and f"{method.upper()}Config(" in out.code

@@ -134,7 +134,7 @@ def _parts(tiny_store):
         session = session_adapter.new_state()
         header, state = gr.Markdown(), gr.State(None)
         decode = decode_tab.build(services, session, header)
-        compare = compare_tab.build(services, header, state, session, gr.State(None))
+        compare = compare_tab.build(services, header, state, session)
     return services, decode, compare
 
 

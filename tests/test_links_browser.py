@@ -17,16 +17,6 @@ def links_url(start_app, tiny_llama_dir, tmp_path_factory) -> str:
     return start_app("--model", str(tiny_llama_dir), data_dir=tmp_path_factory.mktemp("links"))
 
 
-@pytest.fixture()
-def second(browser):
-    """A second browser context: its own cookies, storage and Gradio session."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    yield pg
-    context.close()
-
-
 def _set(page, elem_id: str, value) -> None:
     number = page.locator(f"#{elem_id} input[type=number]")
     number.fill(str(value))

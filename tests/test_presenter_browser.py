@@ -76,8 +76,13 @@ def test_flag_url_and_toggle_switch_large_type_and_fold_advanced_controls(presen
         assert not page.locator(folded).is_visible(), folded
     assert page.locator("#decode-temperature").is_visible()  # the main knobs stay
     keys = page.locator("#pg-keys")
+    keys.wait_for()
     assert keys.is_visible() and "greedy step" in keys.inner_text() and "next example" in keys.inner_text()
     page.screenshot(path=str(ARTIFACTS / "presenter.png"), full_page=True)
+    page.get_by_role("tab", name="Compare").click()  # the keys are the Decode tab's: they go with it
+    page.wait_for_function("!document.querySelector('#pg-keys').checkVisibility()")
+    page.get_by_role("tab", name="Decode").click()
+    keys.wait_for()
 
     page.locator("#pg-presenter-toggle input").click()  # the header's checkbox turns it off in this page
     page.wait_for_function("!document.documentElement.classList.contains('pg-presenter')")

@@ -297,3 +297,22 @@ def test_page_pieces_escape_and_build_the_join_link(hub):
 def test_pick_list_keeps_one_of_each_label():
     cands = [Candidate(1, " b", "␣b", 0.5), Candidate(2, "a", "a", 0.3), Candidate(3, " b", "␣b", 0.2)]
     assert pick_list(cands) == ["a", "␣b"]
+
+
+class SpaceyModel(FakeModel):
+    """The top two tokens are a lone space and a newline: labels "␣" and "↵", as the app shows them."""
+
+    def candidates(self, ids: tuple[int, ...], n: int) -> list[Candidate]:
+        return [Candidate(1, " ", "␣", 0.5), Candidate(2, "\n", "↵", 0.3), Candidate(3, " rain", "␣rain", 0.2)][:n]
+
+
+def test_a_whitespace_token_picked_from_the_list_is_a_vote_not_an_empty_one():
+    hub = RoomHub(SpaceyModel(), clock=Clock())
+    code = hub.open(PROMPT, False, "teacher").code
+    assert set(hub.join(code, "s1").choices) == {"␣", "↵", "␣rain"}
+    hub.vote(code, "s1", "␣")
+    hub.vote(code, "s2", "↵")
+    with pytest.raises(ValueError, match="The vote is empty"):  # typed (not one of the labels): still refused
+        hub.vote(code, "s3", "  ")
+    tally = dict(hub.reveal(code, "teacher").tally)
+    assert tally["␣"] == 1 and tally["↵"] == 1

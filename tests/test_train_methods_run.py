@@ -97,14 +97,17 @@ def test_dpo_continues_an_adapter_against_its_frozen_copy(tiny_llama_dir, tmp_pa
         manager.check(other_base)
 
 
-@pytest.mark.parametrize("method", ["dpo", "grpo"])
-def test_exported_script_runs_two_steps(tiny_llama_dir, tmp_path, method):
+@pytest.mark.parametrize("method,quantization", [("dpo", "none"), ("grpo", "none"), ("dpo", "4bit")])
+def test_exported_script_runs_two_steps(tiny_llama_dir, tmp_path, method, quantization):
     from playground.train.export import export_script
 
     cfg = job(tiny_llama_dir, tmp_path, method, f"exported-{method}", num_generations=2, max_completion_length=6,
               reward_regex=0.5, regex="ay")
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, quantization=quantization))
     out = export_script(cfg, run_id="r1")
     assert "import playground" not in out.code and "from playground" not in out.code
+    qlora = ["load_in_4bit=True", "prepare_model_for_kbit_training(model", "bitsandbytes"]
+    assert all((q in out.code) == (quantization == "4bit") for q in qlora)  # the base loads as the worker's did
     assert ("DPOConfig(" in out.code) if method == "dpo" else ("reward_funcs=[pig_latin, pattern]" in out.code)
     script = tmp_path / out.filename
     script.write_text(out.code)

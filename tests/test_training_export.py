@@ -16,7 +16,8 @@ from playground.train.export import export_script
 
 
 @pytest.mark.slow
-def test_exported_script_trains_two_steps_and_saves_an_adapter(tiny_llama_dir, tmp_path):
+@pytest.mark.parametrize("quantization", ["none", "4bit"])  # QLoRA scripts run on a CPU too
+def test_exported_script_trains_two_steps_and_saves_an_adapter(tiny_llama_dir, tmp_path, quantization):
     from peft import PeftConfig
 
     rows = [{"question": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(12)]
@@ -26,13 +27,15 @@ def test_exported_script_trains_two_steps_and_saves_an_adapter(tiny_llama_dir, t
         data=DataSource(kind="file", path=str(data), format="prompt_completion",
                         columns={"prompt": "question", "completion": "answer"}, eval_fraction=0.25),
         lora=LoraSettings(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
-        train=TrainSettings(max_steps=2, batch_size=2, max_seq_length=64, eval_steps=1, save_steps=100),
+        train=TrainSettings(max_steps=2, batch_size=2, max_seq_length=64, eval_steps=1, save_steps=100,
+                            quantization=quantization),
         base=BaseModelRef(name="tiny", source=str(tiny_llama_dir)), adapter_name="exported")
     out = export_script(cfg, run_id="20250101-000000-exported")
     assert out.filename == "train_exported.py"
     assert out.command == "accelerate launch --num_processes 2 train_exported.py"
     assert "import playground" not in out.code and "from playground" not in out.code
     assert "bf16=use_bf16" in out.code and "r=4," in out.code and "'question'" in out.code
+    assert ("load_in_4bit=True" in out.code) == (quantization == "4bit")
     script = tmp_path / out.filename
     script.write_text(out.code)
     adapter = tmp_path / "adapter-out"

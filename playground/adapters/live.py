@@ -24,6 +24,7 @@ from playground.adapters.context import (  # noqa: F401  (base_context & co. are
     BaseVsTuned,
     base_context,
     generation_context,
+    generation_frame,
     is_peft,
     next_token_probs_base_vs_tuned,
 )
@@ -37,6 +38,7 @@ from playground.adapters.library_ops import LibraryOperations, Loaded, weights_s
 from playground.adapters.session import AdapterView
 from playground.model.anatomy import adapter_parameter_counts
 from playground.model.store import LoadedModel, ModelStore
+from playground.model.turns import Urgency
 
 
 class AdapterManager(LibraryOperations):
@@ -209,24 +211,28 @@ class AdapterManager(LibraryOperations):
         return self.activate(name.strip()) if name and name.strip() else self.deactivate()
 
     @contextlib.contextmanager
-    def using(self, name: str | None) -> Iterator[LoadedModel]:
+    def using(self, name: str | None, level: Urgency | None = None) -> Iterator[LoadedModel]:
         """Hold the lock and run the block with adapter `name` (None = base) switched on: `lm.active_adapter`
         says `name` inside. The server's default comes back after without a revision change: a browser
-        session's own pick (adapters.session) is not a change of the server's state."""
-        with self.store.use() as lm:
+        session's own pick (adapters.session) is not a change of the server's state. `level`: see store.use()."""
+        with self.store.reading(level) as lm:
             previous = lm.active_adapter
             if name == previous:
-                with generation_context(lm):
+                frame = generation_frame(lm)  # read before the context changes what it reads
+                with generation_context(lm), self.store.keeping(*frame):
                     yield lm
                 return
             if name is not None:
                 self._ensure_loaded(lm, name)
+            restore = previous if previous in self._loaded else None
             with self.store.switched_adapter(name):
                 try:
                     self._switch_layers(lm, name)
-                    yield lm
+                    with self.store.keeping(lambda: self._switch_layers(lm, restore),
+                                            lambda: self._switch_layers(lm, name)):
+                        yield lm
                 finally:
-                    self._switch_layers(lm, previous if previous in self._loaded else None)
+                    self._switch_layers(lm, restore)
 
     def view(self, name: str | None) -> AdapterView:
         """The model as a session with adapter `name` sees it (see adapters.session)."""

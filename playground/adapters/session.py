@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from playground.model.store import LoadedModel
+from playground.model.turns import Urgency
 
 if TYPE_CHECKING:
     from playground.adapters.live import AdapterManager
@@ -53,9 +54,17 @@ class AdapterView:
         self.store = manager.store
 
     @contextlib.contextmanager
-    def use(self) -> Iterator[LoadedModel]:
-        with self.manager.using(self.name) as lm:
+    def use(self, level: Urgency | None = None) -> Iterator[LoadedModel]:
+        with self.manager.using(self.name, level) as lm:  # a read: the session's adapter on, then back
             yield lm
+
+    reading = use
+
+    def more_urgent_waiting(self) -> bool:
+        return self.store.more_urgent_waiting()
+
+    def yield_turn(self) -> bool:
+        return self.store.yield_turn()
 
     @property
     def revision(self) -> tuple[int, str | None]:

@@ -27,7 +27,7 @@ def room_figure(view: RoomView, show_model: bool = False) -> go.Figure:
     first, with probabilities. After the reveal the model's choice is orange in both."""
     chosen = view.chosen.label if view.chosen else None
     model_shown = view.revealed or show_model
-    right = "The model's top tokens" if model_shown else "The model's top tokens (hidden until the reveal)"
+    right = "The model's top tokens" if model_shown else "The model's top tokens<br>(hidden until the reveal)"
     fig = make_subplots(rows=1, cols=2, subplot_titles=(f"The class's votes ({view.votes})", right),
                         horizontal_spacing=0.08)
     labels = [t for t, _ in view.tally]

@@ -60,10 +60,13 @@ def clean_name(name: object) -> str:
     return _printable(name or "").strip()[:MAX_NAME].strip()
 
 
-def clean_guess(guess: object) -> str:
-    """A vote as typed or picked: at most MAX_GUESS characters; refused when empty."""
+def clean_guess(guess: object, labels: Container[str] = ()) -> str:
+    """A vote as typed or picked: at most MAX_GUESS characters; refused when empty. A pick from the list
+    (one of the round's `labels`) is taken as it is, whitespace tokens ("␣", "↵") included."""
     if guess is not None and not isinstance(guess, str):
         raise ValueError(f"The vote must be text (a token from the list or one you type); got {type(guess).__name__}.")
+    if guess in labels:
+        return guess
     text = _printable(guess or "")[:MAX_GUESS]
     if not text.replace(SPACE_MARK, " ").strip():
         raise ValueError("The vote is empty: pick a token from the list or type your guess.")

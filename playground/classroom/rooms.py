@@ -15,6 +15,7 @@ from typing import Protocol
 
 from playground.classroom.codes import Candidate, clean_code, clean_guess, clean_name, fold, match, new_code
 from playground.classroom.views import Room, RoomView, RoundResult, Vote, room_view
+from playground.model.turns import Urgency, urgency
 
 TOP_N = 10              # candidates per round: the pick list and the model's bars
 MAX_PROMPT = 2000       # characters of a room's prompt
@@ -133,9 +134,10 @@ class RoomHub:
     def vote(self, code: str, session: str, guess: str) -> RoomView:
         """This session's vote for the current round: one per round, a new vote replaces the old one until
         the reveal. Voting without joining first joins anonymously."""
-        session, guess = _session(session), clean_guess(guess)
+        session = _session(session)
         with self._lock:
             room = self._room(code)
+            guess = clean_guess(guess, {c.label for c in room.candidates})
             if room.revealed:
                 raise ValueError(f"Voting for round {room.round} is over: the model's choice is revealed. "
                                  "Wait for the next round.")
@@ -171,7 +173,8 @@ class RoomHub:
     # ------------------------------------------------------------------ internals (under the lock)
 
     def _candidates(self, ids: tuple[int, ...]) -> tuple[Candidate, ...]:
-        found = tuple(self.model.candidates(ids, self.top_n))
+        with urgency(Urgency.PRESENTER):  # only the presenter's open / next come here: the class is waiting
+            found = tuple(self.model.candidates(ids, self.top_n))
         if not found:
             raise ValueError("The model gave no next-token candidates for this text.")
         return found

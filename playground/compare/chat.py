@@ -8,6 +8,7 @@ consumer (the Gradio handler) only reads a queue, so the lock is never held acro
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -21,11 +22,12 @@ from playground.adapters.library import AdapterError
 from playground.adapters.live import AdapterManager
 from playground.adapters.session import AdapterChoice
 from playground.compare.diff import WhatChanged, what_changed
-from playground.decode.cancel import Cancel
+from playground.decode.cancel import Cancel, GiveWay, Turns
 from playground.decode.checks import check_int
 from playground.decode.sampling import SamplingSettings, generate_kwargs
 from playground.decode.session import context_limit
 from playground.model.store import LoadedModel
+from playground.model.turns import Urgency
 
 MAX_NEW_TOKENS = 1024
 COLUMNS = ("base", "tuned", "other")
@@ -156,17 +158,19 @@ def _trim_special(tokenizer: Any, ids: list[int]) -> list[int]:
 
 def generate_answer(lm: LoadedModel, prompt_ids: list[int], settings: CompareSettings,
                     on_text: Callable[[str], None], cancel: threading.Event,
-                    want_logits: bool = False) -> tuple[list[int], torch.Tensor | None]:
-    """Seeded generate() on whatever adapter state the caller set up; returns (answer ids, raw logits)."""
+                    want_logits: bool = False, turns: Turns | None = None) -> tuple[list[int], torch.Tensor | None]:
+    """Seeded generate() on whatever adapter state the caller set up; returns (answer ids, raw logits).
+    `turns` (the model store): between tokens, give way to more urgent calls (decode/cancel.GiveWay)."""
     room = context_limit(lm) - len(prompt_ids)
     if room < 1:
         raise ValueError("The conversation no longer fits in the model's context: press Clear to start over.")
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=lm.device)
+    stops = StoppingCriteriaList([Cancel(cancel)] + ([GiveWay(turns)] if turns else []))
     torch.manual_seed(settings.seed)
     with torch.inference_mode():
         out = lm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                 streamer=_CallbackStreamer(lm.tokenizer, on_text),
-                                stopping_criteria=StoppingCriteriaList([Cancel(cancel)]),
+                                stopping_criteria=stops,
                                 max_new_tokens=min(settings.max_new_tokens, room),
                                 pad_token_id=lm.tokenizer.pad_token_id, return_dict_in_generate=True,
                                 output_logits=want_logits, **generate_kwargs(settings.sampling))
@@ -178,7 +182,7 @@ def generate_answer(lm: LoadedModel, prompt_ids: list[int], settings: CompareSet
 def _run_turn(adapters: AdapterManager, req: CompareRequest, emit: Callable[..., None],
               cancel: threading.Event) -> CompareResult:
     """The whole turn under the model lock (runs in the worker thread)."""
-    with adapters.store.use() as lm:
+    with adapters.store.reading(Urgency.GENERATE) as lm:
         active = req.adapter.resolve(lm.active_adapter)
         plan: list[tuple[str, str | None]] = [("base", None)] + ([("tuned", active)] if active else [])
         if req.other_adapter:
@@ -192,7 +196,7 @@ def _run_turn(adapters: AdapterManager, req: CompareRequest, emit: Callable[...,
             try:
                 with adapters.using(name):  # None = base: PEFT's disable_adapter()
                     ids, col_logits = generate_answer(lm, prompt, req.settings, lambda t, c=col: emit("text", c, t),
-                                                      cancel, want_logits=col == "tuned")
+                                                      cancel, want_logits=col == "tuned", turns=adapters.store)
             except AdapterError as err:  # only the optional third column can name an unloadable adapter
                 emit("text", col, f"⚠️ {err}")
                 columns[col] = ColumnResult(col, name, f"⚠️ {err}", [], prompt, error=str(err))
@@ -221,7 +225,8 @@ def stream_compare(adapters: AdapterManager, request: CompareRequest) -> Iterato
         except BaseException as err:  # re-raised in the consumer
             events.put(("error", err))
 
-    threading.Thread(target=worker, name="compare-turn", daemon=True).start()
+    # copy_context: the request's urgency (the presenter's) reaches the lock from this thread too
+    threading.Thread(target=contextvars.copy_context().run, args=(worker,), name="compare-turn", daemon=True).start()
     texts: dict[str, str] = {}
     names: dict[str, str | None] = {}
     try:

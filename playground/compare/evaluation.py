@@ -26,6 +26,7 @@ from playground.data.recipes import get_recipe, list_recipes
 from playground.data.sources import DataSource
 from playground.decode.checks import check_int
 from playground.decode.sampling import SamplingSettings, generate_kwargs
+from playground.model.turns import Urgency
 
 Progress = Callable[[float, str], None]
 PIG_LATIN_PREFIX = "translate to pig latin"
@@ -228,7 +229,7 @@ def evaluate(adapters: AdapterManager, request: EvalRequest, progress: Progress 
     if not adapter:
         raise ValueError("No adapter to evaluate: activate one in the Adapters tab or choose one here.")
     adapters.library.get(adapter)  # clear message for unknown names before any work
-    with adapters.store.use() as lm:
+    with adapters.store.reading(Urgency.BATCH) as lm:
         tokenizer, device, model_name = lm.tokenizer, lm.device, lm.name
     chat = bool(getattr(tokenizer, "chat_template", None))
     say(0.0, "Loading the held-out rows…")
@@ -243,12 +244,12 @@ def evaluate(adapters: AdapterManager, request: EvalRequest, progress: Progress 
     for label, name_ in (("base", None), ("tuned", adapter)):
         nll, count, preds = 0.0, 0, []
         for batch in batches:
-            with adapters.using(name_) as lm:
+            with adapters.using(name_, Urgency.BATCH) as lm:
                 s, n = batch_nll(lm.model, lm.device, tokenizer.pad_token_id, batch)
             nll, count, done = nll + s, count + n, done + 1
             say(done / steps, f"{label}: loss on batch {done}/{steps}")
         for batch in answered:
-            with adapters.using(name_) as lm:
+            with adapters.using(name_, Urgency.BATCH) as lm:
                 preds += batch_generate(lm.model, tokenizer, device, [p for p, _ in batch], request.max_new_tokens)
             done += 1
             say(done / steps, f"{label}: answering batch {done}/{steps}")

@@ -27,6 +27,7 @@ from playground.data.preference import format_preference, text_of
 from playground.data.recipes import get_recipe, list_recipes
 from playground.data.rules import rule_for
 from playground.data.sources import DataSource
+from playground.model.turns import Urgency
 
 Progress = Callable[[float, str], None]
 
@@ -128,7 +129,7 @@ def evaluate_preferences(adapters: AdapterManager, request: PreferenceEvalReques
         raise ValueError("No adapter to evaluate: activate one in the Adapters tab or choose one here.")
     adapters.library.get(adapter)
     reference = _start_adapter(adapters, adapter)
-    with adapters.store.use() as lm:
+    with adapters.store.reading(Urgency.BATCH) as lm:
         tokenizer, device = lm.tokenizer, lm.device
     chat = bool(getattr(tokenizer, "chat_template", None))
     say(0.0, "Loading the held-out pairs…")
@@ -147,14 +148,14 @@ def evaluate_preferences(adapters: AdapterManager, request: PreferenceEvalReques
     for label, which in models:
         logps[label] = []
         for batch in batches:
-            with adapters.using(which) as lm:
+            with adapters.using(which, Urgency.BATCH) as lm:
                 logps[label] += answer_logps(lm.model, lm.device, tokenizer.pad_token_id, batch)
             done += 1
             say(done / steps, f"{label}: scoring pairs {done}/{steps}")
         if rule and label != "reference":
             answers[label] = []
             for batch in gen_batches:
-                with adapters.using(which) as lm:
+                with adapters.using(which, Urgency.BATCH) as lm:
                     answers[label] += batch_generate(lm.model, tokenizer, device, batch, request.max_new_tokens)
                 done += 1
                 say(done / steps, f"{label}: answering {done}/{steps}")

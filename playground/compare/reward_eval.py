@@ -13,6 +13,7 @@ from playground.adapters.live import AdapterManager
 from playground.compare.evaluation import batch_generate, encode, load_examples
 from playground.data.reward_rules import rules_from_settings, text_of
 from playground.decode.checks import check_int
+from playground.model.turns import Urgency
 
 Progress = Callable[[float, str], None]
 
@@ -57,7 +58,7 @@ def evaluate_rewards(adapters: AdapterManager, dataset: str, adapter: str, max_r
     start = str(settings.get("start_adapter") or "").strip()
     models = [("base", None)] + ([("start", start)] if start and start in adapters.library.names() else []) + \
         [("tuned", adapter)]
-    with adapters.store.use() as lm:
+    with adapters.store.reading(Urgency.BATCH) as lm:
         tokenizer, device = lm.tokenizer, lm.device
     name, examples, _ = load_examples(dataset, bool(getattr(tokenizer, "chat_template", None)), max_rows)
     prompts = [encode(tokenizer, e)[0] for e in examples]
@@ -67,7 +68,7 @@ def evaluate_rewards(adapters: AdapterManager, dataset: str, adapter: str, max_r
     for label, which in models:
         answers: list[str] = []
         for batch in batches:
-            with adapters.using(which) as lm:
+            with adapters.using(which, Urgency.BATCH) as lm:
                 answers += batch_generate(lm.model, tokenizer, device, batch, max_new_tokens)
             done += 1
             say(done / (len(models) * len(batches)), f"{label}: answering {done}")

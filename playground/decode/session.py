@@ -7,7 +7,6 @@ adapter switch can never serve stale numbers.
 
 from __future__ import annotations
 
-import copy
 import threading
 import uuid
 from collections import OrderedDict
@@ -25,7 +24,7 @@ from playground.decode.sampling import (
     top_rows,
 )
 from playground.decode.tokens import token_label
-from playground.model.store import LoadedModel, ModelStore
+from playground.model.store import LoadedModel, ModelStore, SeenThroughViews
 
 ALTERNATIVES = 5  # alternatives remembered per chosen token (shown on hover)
 
@@ -149,7 +148,7 @@ class _KVEntry:
     past: Any
 
 
-class DecodeService:
+class DecodeService(SeenThroughViews):
     """Caches next-token logits by (store.revision, token ids) and one KV cache per step session."""
 
     def __init__(self, store: ModelStore, max_logits: int = 64, max_sessions: int = 8) -> None:
@@ -195,7 +194,7 @@ class DecodeService:
         cached = self._cached(ids)
         if cached is not None:
             return cached
-        with self.store.use() as lm:
+        with self.store.reading() as lm:
             revision = self.store.revision
             if len(ids) > context_limit(lm):
                 raise ValueError(f"The text is {len(ids)} tokens, more than the model's context of "
@@ -249,16 +248,6 @@ class DecodeService:
 
     def tokenizer(self) -> Any:
         return self.store.current.tokenizer
-
-    def seen_by(self, view: Any) -> "DecodeService":
-        """This service as one browser session sees it (view: an adapters.session.AdapterView with the
-        session's own adapter, or None for the server's). The logits and KV caches are shared; their keys hold
-        the view's revision, which includes the adapter, so two sessions' adapters never mix."""
-        if view is None:
-            return self
-        clone = copy.copy(self)
-        clone.store = view
-        return clone
 
     def forget(self, session_id: str) -> None:
         with self._lock:

@@ -14,6 +14,7 @@ consumer's rendering takes comes out of the model's threads).
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import time
@@ -25,12 +26,13 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from playground.decode.cancel import Cancel
+from playground.decode.cancel import Cancel, GiveWay
 from playground.decode.checks import check_int
 from playground.decode.sampling import NEUTRAL_GENERATE_KWARGS, SamplingSettings, build_processors
 from playground.decode.session import ALTERNATIVES, ChosenToken, context_limit
 from playground.decode.tokens import token_label
 from playground.model.store import ModelStore
+from playground.model.turns import Urgency
 
 MAX_NEW_TOKENS = 512
 CONSUMER_SHARE = 0.05  # at most this share of the time goes to the consumer rendering snapshots
@@ -123,7 +125,7 @@ def stream_generate(store: ModelStore, request: GenerateRequest) -> Iterator[lis
     recorder = _StepRecorder()
     cancel = Cancel()
     errors: list[BaseException] = []
-    with store.use() as lm:
+    with store.reading() as lm:
         tokenizer, device = lm.tokenizer, lm.device
         room = context_limit(lm) - len(request.ids)
     if room < 1:
@@ -133,11 +135,12 @@ def stream_generate(store: ModelStore, request: GenerateRequest) -> Iterator[lis
 
     def run() -> None:
         try:
-            with store.use() as lm, torch.inference_mode():  # the lock is held by this thread only
+            with store.reading(Urgency.GENERATE) as lm, torch.inference_mode():  # held by this thread only
                 input_ids = torch.tensor([list(request.ids)], dtype=torch.long, device=device)
                 torch.manual_seed(request.seed)
                 lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                                  logits_processor=processors, stopping_criteria=StoppingCriteriaList([cancel]),
+                                  logits_processor=processors,
+                                  stopping_criteria=StoppingCriteriaList([cancel, GiveWay(store)]),
                                   streamer=streamer, max_new_tokens=min(request.max_new_tokens, room),
                                   pad_token_id=lm.tokenizer.pad_token_id,
                                   **streaming_generate_kwargs(request.settings))
@@ -145,7 +148,9 @@ def stream_generate(store: ModelStore, request: GenerateRequest) -> Iterator[lis
             errors.append(err)
             streamer.end()
 
-    thread = threading.Thread(target=run, name="decode-generate", daemon=True)
+    # copy_context: the request's urgency (the presenter's) reaches the lock from this thread too
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="decode-generate",
+                              daemon=True)
     thread.start()
     seen, due = 0, 0.0
     try:

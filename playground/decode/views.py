@@ -40,6 +40,7 @@ from playground.decode.tokens import template_html
 from playground.decode.waterfall import StageRow, waterfall_rows
 from playground.decode.waterfall_chart import waterfall_figure
 from playground.decode.words import eos_ids, parse_banned_words, parse_sequence_bias
+from playground.model.turns import Urgency
 
 # The table's columns in pipeline order, each named by its basis (all in %); "base raw" joins with an adapter.
 TABLE_HEADERS = ["#", "token", "id", "raw", "after temp.", "top-p cum.", "after filters", "kept"]
@@ -182,7 +183,7 @@ def beam_run(svc: DecodeService, state: StepState,
              settings: BeamSettings) -> tuple[str, go.Figure, list[list[Any]], BeamBranches]:
     """The summary (which text is continued, best beam vs greedy), the tree, the ranked table, and every
     node's path (to continue from any node in the step-through)."""
-    with svc.store.use() as lm:
+    with svc.store.reading(Urgency.GENERATE) as lm:
         result = beam_search(lm, list(state.ids), settings)
     return (summary_markdown(result, len(state.chosen)), beam_tree_figure(result), final_rows(result),
             beam_branches(state, result))
@@ -202,7 +203,7 @@ def comparison_stream(svc: DecodeService, state: StepState, settings: SamplingSe
     yield [list(row) for row in rows]
     revision = svc.store.revision
     for i, run in enumerate(runs):
-        with svc.store.use() as lm:
+        with svc.store.reading(Urgency.GENERATE) as lm:
             if svc.store.revision != revision:
                 raise ValueError("The model or adapter changed during the comparison: run it again.")
             r = run_strategy(lm, list(state.ids), run, max_new_tokens, seed)
@@ -235,7 +236,7 @@ def api_generate(svc: DecodeService, prompt: str, chat: bool, settings: Sampling
 
 def api_beam_search(svc: DecodeService, prompt: str, chat: bool, settings: BeamSettings) -> dict[str, Any]:
     state = StepState(prompt=svc.encode(prompt, chat))
-    with svc.store.use() as lm:
+    with svc.store.reading(Urgency.GENERATE) as lm:
         result = beam_search(lm, list(state.ids), settings)
     return {"notice": state.prompt.notice, "continues": result.context,
             "sequences": [s.as_api() for s in result.final],

@@ -7,7 +7,6 @@ layer / head controls re-slices the cached attention weights and never runs the 
 
 from __future__ import annotations
 
-import copy
 
 import threading
 from collections import OrderedDict
@@ -19,7 +18,8 @@ from playground.decode.session import context_limit
 from playground.inside.attention import MAX_ATTENTION_TOKENS, AttentionResult, attention_weights
 from playground.inside.lens import MAX_LENS_TOKENS, LensResult, logit_lens
 from playground.inside.tokens import Prompt, TokenizeResult, encode_prompt, tokenize_text
-from playground.model.store import LoadedModel, ModelStore
+from playground.model.store import LoadedModel, ModelStore, SeenThroughViews
+from playground.model.turns import Urgency
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ class _Lru(OrderedDict):
         return value
 
 
-class InsideService:
+class InsideService(SeenThroughViews):
     """The Inside tab's logic on one ModelStore; `model_calls` counts forward passes (tests and the bench)."""
 
     def __init__(self, store: ModelStore, max_lens: int = 8, max_attention: int = 2) -> None:
@@ -46,16 +46,6 @@ class InsideService:
         self._attention = _Lru(max_attention)  # a 256-token prompt's weights are tens of MB
         self._lock = threading.Lock()
         self.model_calls = 0
-
-    def seen_by(self, view: Any) -> "InsideService":
-        """This service as one browser sees it (view: an adapters.session.AdapterView with the browser's own
-        adapter, or None for the server's). The caches are shared; their keys hold the view's revision,
-        which includes the adapter."""
-        if view is None:
-            return self
-        clone = copy.copy(self)
-        clone.store = view
-        return clone
 
     def clear(self) -> None:
         """Forget cached results (the bench measures cold passes)."""
@@ -76,7 +66,7 @@ class InsideService:
     def _cached(self, cache: _Lru, compute: Callable[[LoadedModel, Prompt], T], text: Any, chat: bool,
                 limit: int, purpose: str) -> T:
         """One forward pass per (model revision, token ids); moving a layer/head slider re-slices the cached one."""
-        with self.store.use() as lm:
+        with self.store.reading(Urgency.GENERATE) as lm:
             prompt = self._prompt(lm, text, chat, limit, purpose)
             key = (self.store.revision, prompt.ids)
             with self._lock:

@@ -2,15 +2,16 @@
 
 Everything here is Gradio-free. The app creates one `ModelStore` and passes it to every tab; all model
 users take `store.use()` (a re-entrant lock) so a generation, an adapter swap and a model switch never
-interleave.
+interleave. The lock is handed out by deadline (model/turns.py): the presenter's steps first, short steps
+before long generations, nobody starving.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -32,6 +33,23 @@ from playground.model.sources import (
     pick_dtype,
     resolve_source,
 )
+from playground.model.turns import DeadlineLock, Urgency
+
+class SeenThroughViews:
+    """For a service that holds `self.store`: `seen_by(view)` is the same service with the model as one browser
+    sees it (an adapters.session.AdapterView: that browser's adapter; None = the server's). The clone shares
+    the caches, whose keys hold the store's revision (a view's includes its adapter), so two browsers'
+    adapters never mix."""
+
+    store: Any
+
+    def seen_by(self, view: Any) -> Any:
+        if view is None:
+            return self
+        clone = copy.copy(self)
+        clone.store = view
+        return clone
+
 
 Quantization = Literal["none", "8bit", "4bit"]
 Progress = Callable[[str], None]
@@ -185,7 +203,7 @@ class ModelStore:
     settings: LoadSettings
     _current: LoadedModel | None = None
     revision: int = 0
-    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _lock: DeadlineLock = field(default_factory=DeadlineLock)
     _switched_from: tuple[str | None] | None = None  # set while a session's own adapter runs (see below)
 
     def load(self, settings: LoadSettings | None = None, progress: Progress | None = None) -> LoadedModel:
@@ -208,10 +226,30 @@ class ModelStore:
         return self._current
 
     @contextlib.contextmanager
-    def use(self) -> Iterator[LoadedModel]:
-        """Hold the model lock for the duration of a generation, swap or training hand-off."""
-        with self._lock:
+    def use(self, level: Urgency | None = None) -> Iterator[LoadedModel]:
+        """Hold the model lock for the duration of a swap, a load, a training hand-off: anything that may
+        change the model. `level` says how long the call may wait its turn (turns.Urgency; STEP when
+        neither it nor the context says)."""
+        with self._lock.hold(level):
             yield self.current
+
+    @contextlib.contextmanager
+    def reading(self, level: Urgency | None = None) -> Iterator[LoadedModel]:
+        """`use()` for a call that only reads the model (a forward pass, a generation; a session's adapter
+        switched on and back is a read): it may overtake a generation that gives way (turns.DeadlineLock)."""
+        with self._lock.hold(level, reader=True):
+            yield self.current
+
+    def keeping(self, leave: Callable[[], None], back: Callable[[], None]) -> contextlib.AbstractContextManager:
+        """Register how to leave / re-enter a state the holder set up (turns.DeadlineLock.keeping)."""
+        return self._lock.keeping(leave, back)
+
+    def more_urgent_waiting(self) -> bool:
+        return self._lock.more_urgent_waiting()
+
+    def yield_turn(self) -> bool:
+        """Between two tokens: let a more urgent call run first (turns.DeadlineLock.yield_turn)."""
+        return self._lock.yield_turn()
 
     def set_model(self, model: Any, active_adapter: str | None) -> None:
         """Replace the model object (e.g. wrapped by PEFT) and record the active adapter. Caller holds use()."""
@@ -227,12 +265,20 @@ class ModelStore:
         the server's own meanwhile (lock-free readers: headers, the change stamp)."""
         with self._lock:
             lm = self.current
-            previous, self._switched_from = lm.active_adapter, (lm.active_adapter,)
-            lm.active_adapter = name
-            try:
-                yield lm
-            finally:
+            previous = lm.active_adapter
+
+            def leave() -> None:
                 lm.active_adapter, self._switched_from = previous, None
+
+            def back() -> None:
+                lm.active_adapter, self._switched_from = name, (previous,)
+
+            back()
+            try:
+                with self._lock.keeping(leave, back):  # a generation that gives way steps out of it meanwhile
+                    yield lm
+            finally:
+                leave()
 
     def server_adapter(self) -> str | None:
         """The server's active adapter (None = base), also while a session's own adapter runs."""

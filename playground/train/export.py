@@ -89,6 +89,24 @@ def _data_loading(config: TrainJobConfig) -> tuple[str, list[str]]:
     return code, columns
 
 
+def base_model_code(quantization: str, gradient_checkpointing: bool) -> str:
+    """The script's loading of the base model as the worker loads it: in `dtype`, 4-/8-bit through
+    bitsandbytes when the run was QLoRA (one copy per process), then prepared for k-bit training. Shared by
+    the SFT and the DPO/GRPO scripts; the script imports BitsAndBytesConfig, PartialState and
+    prepare_model_for_kbit_training when `quantization` is not "none"."""
+    quant = ""
+    if quantization == "4bit":
+        quant = ("        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=\"nf4\",\n"
+                 "                                               bnb_4bit_use_double_quant=True,\n"
+                 "                                               bnb_4bit_compute_dtype=dtype),\n")
+    elif quantization == "8bit":
+        quant = "        quantization_config=BitsAndBytesConfig(load_in_8bit=True),\n"
+    if quant:
+        quant += "        device_map={\"\": PartialState().device},  # one copy per process (its GPU, or the CPU)\n"
+    return (f"    model = AutoModelForCausalLM.from_pretrained(\n        BASE_MODEL,\n        dtype=dtype,\n{quant}    )\n"
+            + _kbit_setup(quantization, gradient_checkpointing))
+
+
 def _kbit_setup(quantization: str, gradient_checkpointing: bool) -> str:
     """The worker's preparation of a quantized base (prepare_model_for_kbit_training; for 4-bit, bnb_cpu)."""
     if quantization == "none":
@@ -124,15 +142,7 @@ def export_script(config: TrainJobConfig, run_id: str = "", output_dir: str | No
     fmt, columns = resolve_format(source_columns, d)
     filename = f"train_{config.adapter_name}.py"
     out = output_dir or f"./{config.adapter_name}"
-    quant = ""
-    if t.quantization == "4bit":
-        quant = ("        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=\"nf4\",\n"
-                 "                                               bnb_4bit_use_double_quant=True,\n"
-                 "                                               bnb_4bit_compute_dtype=dtype),\n")
-    elif t.quantization == "8bit":
-        quant = "        quantization_config=BitsAndBytesConfig(load_in_8bit=True),\n"
-    if quant:
-        quant += "        device_map={\"\": PartialState().local_process_index},  # one copy per process\n"
+    quant = t.quantization != "none"
     eval_split = d.eval_fraction > 0
     sft = sft_kwargs(config, fmt)
     max_steps = sft.pop("max_steps")  # a command-line option of the script, defaulting to the run's
@@ -163,11 +173,7 @@ def to_training_row(row):
     """One source row -> one TRL row ({fmt.replace("_", "/")} format)."""
 {_row_function(config, columns, fmt)}
 
-{_main_head(out, max_steps)}    model = AutoModelForCausalLM.from_pretrained(
-        BASE_MODEL,
-        dtype=dtype,
-{quant}    )
-{_kbit_setup(t.quantization, t.gradient_checkpointing)}
+{_main_head(out, max_steps)}{base_model_code(t.quantization, t.gradient_checkpointing)}
 {load_code}    dataset = dataset.map(to_training_row, remove_columns=dataset.column_names)
 {f"    split = dataset.train_test_split(test_size={d.eval_fraction!r}, seed={t.seed})" + chr(10) + '    train_data, eval_data = split["train"], split["test"]' if eval_split else "    train_data, eval_data = dataset, None"}
 

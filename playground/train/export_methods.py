@@ -16,7 +16,14 @@ from playground.data.preference import resolve_preference_columns
 from playground.data import reward_rules
 from playground.train.config import TrainJobConfig
 from playground.train.dpo import DPO_COMMENTS, GRPO_COMMENTS, dpo_kwargs, grpo_kwargs
-from playground.train.export import ExportedScript, _data_loading, _main_head, _row_function
+from playground.train.export import (
+    ExportedScript,
+    _data_loading,
+    _main_head,
+    _row_function,
+    base_model_code,
+    multi_process_launch,
+)
 from playground.train.hf_args import SFT_COMMENTS, lora_kwargs, sft_kwargs
 
 TRAINERS = {"sft": ("SFTConfig", "SFTTrainer"), "dpo": ("DPOConfig", "DPOTrainer"),
@@ -115,21 +122,24 @@ def export_method_script(config: TrainJobConfig, run_id: str = "", output_dir: s
     trainer_args = ("        reward_funcs=[" + ", ".join(reward_names) + "],\n" if method == "grpo" else "") + \
         ("" if method == "grpo" else "        eval_dataset=eval_data,\n")
     today = dt.date.today().isoformat()
+    quant = t.quantization != "none"  # QLoRA: the script loads the base in 4/8 bit as the worker did
+    launched = multi_process_launch(config, filename)  # (command, config file name, its text) or None
+    command = launched[0] if launched else f"accelerate launch --num_processes {num_gpus} {filename}"
     code = f'''#!/usr/bin/env python
 """{method.upper()} LoRA training exported from LLM Playground{f" (run {run_id})" if run_id else ""}, {today}.
 Reference model: {reference}.
 
 One GPU or CPU:   python {filename}
-Several GPUs:     accelerate launch --num_processes {num_gpus} {filename}
-Needs: pip install torch transformers peft trl datasets accelerate
+Several GPUs:     {command}{f"  ({launched[1]} next to this script)" if launched else ""}
+Needs: pip install torch transformers peft trl datasets accelerate{" bitsandbytes" if quant else ""}
 """
 
 import argparse
 
 import torch
-from datasets import load_dataset
-from peft import LoraConfig, PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer
+{"from accelerate import PartialState" + chr(10) if quant else ""}from datasets import load_dataset
+from peft import LoraConfig, PeftModel{", prepare_model_for_kbit_training" if quant else ""}
+from transformers import AutoModelForCausalLM, AutoTokenizer{", BitsAndBytesConfig" if quant else ""}
 from trl import {config_cls}, {trainer_cls}
 
 BASE_MODEL = {config.base.load_source!r}  # the app's base model: {config.base.name} ({config.base.source})
@@ -141,8 +151,7 @@ def to_training_row(row):
     """One source row -> one TRL row ({fmt.replace("_", "/")})."""
 {rows}
 
-{_main_head(out, max_steps)}    model = AutoModelForCausalLM.from_pretrained(BASE_MODEL, dtype=dtype)
-{model_code}
+{_main_head(out, max_steps)}{base_model_code(t.quantization, t.gradient_checkpointing)}{model_code}
 {load_code}    dataset = dataset.map(to_training_row, remove_columns=dataset.column_names)
 {split}
     args = {config_cls}(
@@ -166,5 +175,6 @@ def to_training_row(row):
 if __name__ == "__main__":
     main()
 '''
-    return ExportedScript(filename=filename, code=code,
-                          command=f"accelerate launch --num_processes {num_gpus} {filename}")
+    return ExportedScript(filename=filename, code=code, command=command,
+                          config_filename=launched[1] if launched else "",
+                          accelerate_config=launched[2] if launched else "")

@@ -36,8 +36,7 @@ def refuse(sentence: str) -> Any:
 COLUMN_WIDTHS = ["13%", "7%", "7%", "12%", "9%", "5%", "13%", "7%", "7%", "7%", "13%"]
 
 
-def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State,
-          seen: gr.State) -> None:
+def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State) -> None:
     """`session`: this browser's adapter choice (ui.session_adapter): Activate sets it, not the server's."""
     adapters = services.adapters
 
@@ -62,15 +61,18 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
 
     def attempt(op: Callable[[], tuple[str, Any]]) -> tuple:
         """Run one library operation returning (sentence, adapter to select or KEEP): (status, new stamp,
-        picker) on success, the refusal's sentence and no change otherwise. The new stamp fires
-        `state.change`, which redraws this tab and every other one."""
+        picker, card, chart) on success, the refusal's sentence and no change otherwise. The new stamp fires
+        `state.change`, which redraws this tab and every other one; the card is drawn here too, because a
+        timer tick may have fired that redraw already, with the picker's old value."""
         try:
             message, selected = op()
         except (*USER_ERRORS, OSError) as err:
             gr.Warning(str(err))
-            return warn(err), gr.skip(), gr.skip()
-        picker = gr.skip() if selected is KEEP else gr.update(choices=adapters.library.names(), value=selected)
-        return message, services.stamp(), picker
+            return warn(err), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if selected is KEEP:
+            return message, services.stamp(), gr.skip(), gr.skip(), gr.skip()
+        return (message, services.stamp(), gr.update(choices=adapters.library.names(), value=selected),
+                *card(selected))
 
     gr.Markdown("Saved LoRA adapters for the loaded base model. **Activate** one to use it in every tab of "
                 "this browser (the header shows which; other browsers, e.g. a projector, keep theirs); swapping between loaded adapters is instant, the base is never "
@@ -193,12 +195,12 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
 
     private = {"api_visibility": "private"}
     view_outputs = [table, pick, mix_names, card_md, curve]
-    changed = [status, state, pick]
+    changed = [status, state, pick, card_md, curve]
     gr.on(None, lambda choice: view(choice, None), session, view_outputs, **private)  # page load
     refresh_btn.click(view, [session, pick], view_outputs, **private)
     # Anything changed (this tab, another tab or browser, a training run saving an adapter): redraw.
     state.change(view, [session, pick], view_outputs, show_progress="hidden", **private)
-    seen.change(view, [seen, pick], view_outputs, show_progress="hidden", **private)
+    session.change(view, [session, pick], view_outputs, show_progress="hidden", **private)
     pick.input(lambda name: card(name), pick, [card_md, curve], **private)
     mix_names.change(on_mix_names, mix_names, sliders, **private)
     export_btn.click(on_export, pick, [status, export_file], **private)

@@ -48,9 +48,9 @@ def build_app(services: Services, presenter: bool = False) -> gr.Blocks:
     needs launch(head=presenter_head(...)): app.py's launch_app)."""
     with gr.Blocks(title="LLM Playground", analytics_enabled=False) as demo:
         state = gr.State(services.stamp())  # the change signal (see the module docstring)
-        session = session_adapter.new_state()  # this browser's own adapter (ui/session_adapter.py)
-        # Its resolved value: tabs redraw on this State's change (one place turns the stored value into a choice).
-        seen = gr.State(session_adapter.session_value(None))
+        # This browser's own adapter (ui/session_adapter.py); tabs redraw on its `change`, which Gradio fires
+        # only when the value really changed.
+        session = session_adapter.new_state()
         with gr.Row(elem_id="pg-header"):
             gr.Markdown("## LLM Playground")
             header = gr.Markdown(services.store.header_markdown(), elem_id="pg-model-badge")
@@ -59,7 +59,7 @@ def build_app(services: Services, presenter: bool = False) -> gr.Blocks:
         lesson_bar = lessons_tab.build(services)  # guided demos over the tabs (ui/lessons_tab.py)
         with gr.Tabs(elem_id="pg-tabs") as tabs:
             with gr.Tab("Model", id="model"):
-                model_tab.build(services, header, state, session, seen)
+                model_tab.build(services, header, state, session)
             with gr.Tab("Decode", id="decode"):
                 decode_parts = decode_tab.build(services, session, header)
             with gr.Tab("Inside the model", id="inside"):
@@ -67,10 +67,10 @@ def build_app(services: Services, presenter: bool = False) -> gr.Blocks:
             with gr.Tab("Train", id="train"):
                 train_tab.build(services, header, state)
             with gr.Tab("Adapters", id="adapters"):
-                adapters_tab.build(services, header, state, session, seen)
+                adapters_tab.build(services, header, state, session)
             with gr.Tab("Guess the next token", id="room"): room_tab.build(services)
             with gr.Tab("Compare", id="compare"):
-                compare_parts = compare_tab.build(services, header, state, session, seen)
+                compare_parts = compare_tab.build(services, header, state, session)
         # Every state is a link: opening one restores it; Decode and Compare copy theirs (ui/links.py).
         links.wire(services, demo, links.LinkTargets(tabs, link_notes, session, decode_parts, compare_parts))
         lessons_tab.wire(services, demo, lesson_bar, links.LinkTargets(tabs, link_notes, session, decode_parts,
@@ -81,8 +81,7 @@ def build_app(services: Services, presenter: bool = False) -> gr.Blocks:
         # The header names this browser's adapter; a deleted one sends this browser back to the base, told so.
         state.change(lambda c: session_adapter.still_there(services, c), session, [session, header],
                      show_progress="hidden", api_visibility="private")
-        session.change(session_adapter.session_value, session, seen, show_progress="hidden", api_visibility="private")
-        seen.change(lambda c: session_adapter.header_text(services, c), seen, header, show_progress="hidden",
+        session.change(lambda c: session_adapter.header_text(services, c), session, header, show_progress="hidden",
                        queue=False, api_visibility="private")
         demo.load(lambda c: session_adapter.header_text(services, c), session, header, queue=False,
                   api_visibility="private")

@@ -37,10 +37,10 @@ from playground.ui.eval_inputs import eval_inputs
 from playground.ui.link_parts import CompareParts, link_row
 from playground.ui.paths import server_path
 from playground.ui.session_adapter import adapter_of, session_value
+from playground.ui.turns import presenter_first
 
 
-def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State,
-          seen: gr.State) -> CompareParts:
+def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State) -> CompareParts:
     """`session`: this browser's adapter choice (ui.session_adapter): the tuned column runs it. Returns the
     components a link sets (ui/links.py)."""
     adapters = services.adapters
@@ -153,8 +153,9 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     refreshed = [hint, tuned_chat, diff, other, eval_adapter]
     refresh_inputs = [session, histories, other, eval_adapter]
     turn_inputs = [session, message, histories, other, *setting_inputs]
-    for turn in (send.click(send_message, turn_inputs, outputs, **private),
-                 message.submit(send_message, turn_inputs, outputs, **private),
+    send_turn = presenter_first(services.rooms, send_message)
+    for turn in (send.click(send_turn, turn_inputs, outputs, **private),
+                 message.submit(send_turn, turn_inputs, outputs, **private),
                  clear.click(clear_all, session, [*chats, diff, status, histories], **private)):
         turn.then(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)  # hint follows the history
     other.change(lambda name: gr.update(visible=bool(name)), other, other_chat, **private)
@@ -163,7 +164,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     gr.on(None, refresh, refresh_inputs, refreshed, **private)  # page load
     # The model, the active adapter or the library changed (any tab, any browser, a training run): follow it.
     state.change(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
-    seen.change(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
+    session.change(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
     eval_btn.click(run_eval, [eval_recipe, eval_file, eval_adapter, eval_rows],
                    [eval_status, eval_table, eval_plot, eval_samples], **private)
     _register_api(services)
@@ -197,5 +198,5 @@ def _register_api(services: Services) -> None:
         except OSError as err:
             raise ValueError(str(err)) from err
 
-    gr.api(compare, api_name="compare")
+    gr.api(presenter_first(services.rooms, compare), api_name="compare")
     gr.api(evaluate_api, api_name="evaluate")

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import gradio as gr
 
+from playground.classroom.rooms import RoomHub
 from playground.decode.beam import BeamSettings
 from playground.decode.checks import check_int
 from playground.decode.session import DecodeService
 from playground.decode.views import api_beam_search, api_generate, api_next_token, settings_from_values
 from playground.ui.errors import api_errors
+from playground.ui.turns import presenter_first
 
 
-def register_api(svc: DecodeService) -> None:
-    """Named endpoints for gradio_client: /next_token, /generate, /beam_search."""
+def register_api(svc: DecodeService, rooms: RoomHub) -> None:
+    """Named endpoints for gradio_client: /next_token, /generate, /beam_search (the presenter's go first)."""
 
     @api_errors
     def next_token(prompt: str, chat: bool = False, temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0,
@@ -53,6 +55,6 @@ def register_api(svc: DecodeService) -> None:
         (better / equal / worse in total probability), the text continued, and the search tree."""
         return api_beam_search(svc, prompt, chat, BeamSettings.from_values(num_beams, steps, length_penalty))
 
-    gr.api(next_token, api_name="next_token")
-    gr.api(generate, api_name="generate")
-    gr.api(beam_search, api_name="beam_search")
+    gr.api(presenter_first(rooms, next_token), api_name="next_token")
+    gr.api(presenter_first(rooms, generate), api_name="generate")
+    gr.api(presenter_first(rooms, beam_search), api_name="beam_search")

@@ -46,6 +46,7 @@ from playground.ui.decode_samplers import TREE_CLICK_JS, more_samplers
 from playground.ui.errors import api_errors
 from playground.ui.link_parts import DecodeParts, link_row
 from playground.ui.session_adapter import decode_for
+from playground.ui.turns import presenter_first
 
 EXAMPLES = ["The rain in Spain falls mainly in the", "The capital of France is", "Once upon a time, there was a",
             "def fibonacci(n):", "日本の首都は", "My favourite food is 🍕 because"]
@@ -68,11 +69,11 @@ def settings_wrapper(services: Services) -> Callable[[Callable[..., Any]], Calla
         if inspect.isgeneratorfunction(fn):
             def stream(*values: Any) -> Any:
                 yield from fn(*session_values(services, values))
-            return api_errors(stream)
+            return api_errors(presenter_first(services.rooms, stream))
 
         def call(*values: Any) -> Any:
             return fn(*session_values(services, values))
-        return api_errors(call)
+        return api_errors(presenter_first(services.rooms, call))
     return with_settings
 
 
@@ -288,7 +289,7 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
     node_pick.input(on_node_pick, knob_inputs(state, beam_paths, top_n, node_pick), [*view_out, tabs], **PRIVATE)
     explore.click(on_explore, knob_inputs(state, prompt, chat), [sweep_chart, multiples], **PRIVATE)
     compare.click(on_compare, knob_inputs(state, prompt, chat, beams, compare_tokens, seed), comparison, **PRIVATE)
-    register_api(svc)
+    register_api(svc, services.rooms)
     return DecodeParts(prompt, chat, knobs, seed, top_n, view_out, notice, template, tabs, beams, steps,
                        length_penalty, [beam_summary, tree, finals, beam_paths, node_pick], [sweep_chart, multiples],
                        copy_link, link)

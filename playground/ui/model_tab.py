@@ -26,8 +26,7 @@ from playground.ui.paths import looks_like_a_path, server_path
 from playground.ui.session_adapter import adapter_of
 
 
-def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State,
-          seen: gr.State) -> None:
+def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State) -> None:
     """`session`: this browser's adapter choice (ui.session_adapter): the adapters line marks it active."""
     cache: dict[int, tuple] = {}
 
@@ -113,7 +112,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     # triggers=None: on every page load (a reload shows the current model) and, for the estimator,
     # whenever one of its inputs changes.
     gr.on(None, overview, session, overview_outputs, **private)
-    seen.change(overview, seen, overview_outputs, show_progress="hidden", **private)
+    session.change(overview, session, overview_outputs, show_progress="hidden", **private)
     gr.on(None, refresh_memory, mem_inputs, [mem_plot, mem_text], show_progress="hidden", **private)
     # The model or its adapters changed (this tab, another tab or browser): describe what is loaded now.
     state.change(overview, session, overview_outputs, show_progress="hidden", **private).then(

@@ -212,16 +212,24 @@ JS = """
     }
     if (acted) { ev.preventDefault(); ev.stopImmediatePropagation(); }
   }, true);
+  // The legend lives inside the Decode tab (fixed to the corner, so it shows only while that tab does and
+  // never covers another tab's content); Gradio renders the tab after this script runs, so look for it.
   function legend() {
-    if (document.getElementById('pg-keys')) return;
-    const d = document.createElement('div');
-    d.id = 'pg-keys';
-    d.setAttribute('role', 'note');
-    d.innerHTML = '<b>Decode tab keys</b><br>' +
-      KEYS.map(([k, what]) => `<kbd>${k}</kbd> ${what}`).join('<br>');
-    document.body.appendChild(d);
+    const tab = document.querySelector('#decode-greedy');
+    const host = tab && (tab.closest('.tabitem') || tab.closest('[role="tabpanel"]') || tab.parentElement);
+    if (!host) return;
+    let d = document.getElementById('pg-keys');
+    if (d && host.contains(d)) return;
+    if (!d) {
+      d = document.createElement('div');
+      d.id = 'pg-keys';
+      d.setAttribute('role', 'note');
+      d.innerHTML = '<b>Decode tab keys</b><br>' +
+        KEYS.map(([k, what]) => `<kbd>${k}</kbd> ${what}`).join('<br>');
+    }
+    host.appendChild(d);
   }
-  if (document.body) legend(); else document.addEventListener('DOMContentLoaded', legend);
+  setInterval(legend, 500);
   window.pgPresenter = {initial, set, on};
 })();
 """
