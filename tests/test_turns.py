@@ -185,7 +185,7 @@ def test_the_holder_gives_way_between_tokens_and_comes_back_before_later_calls()
         return lock.keeping(lambda: log.append(f"leave {name}"), lambda: log.append(f"back {name}"))
 
     def holder() -> None:
-        with lock.hold(Urgency.GENERATE), frame("outer"), frame("inner"):
+        with lock.hold(Urgency.GENERATE, reader=True), frame("outer"), frame("inner"):
             started.set()
             go.wait(5)
             log.append(f"yield: {lock.yield_turn()}")
@@ -211,6 +211,23 @@ def test_the_holder_gives_way_between_tokens_and_comes_back_before_later_calls()
         t.join(5)
     assert log == ["leave inner", "leave outer", "presenter", "back outer", "back inner", "yield: True",
                    "again: False", "holder done", "writer", "batch"]
+    writer_pauses: list[bool] = []
+
+    def writer_holder() -> None:  # a load or an adapter swap never pauses, even for the presenter
+        with lock.hold(Urgency.STEP):
+            started.set()
+            wait_until(lambda: lock.waiting() == 1)
+            writer_pauses.append(lock.yield_turn())
+
+    started.clear()
+    w = threading.Thread(target=writer_holder)
+    w.start()
+    started.wait(5)
+    p = threading.Thread(target=call, args=("presenter again", Urgency.STEP, Urgency.PRESENTER))
+    p.start()
+    for t in (w, p):
+        t.join(5)
+    assert writer_pauses == [False] and log[-1] == "presenter again"
     with pytest.raises(RuntimeError, match="keeping\\(\\) outside a hold"):
         with lock.keeping(lambda: None, lambda: None):
             pass

@@ -85,7 +85,7 @@ class DeadlineLock:
     adapter switched on and back through `keeping` frames) says `reader=True`. Only readers may overtake a
     generation that gives way, and while one is paused only readers get the lock: a model load or a change
     of the server's adapter waits until the paused generation has finished, so it never runs on a model
-    that changed under it."""
+    that changed under it. A holder that is not a reader never pauses (no load is left half-done)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._cond = threading.Condition(threading.Lock())
@@ -93,6 +93,7 @@ class DeadlineLock:
         self._depth = 0
         self._queue: list[tuple[float, int, int, bool]] = []  # (deadline, arrival number, thread id, reader)
         self._deadline = 0.0  # the holder's
+        self._holder_reads = False  # whether the holder took the lock as a reader (only a reader gives way)
         self._frames: list[tuple[Callable[[], None], Callable[[], None]]] = []  # the holder's (leave, back)
         self._paused = 0  # holders that gave way and wait to come back
         self._arrivals = itertools.count()
@@ -129,7 +130,7 @@ class DeadlineLock:
                 return False
             self._cond.wait(left)
         self._queue.remove(entry)
-        self._owner, self._deadline, self._frames = entry[2], deadline, []
+        self._owner, self._deadline, self._frames, self._holder_reads = entry[2], deadline, [], entry[3]
         return True
 
     def release(self) -> None:
@@ -142,6 +143,8 @@ class DeadlineLock:
                 self._cond.notify_all()  # the next waiter takes it; the others wait again
 
     def _overtaken(self) -> bool:
+        if not self._holder_reads:  # a load or swap in progress is never left half-done
+            return False
         first = self._next(readers_only=True)
         return first is not None and first[0] < self._deadline
 
