@@ -158,19 +158,18 @@ def _trim_special(tokenizer: Any, ids: list[int]) -> list[int]:
 
 def generate_answer(lm: LoadedModel, prompt_ids: list[int], settings: CompareSettings,
                     on_text: Callable[[str], None], cancel: threading.Event,
-                    want_logits: bool = False, turns: Turns | None = None) -> tuple[list[int], torch.Tensor | None]:
+                    turns: Turns, want_logits: bool = False) -> tuple[list[int], torch.Tensor | None]:
     """Seeded generate() on whatever adapter state the caller set up; returns (answer ids, raw logits).
     `turns` (the model store): between tokens, give way to more urgent calls (decode/cancel.GiveWay)."""
     room = context_limit(lm) - len(prompt_ids)
     if room < 1:
         raise ValueError("The conversation no longer fits in the model's context: press Clear to start over.")
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=lm.device)
-    stops = StoppingCriteriaList([Cancel(cancel)] + ([GiveWay(turns)] if turns else []))
     torch.manual_seed(settings.seed)
     with torch.inference_mode():
         out = lm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                 streamer=_CallbackStreamer(lm.tokenizer, on_text),
-                                stopping_criteria=stops,
+                                stopping_criteria=StoppingCriteriaList([Cancel(cancel), GiveWay(turns)]),
                                 max_new_tokens=min(settings.max_new_tokens, room),
                                 pad_token_id=lm.tokenizer.pad_token_id, return_dict_in_generate=True,
                                 output_logits=want_logits, **generate_kwargs(settings.sampling))
@@ -196,7 +195,7 @@ def _run_turn(adapters: AdapterManager, req: CompareRequest, emit: Callable[...,
             try:
                 with adapters.using(name):  # None = base: PEFT's disable_adapter()
                     ids, col_logits = generate_answer(lm, prompt, req.settings, lambda t, c=col: emit("text", c, t),
-                                                      cancel, want_logits=col == "tuned", turns=adapters.store)
+                                                      cancel, adapters.store, want_logits=col == "tuned")
             except AdapterError as err:  # only the optional third column can name an unloadable adapter
                 emit("text", col, f"⚠️ {err}")
                 columns[col] = ColumnResult(col, name, f"⚠️ {err}", [], prompt, error=str(err))

@@ -35,6 +35,7 @@ from playground.model.sources import (
 )
 from playground.model.turns import DeadlineLock, Urgency
 
+
 class SeenThroughViews:
     """For a service that holds `self.store`: `seen_by(view)` is the same service with the model as one browser
     sees it (an adapters.session.AdapterView: that browser's adapter; None = the server's). The clone shares

@@ -12,6 +12,7 @@ from playground.adapters.session import AdapterChoice, AdapterView
 from playground.decode.session import DecodeService
 from playground.services import Services
 
+
 def new_state() -> gr.State:
     """The page's adapter choice: follows the server's default until this page activates one. A gr.State, so
     it lasts as long as the page (a reload follows the server again); gr.BrowserState would keep it across
