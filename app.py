@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     except ModelLoadError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         raise SystemExit(2) from err
-    packed = f", {loaded.cpu_packed} layers pre-packed" if loaded.cpu_packed else ""
+    packed = f", {loaded.cpu_packed} layers pre-packed, {loaded.cpu_fused} groups fused" if loaded.cpu_packed else ""
     print(f"Loaded {loaded.name} ({str(loaded.dtype).removeprefix('torch.')}{packed}) in {loaded.load_seconds:.1f} s",
           flush=True)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
 from playground.decode.sampling import SamplingSettings, generate_kwargs
-from playground.decode.session import encode_prompt
+from playground.decode.session import DecodeService, encode_prompt
 from playground.decode.stream import GenerateRequest, generate_all, stream_generate
 
 
@@ -43,6 +45,23 @@ def test_stream_yields_several_times_for_a_long_run(tiny_store):
     ids = encode_prompt(lm.tokenizer, "Hello", False, 400).ids
     snaps = list(stream_generate(tiny_store, GenerateRequest(ids, SamplingSettings(temperature=1.0), 30, 1)))
     assert len(snaps) >= 3 and len(snaps[-1]) == 30
+
+
+def test_tokens_are_recorded_in_the_consumers_thread_not_between_decode_steps(tiny_store, monkeypatch):
+    """generate()'s thread only queues each token's scores; the softmax, alternatives and rank are the
+    consumer's work (on a 2-CPU machine, the CPU the model's one torch thread leaves free)."""
+    from playground.decode import stream
+
+    threads: list[str] = []
+    record = stream._TokenStreamer._record
+    monkeypatch.setattr(stream._TokenStreamer, "_record",
+                        lambda self, *a: threads.append(threading.current_thread().name) or record(self, *a))
+    lm = tiny_store.current
+    ids = encode_prompt(lm.tokenizer, "Hello", False, 400).ids
+    tokens = generate_all(tiny_store, GenerateRequest(ids, SamplingSettings(temperature=1.0, top_k=0), 16, 3))
+    assert len(tokens) == len(threads) == 16 and set(threads) == {threading.current_thread().name}
+    raw = DecodeService(tiny_store).distribution(ids, SamplingSettings()).raw_probs
+    assert tokens[0].raw_prob == pytest.approx(float(raw[tokens[0].token_id]), abs=1e-6)  # the model's own
 
 
 def test_stopping_the_consumer_releases_the_model(tiny_store):

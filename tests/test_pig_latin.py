@@ -2,7 +2,7 @@
 
 import pytest
 
-from playground.data.pig_latin import exact_match, to_pig_latin, word_accuracy
+from playground.data.pig_latin import exact_match, rule_accuracy, to_pig_latin, word_accuracy
 
 
 @pytest.mark.parametrize(
@@ -69,6 +69,13 @@ def test_word_accuracy_counts_positional_matches() -> None:
 def test_word_accuracy_uses_reference_length() -> None:
     assert word_accuracy("ethay", "ethay igbay ogday igbay") == 0.25
     assert word_accuracy("ethay igbay ogday extra words", "ethay igbay") == 1.0
+
+
+def test_rule_accuracy_counts_extra_words_against_the_answer() -> None:
+    assert rule_accuracy("ethay igbay", "ethay igbay") == 1.0
+    assert rule_accuracy("ethay igbay ogday extra words", "ethay igbay") == pytest.approx(2 / 5)
+    assert rule_accuracy("ethay", "ethay igbay ogday igbay") == 0.25  # missing words, as word_accuracy
+    assert rule_accuracy("", "") == 1.0 and rule_accuracy("ethay", "") == 0.0
 
 
 def test_word_accuracy_splits_on_any_whitespace() -> None:

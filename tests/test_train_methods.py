@@ -141,6 +141,8 @@ def test_reward_rules_score_zero_to_one():
 
     assert score_pig_latin("Translate to Pig Latin: The cat sat.", "Ethay atcay atsay.") == 1.0
     assert score_pig_latin("Translate to Pig Latin: The cat sat.", "ethay cat atsay.") == pytest.approx(2 / 3)
+    # rambling on after the translation costs as much as leaving words out
+    assert score_pig_latin("Translate to Pig Latin: The cat sat.", "ethay atcay atsay. awayaway") == 0.75
     assert score_length("one two three four", 4) == 1.0 and score_length("a " * 8, 4) == 0.0
     assert score_length("one two", 4) == 0.5
     assert score_regex("HELLO!", r"^[A-Z]+!$") == 1.0 and score_regex("hello", r"^[A-Z]+!$") == 0.0

@@ -275,6 +275,52 @@ def test_a_generation_that_gives_way_keeps_its_adapter_and_its_tokens(manager):
     assert manager.active() is None and store.current.active_adapter is None
 
 
+def test_a_base_generation_that_gives_way_keeps_the_adapter_off(manager):
+    """The server's default is the base with adapter 'alpha' loaded: a generation runs inside PEFT's
+    `disable_adapter()`. The presenter's calls in between, on 'alpha' (its layers on, then off again) and on
+    the base (a `disable_adapter()` of its own, nested in the generation's), must not leave alpha on for the
+    rest of the generation."""
+    store = manager.store
+    request = GenerateRequest((1, 5, 9, 42, 7, 3), SamplingSettings(temperature=1.0, top_k=0), 12, 7)
+    prompt = (1, 5, 9, 42)
+    alpha_alone = DecodeService(manager.view("alpha")).distribution(prompt, SamplingSettings()).raw_probs
+    assert manager.active() is None and store.current.model.peft_config  # alpha is loaded, the base is on
+    alone = [t.token_id for t in generate_all(manager.view(None), request)]
+    pauses: list[bool] = []
+    real_yield = store.yield_turn
+    store.yield_turn = lambda: pauses.append(real_yield()) or pauses[-1]
+    base_alone = DecodeService(manager.view(None)).distribution(prompt, SamplingSettings()).raw_probs
+    presenter_got: list[torch.Tensor] = []
+
+    def presenter() -> None:
+        with urgency(Urgency.PRESENTER):
+            for name in ("alpha", None):
+                view = DecodeService(manager.view(name))
+                presenter_got.append(view.distribution(prompt, SamplingSettings()).raw_probs)
+
+    calls = [0]
+
+    def hold_on_third_step(*_):
+        if threading.current_thread().name == "decode-generate":
+            calls[0] += 1
+            if calls[0] == 3:
+                threading.Thread(target=presenter, name="presenter").start()
+                wait_until(lambda: store._lock.waiting() == 1)
+
+    hook = store.current.base_model.register_forward_hook(hold_on_third_step)
+    try:
+        tokens = [t.token_id for t in generate_all(manager.view(None), request)]
+    finally:
+        hook.remove()
+    wait_until(lambda: len(presenter_got) == 2)
+    assert True in pauses
+    assert torch.equal(presenter_got[0], alpha_alone) and torch.equal(presenter_got[1], base_alone)
+    assert tokens == alone  # and the generation went on without it
+    assert [t.token_id for t in generate_all(manager.view(None), request)] == alone  # PEFT's state is whole
+    assert torch.equal(DecodeService(manager.view("alpha")).distribution(prompt, SamplingSettings()).raw_probs,
+                       alpha_alone)
+
+
 def test_through_gradio_the_room_owners_api_calls_run_at_presenter_urgency():
     """The session really comes from Gradio's per-event context: a real server, two real clients."""
     import gradio as gr

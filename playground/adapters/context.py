@@ -8,7 +8,7 @@ pass (e.g. the base curve of a base-vs-tuned chart).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,29 +36,6 @@ def base_context(lm: LoadedModel) -> Iterator[None]:
 def generation_context(lm: LoadedModel) -> contextlib.AbstractContextManager:
     """The context every generation path should run in: the active adapter, or the base when none is active."""
     return base_context(lm) if lm.active_adapter is None else contextlib.nullcontext()
-
-
-def generation_frame(lm: LoadedModel) -> tuple[Callable[[], None], Callable[[], None]]:
-    """How a generation inside `generation_context(lm)` steps out and back in when it gives way to a more
-    urgent call (model/turns.py): out = what leaving PEFT's `disable_adapter()` does, back = entering it.
-    Call it before entering the context (it reads whether PEFT had the adapters off already)."""
-    peft = lm.model
-    if lm.active_adapter is not None or not is_peft(peft) or not peft.peft_config \
-            or getattr(peft, "_adapters_disabled", False):  # disable_adapter() changes nothing then
-        return _nothing, _nothing
-
-    def leave() -> None:
-        peft.base_model.enable_adapter_layers()
-        peft._adapters_disabled = False
-
-    def back() -> None:
-        peft.base_model.disable_adapter_layers()
-        peft._adapters_disabled = True
-    return leave, back
-
-
-def _nothing() -> None:
-    pass
 
 
 @dataclass

@@ -24,7 +24,6 @@ from playground.adapters.context import (  # noqa: F401  (base_context & co. are
     BaseVsTuned,
     base_context,
     generation_context,
-    generation_frame,
     is_peft,
     next_token_probs_base_vs_tuned,
 )
@@ -218,8 +217,9 @@ class AdapterManager(LibraryOperations):
         with self.store.reading(level) as lm:
             previous = lm.active_adapter
             if name == previous:
-                frame = generation_frame(lm)  # read before the context changes what it reads
-                with generation_context(lm), self.store.keeping(*frame):
+                # Nothing to put back if this call gives way to another: on the base every adapter's layers are
+                # off already (_switch_layers), and PEFT's disable_adapter() leaves them off on its way out.
+                with generation_context(lm):
                     yield lm
                 return
             if name is not None:

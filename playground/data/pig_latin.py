@@ -79,6 +79,16 @@ def word_accuracy(prediction: str, reference: str) -> float:
     return sum(p == r for p, r in zip(pred, ref)) / len(ref)
 
 
+def rule_accuracy(prediction: str, reference: str) -> float:
+    """Positional word matches over the longer of the two: like `word_accuracy`, but words after the
+    translation count against the answer as missing ones do (a reward that ignored them taught GRPO runs to
+    ramble on to the length limit)."""
+    ref, pred = reference.split(), prediction.split()
+    if not ref:
+        return 1.0 if not pred else 0.0
+    return sum(p == r for p, r in zip(pred, ref)) / max(len(ref), len(pred))
+
+
 def exact_match(prediction: str, reference: str) -> bool:
     """True when the two strings are equal after stripping surrounding whitespace."""
     return prediction.strip() == reference.strip()

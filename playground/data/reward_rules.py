@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from playground.data.pig_latin import to_pig_latin, word_accuracy
+from playground.data.pig_latin import rule_accuracy, to_pig_latin
 
 PIG_LATIN_PREFIX = re.compile(r"^\s*translate\s+(?:this\s+)?(?:in)?to\s+pig\s+latin\s*:\s*", re.IGNORECASE)
 WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -29,9 +29,9 @@ def text_of(value: Any) -> str:
 
 def score_pig_latin(prompt: str, answer: str) -> float:
     """Word accuracy of the answer against the rule's translation of the prompt's sentence (the text after
-    "Translate to Pig Latin:", or the whole prompt)."""
+    "Translate to Pig Latin:", or the whole prompt), extra words counting against it (`rule_accuracy`)."""
     sentence = PIG_LATIN_PREFIX.sub("", prompt, count=1)
-    return word_accuracy(answer.strip().lower(), to_pig_latin(sentence))
+    return rule_accuracy(answer.strip().lower(), to_pig_latin(sentence))
 
 
 def score_length(answer: str, target: int) -> float:

@@ -40,34 +40,41 @@ MAX_SNAPSHOT_GAP_S = 0.5  # …but a snapshot at least this often while tokens a
 
 
 class _StepRecorder(LogitsProcessor):
-    """Last processor in the list: keeps the probabilities of the step about to be sampled."""
+    """Last processor in the list: keeps the scores of the step about to be sampled (a copy; the softmax is the
+    consumer's, see _TokenStreamer)."""
 
     def __init__(self) -> None:
-        self.probs: torch.Tensor | None = None  # what generate() samples from at this step
-        self.raw: torch.Tensor | None = None    # the model's own probabilities (set by _RawRecorder)
+        self.scores: torch.Tensor | None = None  # what generate() samples from at this step, as scores
+        self.raw: torch.Tensor | None = None     # the model's own scores (set by _RawRecorder)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
-        self.probs = scores[0].float().softmax(-1)
+        self.scores = scores[0].clone()
         return scores
 
 
 class _RawRecorder(LogitsProcessor):
-    """First processor in the list: keeps the model's own probabilities (before penalty/temperature)."""
+    """First processor in the list: keeps the model's own scores (before penalty/temperature)."""
 
     def __init__(self, recorder: _StepRecorder) -> None:
         self.recorder = recorder
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
-        self.recorder.raw = scores[0].float().softmax(-1)
+        self.recorder.raw = scores[0].clone()
         return scores
 
 
 class _TokenStreamer(BaseStreamer):
-    """Pairs each new token with the recorder's probabilities and wakes the consumer (no text decoding)."""
+    """Pairs each new token with the recorder's scores and wakes the consumer (no text decoding).
+
+    generate()'s thread only queues (token, scores); the consumer turns them into `ChosenToken`s (softmax, top
+    alternatives, rank, labels) when it takes a snapshot. On a 2-CPU machine the model has one torch thread, so
+    that work runs on the other CPU instead of between two decode steps."""
 
     def __init__(self, tokenizer: Any, recorder: _StepRecorder) -> None:
         self.tokenizer, self.recorder = tokenizer, recorder
-        self.tokens: list[ChosenToken] = []
+        self._tokens: list[ChosenToken] = []  # the consumer's
+        self._pending: queue.SimpleQueue[tuple[int, torch.Tensor, torch.Tensor | None]] = queue.SimpleQueue()
+        self.produced = 0  # tokens generate() has handed over
         self.wake: queue.SimpleQueue[bool] = queue.SimpleQueue()  # True: new tokens; False: the end
         self._prompt_seen = False
 
@@ -76,7 +83,8 @@ class _TokenStreamer(BaseStreamer):
             self._prompt_seen = True
             return
         for tid in value.reshape(-1).tolist():
-            self.tokens.append(self._record(int(tid)))
+            self._pending.put((int(tid), self.recorder.scores, self.recorder.raw))
+            self.produced += 1
         self.wake.put(True)
 
     def end(self) -> None:
@@ -86,15 +94,22 @@ class _TokenStreamer(BaseStreamer):
         while self.wake.get():
             yield True
 
-    def _record(self, tid: int) -> ChosenToken:
-        probs, raw = self.recorder.probs, self.recorder.raw
+    @property
+    def tokens(self) -> list[ChosenToken]:
+        """Every token handed over so far, recorded (called from the consumer's thread only)."""
+        while not self._pending.empty():
+            self._tokens.append(self._record(*self._pending.get_nowait()))
+        return self._tokens
+
+    def _record(self, tid: int, scores: torch.Tensor, raw_scores: torch.Tensor | None) -> ChosenToken:
+        probs = scores.float().softmax(-1)
         top = torch.topk(probs, min(ALTERNATIVES, probs.numel()))
         ids = top.indices.tolist()
         alts = tuple((token_label(self.tokenizer, i), p) for p, i in zip(top.values.tolist(), ids))
+        raw = float(raw_scores.float().softmax(-1)[tid]) if raw_scores is not None else float("nan")
         return ChosenToken(token_id=tid, label=token_label(self.tokenizer, tid), prob=float(probs[tid]),
-                           raw_prob=float(raw[tid]) if raw is not None else float("nan"),
-                           rank=int((probs > probs[tid]).sum()) + 1, how="generated", alternatives=alts,
-                           alternative_ids=tuple(ids))
+                           raw_prob=raw, rank=int((probs > probs[tid]).sum()) + 1, how="generated",
+                           alternatives=alts, alternative_ids=tuple(ids))
 
 
 @dataclass(frozen=True)
@@ -155,10 +170,11 @@ def stream_generate(store: ModelStore, request: GenerateRequest) -> Iterator[lis
     seen, due = 0, 0.0
     try:
         for _ in streamer:
-            if len(streamer.tokens) > seen and time.perf_counter() >= due:
-                seen = len(streamer.tokens)
+            if streamer.produced > seen and time.perf_counter() >= due:
                 handed = time.perf_counter()
-                yield list(streamer.tokens)
+                snapshot = list(streamer.tokens)  # recorded here, in the consumer's thread
+                seen = len(snapshot)
+                yield snapshot
                 back = time.perf_counter()  # the consumer rendered this snapshot meanwhile
                 due = back + min(MAX_SNAPSHOT_GAP_S, (back - handed) * (1 / CONSUMER_SHARE - 1))
         thread.join()
@@ -166,7 +182,7 @@ def stream_generate(store: ModelStore, request: GenerateRequest) -> Iterator[lis
         cancel.event.set()  # if the consumer stopped early, end generate() at the next token
     if errors:
         raise errors[0]
-    if len(streamer.tokens) > seen or seen == 0:
+    if streamer.produced > seen or seen == 0:
         yield list(streamer.tokens)
 
 

@@ -11,6 +11,8 @@ A decode step of a small model is bound by reading the weights. What pays on a C
   (`mkldnn._linear_pointwise`) computes the same numbers ~1.5x faster. `pack_linear_weights` checks that
   each packed product equals `F.linear` bit for bit before it keeps it; anything unusual (grad on, another
   dtype or device, a changed weight) takes the plain `F.linear` path.
+* **sibling products fused** (cpu_fused.py): q/k/v and gate/up read the same input, so each group is one
+  packed product (fewer, larger oneDNN calls; the same numbers, checked bit for bit).
 * **attention in fp32**: torch's bf16 CPU attention kernel takes ~7x the fp32 one for a one-token query
   (137 vs 18 us a layer here), so `use_fp32_attention` runs transformers' own SDPA attention on the bf16
   query/keys/values upcast to fp32 (exact) and rounds the result back to bf16: faster and no less accurate.

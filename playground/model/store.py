@@ -1,9 +1,8 @@
 """Loading the base model: where it comes from, which device/dtype, and the ModelStore that owns it.
 
-Everything here is Gradio-free. The app creates one `ModelStore` and passes it to every tab; all model
-users take `store.use()` (a re-entrant lock) so a generation, an adapter swap and a model switch never
-interleave. The lock is handed out by deadline (model/turns.py): the presenter's steps first, short steps
-before long generations, nobody starving.
+Gradio-free. The app creates one `ModelStore` and passes it to every tab; all model users take `store.use()`
+(a re-entrant lock) so a generation, an adapter swap and a model switch never interleave. The lock goes by
+deadline (model/turns.py): the presenter's steps first, short steps before long generations, nobody starving.
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ from typing import Any, Literal
 
 import torch
 
-from playground.model.cpu_speed import native_bf16_cpu_cached, pack_linear_weights, use_fp32_attention
+from playground.model.cpu_fused import speed_up_bf16_cpu
+from playground.model.cpu_speed import native_bf16_cpu_cached
 from playground.model.gguf import convert_gguf
 from playground.model.sources import (
     BUNDLED,
@@ -87,6 +87,7 @@ class LoadedModel:
     from_cache: bool = False
     active_adapter: str | None = None  # None = base only
     cpu_packed: int = 0  # Linear layers whose bf16 weights are pre-packed for oneDNN (cpu_speed)
+    cpu_fused: int = 0  # groups of those (q/k/v, gate/up) computed as one product (cpu_fused)
 
     @property
     def base_model(self) -> Any:
@@ -181,15 +182,14 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    packed = 0
+    packed = fused = 0
     if device.type == "cpu" and dtype == torch.bfloat16 and quant is None:
-        packed = pack_linear_weights(model)  # same numbers as F.linear, checked layer by layer
-        use_fp32_attention(model)  # bf16 attention is slow on a CPU; fp32 of the same values is exact
+        packed, fused = speed_up_bf16_cpu(model)  # the same numbers, checked, in less time
     return LoadedModel(
         model=model, tokenizer=tokenizer, name=source.name, source=settings.source, device=device,
         dtype=dtype, quantization=settings.quantization, fingerprint=fingerprint_model(model),
         checkpoint_dir=checkpoint, load_seconds=time.perf_counter() - started, from_cache=from_cache,
-        cpu_packed=packed,
+        cpu_packed=packed, cpu_fused=fused,
     )
 
 
