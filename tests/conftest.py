@@ -102,6 +102,15 @@ def make_tiny_llama(path: Path, tokenizer_dir: Path, seed: int = 0, **overrides)
     return path
 
 
+# dims in multiples of 32 (hidden 64, heads of 32, MLP 128), as real models have: oneDNN picks its kernels by shape
+TINY32 = dict(hidden_size=64, intermediate_size=128, num_attention_heads=2, num_key_value_heads=1, head_dim=32)
+
+
+@pytest.fixture(scope="module")
+def tiny32_dir(smol_tokenizer_dir, tmp_path_factory):
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny32"), smol_tokenizer_dir, seed=3, **TINY32)
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_dir(smol_tokenizer_dir, tmp_path_factory) -> Path:
     """A tiny random Llama checkpoint (2 layers, hidden 32) with the SmolLM2 tokenizer."""

@@ -19,7 +19,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import BUNDLED_DATA_DIR, make_tiny_llama
+from conftest import BUNDLED_DATA_DIR
 
 # The decode parity tests, collected again here, where `tiny_store` is the bf16 model below.
 from test_decoding import (  # noqa: F401
@@ -39,15 +39,6 @@ from playground.model.store import LoadSettings, ModelStore, load_model
 
 CPU = torch.device("cpu")
 needs_onednn_bf16 = pytest.mark.skipif(not cpu_speed._onednn_bf16(), reason="this torch/CPU has no oneDNN bf16")
-# dims in multiples of 32 (hidden 64, heads of 32, MLP 128), as real models have: oneDNN picks its kernels by shape
-TINY32 = dict(hidden_size=64, intermediate_size=128, num_attention_heads=2, num_key_value_heads=1, head_dim=32)
-
-
-@pytest.fixture(scope="module")
-def tiny32_dir(smol_tokenizer_dir, tmp_path_factory):
-    return make_tiny_llama(tmp_path_factory.mktemp("tiny32"), smol_tokenizer_dir, seed=3, **TINY32)
-
-
 def _bf16_store(source, data_dir) -> ModelStore:
     store = ModelStore(LoadSettings(source=str(source), data_dir=data_dir, dtype="bfloat16"))
     store.load()
@@ -183,7 +174,8 @@ def test_lora_on_packed_weights_equals_lora_on_plain(tiny32_dir, tmp_path):
     packed = load_model(LoadSettings(source=str(tiny32_dir), data_dir=tmp_path, dtype="bfloat16")).model
     plain = copy.deepcopy(packed)
     cpu_speed.unpack_linear_weights(plain)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    # q and v of a fused q/k/v group, and gate of a gate/up group (cpu_fused): PEFT wraps the members alone
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "gate_proj"], init_lora_weights=False)
     torch.manual_seed(0)
     a = get_peft_model(packed, config)
     torch.manual_seed(0)
@@ -191,6 +183,8 @@ def test_lora_on_packed_weights_equals_lora_on_plain(tiny32_dir, tmp_path):
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     with torch.inference_mode():
         assert torch.equal(a(input_ids=ids).logits, b(input_ids=ids).logits)
+        with a.disable_adapter():  # the adapter matters: equal above is not equal by default
+            assert not torch.equal(a(input_ids=ids).logits, b(input_ids=ids).logits)
 
 
 def test_bf16_cpu_attention_runs_in_fp32_and_the_inside_tab_can_still_switch(tiny32_dir, tmp_path):

@@ -8,22 +8,13 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_tiny_llama
+from test_cpu_decoding import CPU, needs_onednn_bf16
 from torch import nn
 
-from playground.decode.session import encode_prompt
 from playground.decode.sampling import next_logits
+from playground.decode.session import encode_prompt
 from playground.model import cpu_fused, cpu_speed
 from playground.model.store import LoadSettings, load_model
-
-CPU = torch.device("cpu")
-needs_onednn_bf16 = pytest.mark.skipif(not cpu_speed._onednn_bf16(), reason="this torch/CPU has no oneDNN bf16")
-TINY32 = dict(hidden_size=64, intermediate_size=128, num_attention_heads=2, num_key_value_heads=1, head_dim=32)
-
-
-@pytest.fixture(scope="module")
-def tiny32_dir(smol_tokenizer_dir, tmp_path_factory):
-    return make_tiny_llama(tmp_path_factory.mktemp("tiny32f"), smol_tokenizer_dir, seed=5, **TINY32)
 
 
 class Block(nn.Module):
@@ -127,22 +118,3 @@ def test_groups_that_differ_or_do_not_match_stay_apart(monkeypatch):
     monkeypatch.setattr(cpu_fused, "_same_as_plain", lambda product: False)  # oneDNN rounding differently
     assert cpu_fused.fuse_sibling_linears(block) == 0
     assert type(block.q_proj.__dict__["forward"]) is cpu_speed.PackedForward
-
-
-@needs_onednn_bf16
-def test_lora_on_fused_siblings_equals_lora_on_plain(tiny32_dir, tmp_path):
-    from peft import LoraConfig, get_peft_model
-
-    fused = load_model(LoadSettings(source=str(tiny32_dir), data_dir=tmp_path, dtype="bfloat16")).model
-    reference = copy.deepcopy(fused)
-    cpu_speed.unpack_linear_weights(reference)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "gate_proj"], init_lora_weights=False)
-    torch.manual_seed(0)
-    a = get_peft_model(fused, config)
-    torch.manual_seed(0)
-    b = get_peft_model(reference, config)
-    ids = torch.tensor([[1, 2, 3, 4, 5]])
-    with torch.inference_mode():
-        assert torch.equal(a(input_ids=ids).logits, b(input_ids=ids).logits)
-        with a.disable_adapter():
-            assert not torch.equal(a(input_ids=ids).logits, b(input_ids=ids).logits)

@@ -233,6 +233,25 @@ def test_the_holder_gives_way_between_tokens_and_comes_back_before_later_calls()
             pass
 
 
+@contextlib.contextmanager
+def presenter_on_third_step(store, presenter):
+    """While the block generates: its 3rd forward starts `presenter` in a thread and waits until it queues."""
+    calls = [0]
+
+    def hold_on_third_step(*_):
+        if threading.current_thread().name == "decode-generate":
+            calls[0] += 1
+            if calls[0] == 3:
+                threading.Thread(target=presenter, name="presenter").start()
+                wait_until(lambda: store._lock.waiting() == 1)
+
+    hook = store.current.base_model.register_forward_hook(hold_on_third_step)
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
 def test_a_generation_that_gives_way_keeps_its_adapter_and_its_tokens(manager):
     """A student's generation on adapter 'alpha' is interrupted by the presenter's next-token on the server's
     default (the base): each gets exactly what it gets alone (the RNG and the adapter are put back)."""
@@ -254,20 +273,8 @@ def test_a_generation_that_gives_way_keeps_its_adapter_and_its_tokens(manager):
             presenter_got.append(DecodeService(store).distribution(prompt, SamplingSettings()).raw_probs)
             presenter_got.append([t.token_id for t in generate_all(store, presenter_request)])
 
-    calls = [0]
-
-    def hold_on_third_step(*_):  # the generation's 3rd forward waits until the presenter queues
-        if threading.current_thread().name == "decode-generate":
-            calls[0] += 1
-            if calls[0] == 3:
-                threading.Thread(target=presenter, name="presenter").start()
-                wait_until(lambda: store._lock.waiting() == 1)
-
-    hook = store.current.base_model.register_forward_hook(hold_on_third_step)
-    try:
+    with presenter_on_third_step(store, presenter):
         tokens = [t.token_id for t in generate_all(student, request)]
-    finally:
-        hook.remove()
     wait_until(lambda: len(presenter_got) == 2)
     assert True in pauses  # it gave way (once per lock hold of the presenter: 3 here)
     assert tokens == alone
@@ -298,20 +305,8 @@ def test_a_base_generation_that_gives_way_keeps_the_adapter_off(manager):
                 view = DecodeService(manager.view(name))
                 presenter_got.append(view.distribution(prompt, SamplingSettings()).raw_probs)
 
-    calls = [0]
-
-    def hold_on_third_step(*_):
-        if threading.current_thread().name == "decode-generate":
-            calls[0] += 1
-            if calls[0] == 3:
-                threading.Thread(target=presenter, name="presenter").start()
-                wait_until(lambda: store._lock.waiting() == 1)
-
-    hook = store.current.base_model.register_forward_hook(hold_on_third_step)
-    try:
+    with presenter_on_third_step(store, presenter):
         tokens = [t.token_id for t in generate_all(manager.view(None), request)]
-    finally:
-        hook.remove()
     wait_until(lambda: len(presenter_got) == 2)
     assert True in pauses
     assert torch.equal(presenter_got[0], alpha_alone) and torch.equal(presenter_got[1], base_alone)
