@@ -94,9 +94,8 @@ class _TokenStreamer(BaseStreamer):
         while self.wake.get():
             yield True
 
-    @property
-    def tokens(self) -> list[ChosenToken]:
-        """Every token handed over so far, recorded (called from the consumer's thread only)."""
+    def recorded(self) -> list[ChosenToken]:
+        """Every token handed over so far, recorded now if not yet (call from the consumer's thread only)."""
         while not self._pending.empty():
             self._tokens.append(self._record(*self._pending.get_nowait()))
         return self._tokens
@@ -172,7 +171,7 @@ def stream_generate(store: ModelStore, request: GenerateRequest) -> Iterator[lis
         for _ in streamer:
             if streamer.produced > seen and time.perf_counter() >= due:
                 handed = time.perf_counter()
-                snapshot = list(streamer.tokens)  # recorded here, in the consumer's thread
+                snapshot = list(streamer.recorded())  # recorded here, in the consumer's thread
                 seen = len(snapshot)
                 yield snapshot
                 back = time.perf_counter()  # the consumer rendered this snapshot meanwhile
@@ -183,7 +182,7 @@ def stream_generate(store: ModelStore, request: GenerateRequest) -> Iterator[lis
     if errors:
         raise errors[0]
     if streamer.produced > seen or seen == 0:
-        yield list(streamer.tokens)
+        yield list(streamer.recorded())
 
 
 def generate_all(store: ModelStore, request: GenerateRequest) -> list[ChosenToken]:

@@ -7,7 +7,6 @@ layer / head controls re-slices the cached attention weights and never runs the 
 
 from __future__ import annotations
 
-
 import threading
 from collections import OrderedDict
 from collections.abc import Callable

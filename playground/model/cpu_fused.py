@@ -79,9 +79,6 @@ class SiblingForward(PackedForward):
             return F.linear(x, m.weight, m.bias)
         return self.product.compute(self.index, x)
 
-    def pack(self, w: torch.Tensor) -> None:  # the group packs for all its members
-        self.product.pack()
-
 
 def _groups(model: Any) -> list[list[nn.Linear]]:
     """Sibling Linears (all packed, same input width, all with or all without bias), per block."""
