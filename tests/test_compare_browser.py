@@ -74,6 +74,16 @@ BROKEN_HEADER_WORDS = """el => {
 }"""
 
 
+def last_answer(page, column: str, timeout: float = 60_000) -> str:
+    """The last answer in a Compare column once the chatbot has drawn it: until the event ends the message shows
+    Gradio's "Loading content" placeholder, which the diff (another component) may outrun."""
+    sel = f"#{column} .bot"
+    page.wait_for_function("""s => { const b = [...document.querySelectorAll(s)].pop();
+        const t = b ? b.innerText.trim() : ''; return t !== '' && !t.includes('Loading content'); }""",
+                           arg=sel, timeout=timeout)
+    return page.locator(sel).last.inner_text().strip()
+
+
 def _pick(page, elem_id: str, option: str) -> None:
     """Choose an option of a Gradio dropdown the way a user does."""
     page.locator(f"#{elem_id} input").click()
@@ -125,9 +135,7 @@ def test_activate_then_compare_shows_two_answers_with_divergence(adapter_app, pa
     page.locator("#pg-compare-send").click()
     page.wait_for_selector("#pg-compare-diff .pg-tok", timeout=120_000)
     page.wait_for_selector("#pg-compare-diff .pg-diverge")
-    base_bot = page.locator("#pg-compare-base .bot").last
-    tuned_bot = page.locator("#pg-compare-tuned .bot").last
-    base_text, tuned_text = base_bot.inner_text().strip(), tuned_bot.inner_text().strip()
+    base_text, tuned_text = last_answer(page, "pg-compare-base"), last_answer(page, "pg-compare-tuned")
     assert base_text and tuned_text and base_text != tuned_text
     # Each tuned token is coloured by Δ log p and carries both probabilities on hover.
     first = page.locator("#pg-compare-diff .pg-tok").first

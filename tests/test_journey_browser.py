@@ -11,6 +11,7 @@ import re
 import pytest
 from conftest import BUNDLED_DATA_DIR, ROOT
 from test_app_browser import GLYPHS
+from test_compare_browser import last_answer
 from test_train_browser import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -161,8 +162,7 @@ def test_a_newcomers_journey(journey_url, page, second):
     page.locator("#pg-compare-input textarea").fill(MESSAGE)
     page.locator("#pg-compare-send").click()
     page.wait_for_selector("#pg-compare-diff .pg-tok", timeout=300_000)
-    base = page.locator("#pg-compare-base .bot").last.inner_text().strip()
-    tuned = page.locator("#pg-compare-tuned .bot").last.inner_text().strip()
+    base, tuned = last_answer(page, "pg-compare-base"), last_answer(page, "pg-compare-tuned")
     assert base and tuned and base != tuned
     assert re.search(r"\w+ay\b", tuned), tuned
     assert page.locator("#pg-compare-diff .pg-diverge").count() == 1  # the first token where they part
