@@ -5,7 +5,7 @@ from __future__ import annotations
 
 PUBLIC = {"load_model", "next_token", "generate", "beam_search", "logit_lens", "attention", "tokenize",
           "train_start", "train_status", "train_stop", "train_resume", "adapters", "adapter_activate",
-          "adapter_delete", "adapter_mix", "compare", "evaluate", "evaluate_preference",
+          "adapter_delete", "adapter_mix", "compare", "evaluate", "evaluate_preference", "evaluate_rewards",
           "room_open", "room_join", "room_vote", "room_state", "room_reveal", "room_next", "room_close"}
 
 

@@ -329,3 +329,60 @@ def test_an_activation_in_one_browser_leaves_another_browser_alone(adapter_app, 
     assert projector.locator("#decode-table").inner_text() == before  # the projector's distribution is untouched
     for pg in pages:
         pg.context.close()
+
+
+@pytest.mark.browser
+def test_reward_evaluation_of_a_grpo_adapter_in_the_page_and_the_api(adapter_app, adapter_data, page):
+    """Compare → Reward evaluation: a GRPO adapter (here the random LoRA, recorded as a GRPO run started from
+    itself) scored by its own rewards, greedy and sampled, base vs start vs tuned; the page shows the API's
+    figures (both are seeded), and bad input gets a sentence naming the field."""
+    from gradio_client import Client
+
+    folder = adapter_data / "adapters" / "rl-demo"
+    shutil.copytree(adapter_data / "adapters" / ADAPTER, folder)
+    meta = json.loads((folder / "playground.json").read_text())
+    settings = {**meta["settings"], "method": "grpo", "start_adapter": ADAPTER, "temperature": 0.9,
+                "reward_pig_latin": 1.0, "reward_length": 0.5, "length_target": 8}
+    (folder / "playground.json").write_text(json.dumps({**meta, "name": "rl-demo", "settings": settings}))
+    client = Client(adapter_app, verbose=False)
+    api = client.predict("rl-demo", "pig-latin", 3, 2, api_name="/evaluate_rewards")
+    assert api["rows"] == 3 and api["samples"] == 2 and api["temperature"] == 0.9
+    assert api["rules"] == "1 × pig_latin + 0.5 × length"
+    assert [(m["label"], m["adapter"]) for m in api["models"]] == [("base", None), ("start", ADAPTER),
+                                                                  ("tuned", "rl-demo")]
+    for m in api["models"]:  # weighted totals of the rules' means (each 0..1)
+        for key, rules in (("reward", "per_rule"), ("sampled_reward", "sampled_per_rule")):
+            assert m[key] == pytest.approx(m[rules]["pig_latin"] + 0.5 * m[rules]["length"])
+            assert 0 <= m[rules]["pig_latin"] <= 1 and 0 <= m[rules]["length"] <= 1
+    with pytest.raises(Exception, match="samples"):
+        client.predict("rl-demo", "pig-latin", 3, 99, api_name="/evaluate_rewards")
+    with pytest.raises(Exception, match="records no GRPO rewards"):
+        client.predict(ADAPTER, "pig-latin", 3, 0, api_name="/evaluate_rewards")
+
+    page.goto(adapter_app)
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_text("Reward evaluation (GRPO)").click()
+    _pick(page, "pg-reward-adapter", "rl-demo")
+    for elem, value in (("pg-reward-rows", "3"), ("pg-reward-samples", "2")):
+        box = page.locator(f"#{elem} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#pg-reward-run").click()
+    page.locator("#pg-reward-status").get_by_text("held-out prompts").wait_for(timeout=240_000)
+    status = page.locator("#pg-reward-status").inner_text()
+    assert "rl-demo" in status and "1 × pig_latin + 0.5 × length" in status and "temperature 0.9" in status
+    table = page.locator("#pg-reward-table")
+    headers = [h.strip() for h in table.locator("th").all_inner_texts()]
+    assert headers[:4] == ["model", "adapter", "greedy reward ↑", "sampled reward ↑ (2 a prompt, T 0.9)"]
+    for r, m in enumerate(api["models"]):  # the page shows the API's (seeded) figures
+        cells = [t.strip() for t in table.locator(f"[role=gridcell][data-row='{r}']").all_inner_texts()]
+        assert cells[0] == m["label"]
+        assert float(cells[2]) == pytest.approx(m["reward"], abs=1e-4)
+        assert float(cells[3]) == pytest.approx(m["sampled_reward"], abs=1e-4)
+    answers = page.locator("#pg-reward-answers")
+    assert table.locator("[role=gridcell][data-row='3']").count() == 0  # three models, three rows
+    assert [h.strip() for h in answers.locator("th").all_inner_texts()][:4] == ["prompt", "base", "start", "tuned"]
+    assert answers.locator("[role=grid]").get_attribute("aria-rowcount") == "4"  # header + 3 prompts
+    assert answers.locator(".table-wrap").evaluate("e => e.scrollWidth <= e.clientWidth + 1")  # tuned is on the page
+    page.screenshot(path=str(ARTIFACTS / "compare-reward.png"), full_page=True)
+    shutil.rmtree(folder)

@@ -162,18 +162,47 @@ def test_held_out_preference_accuracy_and_win_rate(tiny_store, tiny_llama_dir, t
 
 def test_held_out_reward_of_a_grpo_adapter(tiny_store, tiny_llama_dir, tmp_path):
     from playground.adapters.live import AdapterManager
-    from playground.compare.reward_eval import evaluate_rewards
+    from playground.compare.reward_eval import RewardEvalRequest, evaluate_rewards
 
     data_dir = tiny_store.settings.data_dir
     cfg = job(tiny_llama_dir, data_dir, "grpo", "rl", num_generations=2, max_completion_length=4, reward_length=1,
               length_target=2)
     cfg = dataclasses.replace(cfg, base=dataclasses.replace(cfg.base, fingerprint=tiny_store.current.fingerprint))
     assert run_job(cfg, tmp_path / "run").state == "completed"
-    result = evaluate_rewards(AdapterManager.for_data_dir(tiny_store, data_dir), "pig-latin", "rl", max_rows=4,
-                              batch_size=2, max_new_tokens=4)
+    adapters = AdapterManager.for_data_dir(tiny_store, data_dir)
+
+    def sampled(adapter: str | None = "rl", **kw):
+        return evaluate_rewards(adapters, RewardEvalRequest("pig-latin", adapter, max_rows=4, batch_size=2,
+                                                            max_new_tokens=4, **kw))
+
+    result = sampled()
     assert [m.label for m in result.models] == ["base", "tuned"] and result.rules == "1 × pig_latin + 1 × length"
     for m in result.models:
         assert set(m.per_rule) == {"pig_latin", "length"} and 0 <= m.reward <= 2 and len(m.answers) == 4
+    import torch
+
+    torch.manual_seed(123)
+    one = sampled(samples=3)
+    torch.manual_seed(456)  # the draws come from the evaluation's own seed, not the process's RNG state
+    again, other = sampled(samples=3), sampled(samples=3, seed=1)
+    assert one.samples == 3 and one.temperature == 1.0  # the run's temperature (MethodSettings' default)
+    tuned = one.by_label("tuned")
+    assert len(tuned.sampled_answers) == 4 and all(len(a) == 3 for a in tuned.sampled_answers)
+    assert 0 <= tuned.sampled_reward <= 2 and set(tuned.sampled_per_rule) == {"pig_latin", "length"}
+    assert tuned.sampled_answers == again.by_label("tuned").sampled_answers  # seeded: repeatable
+    assert tuned.sampled_answers != other.by_label("tuned").sampled_answers  # another seed, other draws
+    assert one.by_label("base").sampled_answers == again.by_label("base").sampled_answers
+    assert one.as_api()["models"][1]["sampled_reward"] == tuned.sampled_reward
+    # Near-zero temperature samples the most likely token: the greedy answers, scored the same way.
+    cold = sampled(samples=2, temperature=1e-4).by_label("tuned")
+    assert [a[0] for a in cold.sampled_answers] == cold.answers and cold.sampled_reward == pytest.approx(cold.reward)
+    assert result.by_label("tuned").sampled_reward is None and result.as_api()["samples"] == 0  # greedy only
+    with pytest.raises(ValueError, match="samples"):
+        sampled(samples=65)
+    with pytest.raises(ValueError, match="temperature"):
+        sampled(samples=2, temperature=3)
+    with pytest.raises(ValueError, match="No adapter to evaluate"):
+        sampled(None)  # none given and none active
     assert run_job(job(tiny_llama_dir, data_dir, "dpo", "not-rl"), tmp_path / "run2").state == "completed"
     with pytest.raises(ValueError, match="records no GRPO rewards"):
-        evaluate_rewards(AdapterManager.for_data_dir(tiny_store, data_dir), "pig-latin", "not-rl", max_rows=2)
+        sampled("not-rl")

@@ -205,16 +205,20 @@ def batch_nll(model: Any, device: torch.device, pad_id: int,
     return float(out.loss) * count, count
 
 
+GREEDY = SamplingSettings(temperature=0.0)
+
+
 @torch.no_grad()
 def batch_generate(model: Any, tokenizer: Any, device: torch.device, prompts: list[list[int]],
-                   max_new_tokens: int) -> list[str]:
-    """Greedy answers for a batch of prompts (left-padded, as decoder-only generation needs)."""
+                   max_new_tokens: int, sampling: SamplingSettings = GREEDY, per_prompt: int = 1) -> list[str]:
+    """Answers for a batch of prompts (left-padded, as decoder-only generation needs): greedy by default;
+    with `sampling`, `per_prompt` sampled answers each, prompt by prompt (generate's num_return_sequences)."""
     width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long, device=device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long, device=device)
     out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, pad_token_id=pad,
-                         **generate_kwargs(SamplingSettings(temperature=0.0)))
+                         **{**generate_kwargs(sampling), "num_return_sequences": per_prompt})
     return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
 
 

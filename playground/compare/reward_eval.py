@@ -1,6 +1,13 @@
-"""Held-out reward of a GRPO adapter: greedy answers to prompts the run never trained on (a recipe's test split or
-a file), scored by the rules and weights the adapter was trained with (its playground.json settings, through
+"""Held-out reward of a GRPO adapter: answers to prompts the run never trained on (a recipe's test split or a
+file), scored by the rules and weights the adapter was trained with (its playground.json settings, through
 playground.data.reward_rules). Base model, the adapter the run started from (if any) and the tuned adapter.
+
+Two readings of "mean reward", both reported, because they can differ a lot:
+* **greedy**: one answer a prompt, the most likely token each step (what Compare and the Decode tab show);
+* **sampled**: `samples` answers a prompt at the run's temperature with no top-k / top-p (how GRPO samples while
+  training), averaged: the policy's expected reward, the quantity GRPO maximises. Seeded, and the same seed for
+  every model, so the comparison is paired. Sampling from a sharper policy scores higher even where greedy answers
+  do not change, which is much of what GRPO does to a model.
 """
 
 from __future__ import annotations
@@ -9,22 +16,45 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from playground.adapters.live import AdapterManager
-from playground.compare.evaluation import batch_generate, encode, load_examples
-from playground.data.reward_rules import rules_from_settings, text_of
+from playground.compare.evaluation import HeldOutRequest, batch_generate, encode, load_examples
+from playground.data.reward_rules import Score, rules_from_settings, text_of
 from playground.decode.checks import check_int
+from playground.decode.settings import SamplingSettings
 from playground.model.turns import Urgency
 
 Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class RewardEvalRequest(HeldOutRequest):
+    """dataset: a recipe id (its test split) or a file of held-out prompts; adapter: a GRPO adapter (None = the
+    active one). samples: sampled answers a prompt (0 = greedy only) at `temperature` (None = the run's)."""
+
+    samples: int = 0
+    temperature: float | None = None
+    seed: int = 0
+    EMPTY = "Choose a recipe or a file of held-out prompts to evaluate on."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("samples", self.samples, 0, 64)
+        if self.temperature is not None and not 0 < float(self.temperature) <= 2:
+            raise ValueError(f"temperature must be above 0 and at most 2 to sample answers (got {self.temperature}).")
 
 
 @dataclass
 class RewardScores:
     label: str
     adapter: str | None
-    reward: float  # weighted total, mean over prompts
+    reward: float  # weighted total of greedy answers, mean over prompts
     per_rule: dict[str, float]  # unweighted mean of each rule
-    answers: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)  # greedy, one a prompt
+    sampled_reward: float | None = None  # weighted total of sampled answers, mean over prompts x samples
+    sampled_per_rule: dict[str, float] | None = None
+    sampled_answers: list[list[str]] = field(default_factory=list)  # `samples` a prompt
 
 
 @dataclass
@@ -34,46 +64,79 @@ class RewardEvalResult:
     rules: str  # "1 × pig_latin + 0.5 × length"
     models: list[RewardScores]
     prompts: list[str]
+    samples: int = 0  # sampled answers a prompt (0 = greedy only)
+    temperature: float | None = None  # of the sampled answers
 
     def by_label(self, label: str) -> RewardScores | None:
         return next((m for m in self.models if m.label == label), None)
 
     def as_api(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "rows": self.rows, "rules": self.rules,
-                "models": [{"label": m.label, "adapter": m.adapter, "reward": m.reward, "per_rule": m.per_rule}
+        return {"dataset": self.dataset, "rows": self.rows, "rules": self.rules, "samples": self.samples,
+                "temperature": self.temperature,
+                "models": [{"label": m.label, "adapter": m.adapter, "reward": m.reward, "per_rule": m.per_rule,
+                            "sampled_reward": m.sampled_reward, "sampled_per_rule": m.sampled_per_rule}
                            for m in self.models]}
 
 
-def evaluate_rewards(adapters: AdapterManager, dataset: str, adapter: str, max_rows: int = 30,
-                     batch_size: int = 8, max_new_tokens: int = 64, progress: Progress | None = None,
+def _score(rules: list[tuple[str, float, Score]], prompts: list[str], answers: list[str]) -> tuple[float, dict]:
+    """(weighted total, per-rule means) of answers to prompts, paired one to one."""
+    per_rule = {n: sum(score(p, a) for p, a in zip(prompts, answers)) / len(answers) for n, _, score in rules}
+    return sum(weight * per_rule[n] for n, weight, _ in rules), per_rule
+
+
+def evaluate_rewards(adapters: AdapterManager, request: RewardEvalRequest, progress: Progress | None = None,
                      settings: dict[str, Any] | None = None) -> RewardEvalResult:
-    """Score greedy answers of base, start adapter and `adapter` with the adapter's reward rules (or `settings`)."""
+    """Score greedy answers (and, with `samples` > 0, that many sampled answers a prompt) of base, start adapter
+    and the request's adapter with the adapter's reward rules (or `settings`). Raises ValueError / AdapterError
+    with a sentence."""
     say = progress or (lambda _f, _m: None)
-    check_int("max_rows", max_rows, 1, 100_000)
+    adapter = (request.adapter or "").strip() or adapters.active()
+    if not adapter:
+        raise ValueError("No adapter to evaluate: activate a GRPO adapter in the Adapters tab or choose one here.")
     info = adapters.library.get(adapter)
     settings = settings or info.settings
     rules = rules_from_settings(settings)
     if not rules:
         raise ValueError(f"Adapter {adapter} records no GRPO rewards to score with (it was not trained with GRPO).")
+    samples, seed = request.samples, request.seed
+    # Answers as long as the run let them be (it never rewarded longer ones), at most the request's limit.
+    max_new_tokens = min(request.max_new_tokens, int(settings.get("max_completion_length") or request.max_new_tokens))
+    temperature = float(request.temperature or settings.get("temperature") or 1.0)
+    # No top-k / top-p / min-p: GRPO samples from the whole distribution (TRL's defaults), so this is its policy.
+    sampling = SamplingSettings(temperature=temperature, top_k=0)
     start = str(settings.get("start_adapter") or "").strip()
     models = [("base", None)] + ([("start", start)] if start and start in adapters.library.names() else []) + \
         [("tuned", adapter)]
     with adapters.store.reading(Urgency.BATCH) as lm:
         tokenizer, device = lm.tokenizer, lm.device
-    name, examples, _ = load_examples(dataset, bool(getattr(tokenizer, "chat_template", None)), max_rows)
+    name, examples, _ = load_examples(request.dataset.strip(), bool(getattr(tokenizer, "chat_template", None)),
+                                      request.max_rows)
     prompts = [encode(tokenizer, e)[0] for e in examples]
     texts = [text_of(e.prompt) for e in examples]
-    batches = [prompts[i:i + batch_size] for i in range(0, len(prompts), batch_size)]
-    out, done = [], 0
+    batches = [prompts[i:i + request.batch_size] for i in range(0, len(prompts), request.batch_size)]
+    out, done, total = [], 0, len(models) * len(batches) * (2 if samples else 1)
     for label, which in models:
         answers: list[str] = []
         for batch in batches:
             with adapters.using(which, Urgency.BATCH) as lm:
                 answers += batch_generate(lm.model, tokenizer, device, batch, max_new_tokens)
             done += 1
-            say(done / (len(models) * len(batches)), f"{label}: answering {done}")
-        per_rule = {n: sum(score(p, a) for p, a in zip(texts, answers)) / len(answers) for n, _, score in rules}
-        total = sum(weight * per_rule[n] for n, weight, _ in rules)
-        out.append(RewardScores(label, which, total, per_rule, answers))
+            say(done / total, f"{label}: greedy answers, batch {done}")
+        scores = RewardScores(label, which, *_score(rules, texts, answers), answers)
+        if samples:
+            flat: list[str] = []
+            # A private RNG state: the same draws for every model (a paired comparison), the process's RNG untouched.
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                for batch in batches:
+                    with adapters.using(which, Urgency.BATCH) as lm:
+                        flat += batch_generate(lm.model, tokenizer, device, batch, max_new_tokens, sampling, samples)
+                    done += 1
+                    say(done / total, f"{label}: {samples} sampled answers a prompt, batch {done}")
+            scores.sampled_reward, scores.sampled_per_rule = _score(rules, [t for t in texts for _ in range(samples)],
+                                                                    flat)
+            scores.sampled_answers = [flat[i:i + samples] for i in range(0, len(flat), samples)]
+        out.append(scores)
     return RewardEvalResult(dataset=name, rows=len(examples), models=out, prompts=texts,
-                            rules=" + ".join(f"{w:g} × {n}" for n, w, _ in rules))
+                            rules=" + ".join(f"{w:g} × {n}" for n, w, _ in rules), samples=samples,
+                            temperature=temperature if samples else None)

@@ -32,6 +32,7 @@ from playground.compare.views import (
 from playground.data.recipes import list_recipes
 from playground.services import Services
 from playground.ui.compare_preference import build_preference_eval
+from playground.ui.compare_reward import build_reward_eval
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
 from playground.ui.link_parts import CompareParts, link_row
@@ -95,6 +96,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
                                     elem_id="pg-eval-samples")
 
     build_preference_eval(services)  # DPO: preference accuracy and rule win rate (ui.compare_preference)
+    build_reward_eval(services)  # GRPO: held-out reward, greedy and sampled (ui.compare_reward)
     chats = [base_chat, tuned_chat, other_chat]
 
     def send_message(choice: Any, text: str, hist: dict, other_name: str, *values: Any):

@@ -4,6 +4,7 @@ button and a status line. One layout, so the two accordions stay alike; elem_ids
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,9 @@ class EvalInputs:
 
 
 def eval_inputs(prefix: str, choices: list[Any], value: Any, *, dataset_label: str, upload_label: str,
-                rows_label: str, rows: int, run_label: str) -> EvalInputs:
-    """Lay the block out inside the caller's accordion (Gradio places components in the open context)."""
+                rows_label: str, rows: int, run_label: str, more: Callable[[], Any] | None = None) -> EvalInputs:
+    """Lay the block out inside the caller's accordion (Gradio places components in the open context).
+    `more` lays out the caller's own inputs next to the row limit, before the run button."""
     with gr.Row():
         dataset = gr.Dropdown(choices, value=value, label=dataset_label, elem_id=f"pg-{prefix}-recipe")
         upload = gr.File(label=upload_label, type="filepath", file_types=[".jsonl", ".json", ".csv"],
@@ -30,6 +32,8 @@ def eval_inputs(prefix: str, choices: list[Any], value: Any, *, dataset_label: s
     with gr.Row():
         adapter = gr.Dropdown([""], value="", label="Adapter (empty = active)", elem_id=f"pg-{prefix}-adapter")
         limit = gr.Slider(1, 500, value=rows, step=1, label=rows_label, elem_id=f"pg-{prefix}-rows")
+        if more:
+            more()
         run = gr.Button(run_label, variant="primary", elem_id=f"pg-{prefix}-run")
     status = gr.Markdown(elem_id=f"pg-{prefix}-status")
     return EvalInputs(dataset, upload, adapter, limit, run, status)

@@ -1,0 +1,86 @@
+"""Compare tab, the reward part: the held-out reward of a GRPO adapter, base vs the adapter it started from vs
+tuned (playground.compare.reward_eval), as an accordion and the `/evaluate_rewards` API. Layout and wiring only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from playground.compare.reward_eval import RewardEvalRequest, RewardEvalResult, evaluate_rewards
+from playground.data.recipes import list_recipes
+from playground.services import Services
+from playground.ui.errors import USER_ERRORS, api_errors, warn
+from playground.ui.eval_inputs import eval_inputs
+from playground.ui.paths import server_path
+
+ANSWER_COLUMNS = ("prompt", "base", "start", "tuned")
+
+
+def reward_table(result: RewardEvalResult) -> tuple[list[str], list[list[Any]]]:
+    """One row a model: greedy reward, sampled reward (when asked for) and each rule's greedy mean."""
+    rules = list(result.models[0].per_rule)
+    sampled = f"sampled reward ↑ ({result.samples} a prompt, T {result.temperature:g})" if result.samples else None
+    headers = ["model", "adapter", "greedy reward ↑", *([sampled] if sampled else []), *rules]
+    rows = [[m.label, m.adapter or "—", round(m.reward, 4),
+             *([round(m.sampled_reward, 4)] if sampled else []), *(round(m.per_rule[r], 4) for r in rules)]
+            for m in result.models]
+    return headers, rows
+
+
+def answer_rows(result: RewardEvalResult, limit: int = 20) -> list[list[str]]:
+    """The first prompts with each model's greedy answer; "—" under start when the run started from no adapter."""
+    by = {m.label: m.answers for m in result.models}
+    return [[p, *(by[c][i] if c in by else "—" for c in ANSWER_COLUMNS[1:])]
+            for i, p in enumerate(result.prompts[:limit])]
+
+
+def build_reward_eval(services: Services) -> None:
+    adapters = services.adapters
+    choices = [(f"{r.title} (test split)", r.id) for r in list_recipes()]
+    samples = gr.Slider(0, 16, value=4, step=1, label="sampled answers a prompt (0 = greedy only)", render=False,
+                        info="At the run's temperature, as GRPO samples: their mean is what GRPO maximises.",
+                        elem_id="pg-reward-samples")
+    with gr.Accordion("Reward evaluation (GRPO): held-out reward, base vs start vs tuned", open=False):
+        ev = eval_inputs("reward", choices, "pig-latin", dataset_label="Prompts (a recipe's test split)",
+                         upload_label="…or held-out prompts (messages / prompt / instruction rows)",
+                         rows_label="max prompts", rows=60, run_label="Evaluate rewards", more=samples.render)
+        table = gr.Dataframe(headers=["model", "adapter", "greedy reward ↑"], interactive=False,
+                             elem_classes=["pg-table"], elem_id="pg-reward-table")
+        answers = gr.Dataframe(headers=list(ANSWER_COLUMNS), interactive=False, wrap=True, max_height=360,
+                               column_widths=["22%", "26%", "26%", "26%"], elem_classes=["pg-table"],
+                               label="Greedy answers: prompt · base · start · tuned", elem_id="pg-reward-answers")
+
+    def run_reward_eval(recipe_id: str, path: str | None, name: str, n: float, k: float, progress=gr.Progress()):
+        try:
+            dataset = str(server_path(services, path, "Held-out prompts")) if path else recipe_id or ""
+            result = evaluate_rewards(adapters, RewardEvalRequest(dataset, name or None, max_rows=int(n),
+                                                                  samples=int(k)),
+                                      lambda f, msg: progress(f, desc=msg))
+        except (*USER_ERRORS, OSError) as err:
+            gr.Warning(str(err))
+            return warn(err), gr.skip(), gr.skip()
+        headers, body = reward_table(result)
+        tuned = result.by_label("tuned")
+        sampled = (f" Sampled: the mean over {result.samples} answers a prompt at temperature "
+                   f"{result.temperature:g}, the same draws for every model.") if result.samples else ""
+        note = (f"**{tuned.adapter}** on {result.dataset} ({result.rows} held-out prompts), scored by its rewards: "
+                f"{result.rules}. Greedy: one answer a prompt, the most likely token each step.{sampled}")
+        return note, gr.update(value=body, headers=headers), answer_rows(result)
+
+    ev.run.click(run_reward_eval, [ev.dataset, ev.upload, ev.adapter, ev.rows, samples], [ev.status, table, answers],
+                 api_visibility="private")
+    ev.adapter.focus(lambda current: gr.update(choices=["", *adapters.library.names()], value=current or ""),
+                     ev.adapter, ev.adapter, api_visibility="private")
+
+    @api_errors
+    def evaluate_reward(adapter: str, dataset: str = "pig-latin", max_rows: int = 60, samples: int = 4) -> dict:
+        """Held-out reward of a GRPO adapter ('' = active) with the rewards it was trained with: greedy answers
+        and the mean over `samples` answers a prompt sampled at the run's temperature, base vs start vs tuned,
+        on a recipe id (its test split) or a file path."""
+        if dataset not in {r.id for r in list_recipes()}:
+            dataset = str(server_path(services, dataset, "dataset"))
+        return evaluate_rewards(adapters, RewardEvalRequest(dataset, adapter or None, max_rows=max_rows,
+                                                            samples=samples)).as_api()
+
+    gr.api(evaluate_reward, api_name="evaluate_rewards")
