@@ -197,6 +197,13 @@ def test_held_out_reward_of_a_grpo_adapter(tiny_store, tiny_llama_dir, tmp_path)
     cold = sampled(samples=2, temperature=1e-4).by_label("tuned")
     assert [a[0] for a in cold.sampled_answers] == cold.answers and cold.sampled_reward == pytest.approx(cold.reward)
     assert result.by_label("tuned").sampled_reward is None and result.as_api()["samples"] == 0  # greedy only
+    headers, rows = result.table()
+    assert headers == ["model", "adapter", "greedy reward ↑", "pig_latin", "length"] and len(rows) == 2
+    assert rows[1][:3] == ["tuned", "rl", round(result.by_label("tuned").reward, 4)]
+    assert one.table()[0][3] == "sampled reward ↑ (3 a prompt, T 1)" and one.table()[1][1][3] == round(
+        tuned.sampled_reward, 4)
+    first = result.answer_rows()[0]  # prompt · base · start · tuned; the run started from no adapter
+    assert first == [result.prompts[0], result.models[0].answers[0], "—", result.models[1].answers[0]]
     with pytest.raises(ValueError, match="samples"):
         sampled(samples=65)
     with pytest.raises(ValueError, match="temperature"):

@@ -26,6 +26,7 @@ from playground.decode.settings import SamplingSettings
 from playground.model.turns import Urgency
 
 Progress = Callable[[float, str], None]
+ANSWER_COLUMNS = ("prompt", "base", "start", "tuned")  # the answers table: "—" under a model that was not run
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,23 @@ class RewardEvalResult:
 
     def by_label(self, label: str) -> RewardScores | None:
         return next((m for m in self.models if m.label == label), None)
+
+    def table(self) -> tuple[list[str], list[list[Any]]]:
+        """One row a model: greedy reward, sampled reward (when asked for) and each rule's greedy mean."""
+        rules = list(self.models[0].per_rule)
+        sampled = f"sampled reward ↑ ({self.samples} a prompt, T {self.temperature:g})" if self.samples else None
+        headers = ["model", "adapter", "greedy reward ↑", *([sampled] if sampled else []), *rules]
+        rows = [[m.label, m.adapter or "—", round(m.reward, 4),
+                 *([round(m.sampled_reward, 4)] if sampled else []), *(round(m.per_rule[r], 4) for r in rules)]
+                for m in self.models]
+        return headers, rows
+
+    def answer_rows(self, limit: int = 20) -> list[list[str]]:
+        """The first prompts with each model's greedy answer (ANSWER_COLUMNS); "—" under start when the run
+        started from no adapter."""
+        by = {m.label: m.answers for m in self.models}
+        return [[p, *(by[c][i] if c in by else "—" for c in ANSWER_COLUMNS[1:])]
+                for i, p in enumerate(self.prompts[:limit])]
 
     def as_api(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "rows": self.rows, "rules": self.rules, "samples": self.samples,

@@ -3,36 +3,14 @@ tuned (playground.compare.reward_eval), as an accordion and the `/evaluate_rewar
 
 from __future__ import annotations
 
-from typing import Any
-
 import gradio as gr
 
-from playground.compare.reward_eval import RewardEvalRequest, RewardEvalResult, evaluate_rewards
+from playground.compare.reward_eval import ANSWER_COLUMNS, RewardEvalRequest, evaluate_rewards
 from playground.data.recipes import list_recipes
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
 from playground.ui.paths import server_path
-
-ANSWER_COLUMNS = ("prompt", "base", "start", "tuned")
-
-
-def reward_table(result: RewardEvalResult) -> tuple[list[str], list[list[Any]]]:
-    """One row a model: greedy reward, sampled reward (when asked for) and each rule's greedy mean."""
-    rules = list(result.models[0].per_rule)
-    sampled = f"sampled reward ↑ ({result.samples} a prompt, T {result.temperature:g})" if result.samples else None
-    headers = ["model", "adapter", "greedy reward ↑", *([sampled] if sampled else []), *rules]
-    rows = [[m.label, m.adapter or "—", round(m.reward, 4),
-             *([round(m.sampled_reward, 4)] if sampled else []), *(round(m.per_rule[r], 4) for r in rules)]
-            for m in result.models]
-    return headers, rows
-
-
-def answer_rows(result: RewardEvalResult, limit: int = 20) -> list[list[str]]:
-    """The first prompts with each model's greedy answer; "—" under start when the run started from no adapter."""
-    by = {m.label: m.answers for m in result.models}
-    return [[p, *(by[c][i] if c in by else "—" for c in ANSWER_COLUMNS[1:])]
-            for i, p in enumerate(result.prompts[:limit])]
 
 
 def build_reward_eval(services: Services) -> None:
@@ -60,13 +38,13 @@ def build_reward_eval(services: Services) -> None:
         except (*USER_ERRORS, OSError) as err:
             gr.Warning(str(err))
             return warn(err), gr.skip(), gr.skip()
-        headers, body = reward_table(result)
+        headers, body = result.table()
         tuned = result.by_label("tuned")
         sampled = (f" Sampled: the mean over {result.samples} answers a prompt at temperature "
                    f"{result.temperature:g}, the same draws for every model.") if result.samples else ""
         note = (f"**{tuned.adapter}** on {result.dataset} ({result.rows} held-out prompts), scored by its rewards: "
                 f"{result.rules}. Greedy: one answer a prompt, the most likely token each step.{sampled}")
-        return note, gr.update(value=body, headers=headers), answer_rows(result)
+        return note, gr.update(value=body, headers=headers), result.answer_rows()
 
     ev.run.click(run_reward_eval, [ev.dataset, ev.upload, ev.adapter, ev.rows, samples], [ev.status, table, answers],
                  api_visibility="private")
