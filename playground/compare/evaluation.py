@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from playground.adapters.library import AdapterInfo
 from playground.adapters.live import AdapterManager
 from playground.data.files import load_file, quiet_datasets
 from playground.data.loading import RawData, format_rows
@@ -51,6 +52,14 @@ class HeldOutRequest:
         check_int("max_rows", self.max_rows, 1, 100_000)
         check_int("batch_size", self.batch_size, 1, 256)
         check_int("max_new_tokens", self.max_new_tokens, 1, 1024)
+
+    def adapter_info(self, adapters: AdapterManager) -> AdapterInfo:
+        """The adapter to evaluate (the request's, else the active one), or a ValueError / AdapterError with a
+        sentence before any work."""
+        adapter = (self.adapter or "").strip() or adapters.active()
+        if not adapter:
+            raise ValueError("No adapter to evaluate: activate one in the Adapters tab or choose one here.")
+        return adapters.library.get(adapter)
 
 
 @dataclass(frozen=True)
@@ -229,10 +238,7 @@ def _batches(items: list, size: int) -> list[list]:
 def evaluate(adapters: AdapterManager, request: EvalRequest, progress: Progress | None = None) -> EvalResult:
     """Run base and tuned over the held-out rows. Raises ValueError / AdapterError with a sentence."""
     say = progress or (lambda _f, _m: None)
-    adapter = (request.adapter or "").strip() or adapters.active()
-    if not adapter:
-        raise ValueError("No adapter to evaluate: activate one in the Adapters tab or choose one here.")
-    adapters.library.get(adapter)  # clear message for unknown names before any work
+    adapter = request.adapter_info(adapters).name
     with adapters.store.reading(Urgency.BATCH) as lm:
         tokenizer, device, model_name = lm.tokenizer, lm.device, lm.name
     chat = bool(getattr(tokenizer, "chat_template", None))

@@ -124,10 +124,7 @@ def _start_adapter(adapters: AdapterManager, name: str) -> str | None:
 def evaluate_preferences(adapters: AdapterManager, request: PreferenceEvalRequest,
                          progress: Progress | None = None) -> PreferenceEvalResult:
     say = progress or (lambda _f, _m: None)
-    adapter = (request.adapter or "").strip() or adapters.active()
-    if not adapter:
-        raise ValueError("No adapter to evaluate: activate one in the Adapters tab or choose one here.")
-    adapters.library.get(adapter)
+    adapter = request.adapter_info(adapters).name
     reference = _start_adapter(adapters, adapter)
     with adapters.store.reading(Urgency.BATCH) as lm:
         tokenizer, device = lm.tokenizer, lm.device

@@ -21,7 +21,7 @@ import torch
 from playground.adapters.live import AdapterManager
 from playground.compare.evaluation import HeldOutRequest, batch_generate, encode, load_examples
 from playground.data.reward_rules import Score, rules_from_settings, text_of
-from playground.decode.checks import check_int
+from playground.decode.checks import check_float, check_int
 from playground.decode.settings import SamplingSettings
 from playground.model.turns import Urgency
 
@@ -42,8 +42,8 @@ class RewardEvalRequest(HeldOutRequest):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_int("samples", self.samples, 0, 64)
-        if self.temperature is not None and not 0 < float(self.temperature) <= 2:
-            raise ValueError(f"temperature must be above 0 and at most 2 to sample answers (got {self.temperature}).")
+        if self.temperature is not None:
+            check_float("temperature", self.temperature, 0.0, 2.0, low_open=True, hint=" to sample answers")
 
 
 @dataclass
@@ -108,10 +108,8 @@ def evaluate_rewards(adapters: AdapterManager, request: RewardEvalRequest, progr
     and the request's adapter with the adapter's reward rules (or `settings`). Raises ValueError / AdapterError
     with a sentence."""
     say = progress or (lambda _f, _m: None)
-    adapter = (request.adapter or "").strip() or adapters.active()
-    if not adapter:
-        raise ValueError("No adapter to evaluate: activate a GRPO adapter in the Adapters tab or choose one here.")
-    info = adapters.library.get(adapter)
+    info = request.adapter_info(adapters)
+    adapter = info.name
     settings = settings or info.settings
     rules = rules_from_settings(settings)
     if not rules:

@@ -11,7 +11,7 @@ from playground.data.rules import RULES
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
-from playground.ui.paths import server_path
+from playground.ui.paths import recipe_or_server_file, server_path
 
 
 def preference_choices() -> list[tuple[str, str]]:
@@ -57,8 +57,7 @@ def build_preference_eval(services: Services) -> None:
     def evaluate_preference(adapter: str, dataset: str, max_rows: int = 50) -> dict:
         """Held-out preference accuracy (implicit reward), the models' own log-prob preference and the rule win
         rate of greedy answers, base vs `adapter` ('' = active), on a preference recipe id or a file path."""
-        if dataset not in {r.id for r in list_recipes()}:
-            dataset = str(server_path(services, dataset, "dataset"))
+        dataset = recipe_or_server_file(services, dataset)
         return evaluate_preferences(adapters, PreferenceEvalRequest(dataset, adapter or None,
                                                                     max_rows=max_rows)).as_api()
 

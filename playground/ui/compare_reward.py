@@ -10,7 +10,7 @@ from playground.data.recipes import list_recipes
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
-from playground.ui.paths import server_path
+from playground.ui.paths import recipe_or_server_file, server_path
 
 
 def build_reward_eval(services: Services) -> None:
@@ -56,8 +56,7 @@ def build_reward_eval(services: Services) -> None:
         """Held-out reward of a GRPO adapter ('' = active) with the rewards it was trained with: greedy answers
         and the mean over `samples` answers a prompt sampled at the run's temperature, base vs start vs tuned,
         on a recipe id (its test split) or a file path."""
-        if dataset not in {r.id for r in list_recipes()}:
-            dataset = str(server_path(services, dataset, "dataset"))
+        dataset = recipe_or_server_file(services, dataset)
         return evaluate_rewards(adapters, RewardEvalRequest(dataset, adapter or None, max_rows=max_rows,
                                                             samples=samples)).as_api()
 

@@ -29,14 +29,13 @@ from playground.compare.views import (
     settings_note,
     shown,
 )
-from playground.data.recipes import list_recipes
 from playground.services import Services
 from playground.ui.compare_preference import build_preference_eval
 from playground.ui.compare_reward import build_reward_eval
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
 from playground.ui.link_parts import CompareParts, link_row
-from playground.ui.paths import server_path
+from playground.ui.paths import recipe_or_server_file, server_path
 from playground.ui.session_adapter import adapter_of, session_value
 from playground.ui.turns import presenter_first
 
@@ -193,8 +192,7 @@ def _register_api(services: Services) -> None:
     def evaluate_api(adapter: str, dataset: str, max_rows: int = 60) -> dict:
         """Held-out metrics of base vs `adapter` ('' = active) on a recipe id or a file path, and the first
         answers of both (greedy)."""
-        if dataset not in {r.id for r in list_recipes()}:  # a file on the server: only where the policy allows
-            dataset = str(server_path(services, dataset, "dataset"))
+        dataset = recipe_or_server_file(services, dataset)  # a file on the server: only where the policy allows
         try:
             return evaluate(adapters, EvalRequest(dataset, adapter or None, max_rows=max_rows)).as_api()
         except OSError as err:

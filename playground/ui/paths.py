@@ -6,6 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from playground.data.recipes import list_recipes
 from playground.services import Services
 
 
@@ -13,6 +14,13 @@ def server_path(services: Services, path: str | Path, field: str) -> Path:
     """The resolved path if it lies in Gradio's upload folder, the data dir or an --allow-path folder;
     otherwise a ValueError whose sentence names the field and the rule."""
     return services.paths.check(path, field, uploads=Path(gr.utils.get_upload_folder()))
+
+
+def recipe_or_server_file(services: Services, dataset: str) -> str:
+    """An evaluation API's `dataset`: a recipe id as it is, anything else a server file the policy allows."""
+    if dataset in {r.id for r in list_recipes()}:
+        return dataset
+    return str(server_path(services, dataset, "dataset"))
 
 
 def looks_like_a_path(text: str) -> bool:
