@@ -80,7 +80,9 @@ def test_pig_latin_before_train_after(lessons_url, page):
 
     page.locator("#pg-lesson-step-0").click()  # before: Compare, base model, the message sent
     _wait_tab(page, "Compare")
-    assert page.locator("#pg-compare-input textarea").input_value().startswith("Translate to Pig Latin: Can you")
+    # The step set the message and pressed Send (which empties the box), so the message shows as the user's turn
+    page.locator("#pg-compare-base .user").get_by_text("Translate to Pig Latin: Can you").wait_for(timeout=60_000)
+    assert page.locator("#pg-compare-input textarea").input_value() == ""
     page.locator("#pg-compare-base .bot").first.wait_for(timeout=120_000)
 
     page.locator("#pg-lesson-next").click()  # train: the quick preset starts, the bar follows it
