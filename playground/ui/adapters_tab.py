@@ -53,26 +53,26 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
         return text, gr.update(value=fig, visible=fig is not None)
 
     def view(choice: Any, selected: str | None) -> tuple:
-        """Table, picker, mix picker, card and chart from one snapshot of the library."""
+        """Table, picker, mix picker, card, chart and the remembered selection from one snapshot."""
         snapshot = adapters.state(adapter_of(services, choice), session=True)
         pick = default_pick(snapshot.names, selected, snapshot.active)
         return (snapshot.rows(), gr.update(choices=snapshot.names, value=pick),
-                gr.update(choices=snapshot.names), *card(pick, snapshot))
+                gr.update(choices=snapshot.names), *card(pick, snapshot), pick)
 
     def attempt(op: Callable[[], tuple[str, Any]]) -> tuple:
         """Run one library operation returning (sentence, adapter to select or KEEP): (status, new stamp,
-        picker, card, chart) on success, the refusal's sentence and no change otherwise. The new stamp fires
-        `state.change`, which redraws this tab and every other one; the card is drawn here too, because a
-        timer tick may have fired that redraw already, with the picker's old value."""
+        picker, card, chart, remembered selection) on success, the refusal's sentence and no change otherwise.
+        The new stamp fires `state.change`, which redraws this tab and every other one; the card is drawn here
+        too, because a timer tick may have fired that redraw already."""
         try:
             message, selected = op()
         except (*USER_ERRORS, OSError) as err:
             gr.Warning(str(err))
-            return warn(err), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return warn(err), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if selected is KEEP:
-            return message, services.stamp(), gr.skip(), gr.skip(), gr.skip()
+            return message, services.stamp(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return (message, services.stamp(), gr.update(choices=adapters.library.names(), value=selected),
-                *card(selected))
+                *card(selected), selected)
 
     gr.Markdown("Saved LoRA adapters for the loaded base model. **Activate** one to use it in every tab of "
                 "this browser (the header shows which; other browsers, e.g. a projector, keep theirs); swapping between loaded adapters is instant, the base is never "
@@ -82,6 +82,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
                          label="Adapter library", elem_id="pg-adapters-table", elem_classes=["pg-table"])
     with gr.Row():
         pick = gr.Dropdown([], value=None, label="Adapter", scale=3, elem_id="pg-adapter-pick")
+        chosen = gr.State(None)  # the picker's intended value, kept on the server (see state.change below)
         refresh_btn = gr.Button("↻ Refresh", scale=1, elem_id="pg-adapters-refresh")
         activate_btn = gr.Button("Activate", variant="primary", scale=1, elem_id="pg-adapter-activate")
         base_btn = gr.Button("Base only (deactivate)", scale=1, elem_id="pg-adapter-deactivate")
@@ -194,14 +195,16 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
         return attempt(op)
 
     private = {"api_visibility": "private"}
-    view_outputs = [table, pick, mix_names, card_md, curve]
-    changed = [status, state, pick, card_md, curve]
+    view_outputs = [table, pick, mix_names, card_md, curve, chosen]
+    changed = [status, state, pick, card_md, curve, chosen]
     gr.on(None, lambda choice: view(choice, None), session, view_outputs, **private)  # page load
     refresh_btn.click(view, [session, pick], view_outputs, **private)
-    # Anything changed (this tab, another tab or browser, a training run saving an adapter): redraw.
-    state.change(view, [session, pick], view_outputs, show_progress="hidden", **private)
-    session.change(view, [session, pick], view_outputs, show_progress="hidden", **private)
-    pick.input(lambda name: card(name), pick, [card_md, curve], **private)
+    # Anything changed (this tab, another tab or browser, a training run saving an adapter): redraw. The
+    # selection comes from `chosen`, read when the redraw runs: the picker's value is the one it had when the
+    # change was seen, which may be older than what a mix or import has just selected.
+    state.change(view, [session, chosen], view_outputs, show_progress="hidden", **private)
+    session.change(view, [session, chosen], view_outputs, show_progress="hidden", **private)
+    pick.input(lambda name: (*card(name), name), pick, [card_md, curve, chosen], **private)
     mix_names.change(on_mix_names, mix_names, sliders, **private)
     export_btn.click(on_export, pick, [status, export_file], **private)
     merge_btn.click(on_merge, [session, merged_name], status, **private)
