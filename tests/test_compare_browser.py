@@ -118,7 +118,7 @@ def test_activate_then_compare_shows_two_answers_with_divergence(adapter_app, pa
     page.locator("#pg-adapter-curve .main-svg").first.wait_for()  # the detail card's loss curve
     card = page.locator("#pg-adapter-detail").inner_text()
     assert "pig-latin · 694 rows · sha256 000000000000…" in card and "0" * 64 not in card
-    assert "active" in page.locator("#pg-adapters-table").inner_text()
+    _wait_text(page, "#pg-adapters-table", "active")  # the table is redrawn by its own (queued) event
 
     page.get_by_role("tab", name="Compare").click()
     page.locator("#pg-compare-hint").get_by_text(ADAPTER).wait_for()
@@ -218,6 +218,10 @@ def test_library_changes_reach_every_tab_by_themselves(adapter_app, adapter_data
 
     page.get_by_role("tab", name="Compare").click()
     page.get_by_text("Settings (shared by every column)").click()
+    for _ in range(30):  # Compare's lists follow through their own redraw event
+        if {"blend", "from-worker", ADAPTER} <= set(_options(page, "pg-compare-other-pick")):
+            break
+        page.wait_for_timeout(500)
     assert {"blend", "from-worker", ADAPTER} <= set(_options(page, "pg-compare-other-pick"))
     page.get_by_role("tab", name="Adapters").click()
     _pick(page, "pg-adapter-pick", "from-worker")
@@ -227,7 +231,11 @@ def test_library_changes_reach_every_tab_by_themselves(adapter_app, adapter_data
     _wait_text(page, "#pg-adapters-table", "renamed")
     page.get_by_role("tab", name="Compare").click()
     page.get_by_text("Held-out evaluation: base vs tuned").click()
-    choices = _options(page, "pg-eval-adapter")
+    for _ in range(30):  # the evaluation's adapter list follows by itself, through its own redraw event
+        choices = _options(page, "pg-eval-adapter")
+        if "renamed" in choices and "from-worker" not in choices:
+            break
+        page.wait_for_timeout(500)
     assert "renamed" in choices and "from-worker" not in choices
 
 
@@ -307,12 +315,16 @@ def test_an_activation_in_one_browser_leaves_another_browser_alone(adapter_app, 
         pages.append(pg)
     projector, student = pages
 
-    def top_rows(pg) -> str:
+    def settled(pg) -> None:  # the table has rows and no event of the page is still running
+        pg.wait_for_function("() => document.querySelector(\"#decode-table [role=gridcell][data-row='0']\") && "
+                             "![...document.querySelectorAll('.progress-text')].some(e => e.checkVisibility())")
+
+    def top_rows(pg) -> list[str]:
         pg.get_by_role("tab", name="Decode").click()
         pg.locator("#decode-run").click()
-        pg.wait_for_function("() => (document.querySelector('#decode-table')?.innerText || '').includes('%')")
-        pg.wait_for_timeout(500)
-        return pg.locator("#decode-table").inner_text()
+        pg.wait_for_timeout(300)  # the run's progress shows
+        settled(pg)
+        return pg.locator("#decode-table [role=gridcell]").all_inner_texts()
 
     before = top_rows(projector)
     student.get_by_role("tab", name="Adapters").click()
@@ -325,8 +337,9 @@ def test_an_activation_in_one_browser_leaves_another_browser_alone(adapter_app, 
     projector.wait_for_timeout(5000)  # two polls of the change signal
     assert "base (no adapter) (server default)" in projector.locator("#pg-model-badge").inner_text()
     projector.locator("#decode-run").click()
-    projector.wait_for_timeout(1500)
-    assert projector.locator("#decode-table").inner_text() == before  # the projector's distribution is untouched
+    projector.wait_for_timeout(300)
+    settled(projector)
+    assert projector.locator("#decode-table [role=gridcell]").all_inner_texts() == before  # untouched
     for pg in pages:
         pg.context.close()
 

@@ -62,7 +62,8 @@ def _wait_title(page, text: str) -> None:
 @pytest.mark.browser
 def test_flag_url_and_toggle_switch_large_type_and_fold_advanced_controls(presenter_url, page):
     _open(page, presenter_url + "?presenter=0")  # the URL wins over --presenter
-    assert not _is_on(page) and not page.locator("#pg-presenter-toggle input").is_checked()
+    page.wait_for_function("() => !document.querySelector('#pg-presenter-toggle input').checked")
+    assert not _is_on(page)
     badge, prompt = page.evaluate(FONT_SIZES_JS)
     assert page.locator("#decode-more").is_visible() and page.locator("#decode-seed").is_visible()
     assert not page.locator("#pg-keys").is_visible()

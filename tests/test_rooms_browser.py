@@ -76,6 +76,7 @@ def test_presenter_and_student_play_a_round(room_app, browser, page):
         page.wait_for_function(f"{model_bars} === 10")  # ...unless the presenter chooses to show it
 
         page.locator("#room-reveal").click()
+        page.locator("#room-status").get_by_text("the model chose").wait_for()  # the reveal has been handled
         chosen = hub.snapshot(code).chosen  # after the reveal anyone may see it
         assert chosen is not None
         page.locator("#room-status").get_by_text(f"the model chose “{chosen.label}”").wait_for()

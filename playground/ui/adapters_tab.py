@@ -195,26 +195,28 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
         return attempt(op)
 
     private = {"api_visibility": "private"}
+    # Library operations and redraws take turns (one queue slot): a redraw that a timer tick fires while a mix
+    # is saving waits for the mix, then reads the selection it made from `chosen`. (The picker's own value is
+    # the one it had when the change was seen.)
+    library = {**private, "concurrency_id": "adapters-library", "concurrency_limit": 1}
     view_outputs = [table, pick, mix_names, card_md, curve, chosen]
     changed = [status, state, pick, card_md, curve, chosen]
     gr.on(None, lambda choice: view(choice, None), session, view_outputs, **private)  # page load
-    refresh_btn.click(view, [session, pick], view_outputs, **private)
-    # Anything changed (this tab, another tab or browser, a training run saving an adapter): redraw. The
-    # selection comes from `chosen`, read when the redraw runs: the picker's value is the one it had when the
-    # change was seen, which may be older than what a mix or import has just selected.
-    state.change(view, [session, chosen], view_outputs, show_progress="hidden", **private)
-    session.change(view, [session, chosen], view_outputs, show_progress="hidden", **private)
+    refresh_btn.click(view, [session, pick], view_outputs, **library)
+    # Anything changed (this tab, another tab or browser, a training run saving an adapter): redraw.
+    state.change(view, [session, chosen], view_outputs, show_progress="hidden", **library)
+    session.change(view, [session, chosen], view_outputs, show_progress="hidden", **library)
     pick.input(lambda name: (*card(name), name), pick, [card_md, curve, chosen], **private)
     mix_names.change(on_mix_names, mix_names, sliders, **private)
     export_btn.click(on_export, pick, [status, export_file], **private)
     merge_btn.click(on_merge, [session, merged_name], status, **private)
     activate_btn.click(on_activate, pick, [status, session], **private)
     base_btn.click(lambda: on_activate(None, base_only=True), None, [status, session], **private)
-    rename_btn.click(on_rename, [pick, new_name], changed, **private)
-    delete_btn.click(on_delete, [pick, confirm], [*changed, confirm], **private)
-    folder_btn.click(on_import_folder, [folder, import_name], changed, **private)
-    zip_btn.click(on_import_zip, [upload, import_name], changed, **private)
-    mix_btn.click(on_mix, [mix_names, method, mix_name, *sliders], changed, **private)
+    rename_btn.click(on_rename, [pick, new_name], changed, **library)
+    delete_btn.click(on_delete, [pick, confirm], [*changed, confirm], **library)
+    folder_btn.click(on_import_folder, [folder, import_name], changed, **library)
+    zip_btn.click(on_import_zip, [upload, import_name], changed, **library)
+    mix_btn.click(on_mix, [mix_names, method, mix_name, *sliders], changed, **library)
     _register_api(services)
 
 

@@ -132,9 +132,11 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
         changed" panel follows too while no turn has been sent (after one, it explains that turn)."""
         h = compare_header(adapter_of(services, choice), hist)
         names = [""] + adapters.library.names()
+
+        def listing(current: str) -> Any:  # a pick that still exists is left alone: the user may have changed it
+            return gr.update(choices=names) if current in names else gr.update(choices=names, value="")
         return (h.hint, gr.update(label=h.tuned_label), gr.skip() if hist else h.placeholder,
-                gr.update(choices=names, value=other_name if other_name in names else ""),
-                gr.update(choices=names, value=eval_name if eval_name in names else ""))
+                listing(other_name), listing(eval_name))
 
     def run_eval(recipe: str, upload: str | None, adapter: str, rows: float, progress=gr.Progress()):
         try:

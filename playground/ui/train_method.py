@@ -85,7 +85,8 @@ def wire_method(fields: dict[str, Any], rows: dict[str, gr.Row], note: gr.Markdo
 
     def choices(current: str):
         names = adapter_names()
-        return gr.update(choices=["", *names], value=current if current in names else "")
+        # a pick that still exists is left alone (the user may have changed it since the focus)
+        return gr.update(choices=["", *names]) if current in names else gr.update(choices=["", *names], value="")
 
     fields["start_adapter"].focus(choices, fields["start_adapter"], fields["start_adapter"],
                                   api_visibility="private")
