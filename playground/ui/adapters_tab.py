@@ -62,8 +62,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     def attempt(op: Callable[[], tuple[str, Any]]) -> tuple:
         """Run one library operation returning (sentence, adapter to select or KEEP): (status, new stamp,
         picker, card, chart, remembered selection) on success, the refusal's sentence and no change otherwise.
-        The new stamp fires `state.change`, which redraws this tab and every other one; the card is drawn here
-        too, because a timer tick may have fired that redraw already."""
+        The new stamp fires `state.change`, which redraws this tab and every other one; the picker and card are
+        drawn here too, so they show with the status sentence rather than one redraw later."""
         try:
             message, selected = op()
         except (*USER_ERRORS, OSError) as err:

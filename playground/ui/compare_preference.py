@@ -11,7 +11,8 @@ from playground.data.rules import RULES
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
-from playground.ui.paths import recipe_or_server_file, server_path
+from playground.ui.paths import held_out_dataset, recipe_or_server_file
+from playground.ui.session_adapter import adapter_list
 
 
 def preference_choices() -> list[tuple[str, str]]:
@@ -34,7 +35,7 @@ def build_preference_eval(services: Services) -> None:
     # Not named `evaluate`: Gradio names every event after its function, and `/evaluate` is the Compare API's.
     def run_preference_eval(recipe_id: str, path: str | None, name: str, n: float, progress=gr.Progress()):
         try:
-            dataset = str(server_path(services, path, "Held-out pairs")) if path else recipe_id or ""
+            dataset = held_out_dataset(services, path, recipe_id, "Held-out pairs")
             result = evaluate_preferences(adapters, PreferenceEvalRequest(dataset, name or None, max_rows=int(n)),
                                           lambda f, msg: progress(f, desc=msg))
         except (*USER_ERRORS, OSError) as err:
@@ -50,8 +51,8 @@ def build_preference_eval(services: Services) -> None:
         return note, gr.update(value=body, headers=headers), shown
 
     run.click(run_preference_eval, [recipe, upload, adapter, rows], [status, table, answers], api_visibility="private")
-    adapter.focus(lambda current: gr.update(choices=["", *adapters.library.names()], value=current or ""), adapter,
-                  adapter, api_visibility="private")
+    adapter.focus(lambda current: adapter_list(adapters.library.names(), current), adapter, adapter,
+                  api_visibility="private")
 
     @api_errors
     def evaluate_preference(adapter: str, dataset: str, max_rows: int = 50) -> dict:

@@ -10,7 +10,8 @@ from playground.data.recipes import list_recipes
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
-from playground.ui.paths import recipe_or_server_file, server_path
+from playground.ui.paths import held_out_dataset, recipe_or_server_file
+from playground.ui.session_adapter import adapter_list
 
 
 def build_reward_eval(services: Services) -> None:
@@ -31,7 +32,7 @@ def build_reward_eval(services: Services) -> None:
 
     def run_reward_eval(recipe_id: str, path: str | None, name: str, n: float, k: float, progress=gr.Progress()):
         try:
-            dataset = str(server_path(services, path, "Held-out prompts")) if path else recipe_id or ""
+            dataset = held_out_dataset(services, path, recipe_id, "Held-out prompts")
             result = evaluate_rewards(adapters, RewardEvalRequest(dataset, name or None, max_rows=int(n),
                                                                   samples=int(k)),
                                       lambda f, msg: progress(f, desc=msg))
@@ -48,8 +49,8 @@ def build_reward_eval(services: Services) -> None:
 
     ev.run.click(run_reward_eval, [ev.dataset, ev.upload, ev.adapter, ev.rows, samples], [ev.status, table, answers],
                  api_visibility="private")
-    ev.adapter.focus(lambda current: gr.update(choices=["", *adapters.library.names()], value=current or ""),
-                     ev.adapter, ev.adapter, api_visibility="private")
+    ev.adapter.focus(lambda current: adapter_list(adapters.library.names(), current), ev.adapter, ev.adapter,
+                     api_visibility="private")
 
     @api_errors
     def evaluate_reward(adapter: str, dataset: str = "pig-latin", max_rows: int = 60, samples: int = 4) -> dict:

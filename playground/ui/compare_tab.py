@@ -35,8 +35,8 @@ from playground.ui.compare_reward import build_reward_eval
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
 from playground.ui.link_parts import CompareParts, link_row
-from playground.ui.paths import recipe_or_server_file, server_path
-from playground.ui.session_adapter import adapter_of, session_value
+from playground.ui.paths import held_out_dataset, recipe_or_server_file
+from playground.ui.session_adapter import adapter_list, adapter_of, session_value
 from playground.ui.turns import presenter_first
 
 
@@ -131,16 +131,13 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
         """Everything that names the active adapter or lists adapters, from the current state. The "what
         changed" panel follows too while no turn has been sent (after one, it explains that turn)."""
         h = compare_header(adapter_of(services, choice), hist)
-        names = [""] + adapters.library.names()
-
-        def listing(current: str) -> Any:  # a pick that still exists is left alone: the user may have changed it
-            return gr.update(choices=names) if current in names else gr.update(choices=names, value="")
+        names = adapters.library.names()
         return (h.hint, gr.update(label=h.tuned_label), gr.skip() if hist else h.placeholder,
-                listing(other_name), listing(eval_name))
+                adapter_list(names, other_name), adapter_list(names, eval_name))
 
     def run_eval(recipe: str, upload: str | None, adapter: str, rows: float, progress=gr.Progress()):
         try:
-            dataset = str(server_path(services, upload, "Held-out file")) if upload else recipe or ""
+            dataset = held_out_dataset(services, upload, recipe, "Held-out file")
             request = EvalRequest(dataset=dataset, adapter=adapter or None, max_rows=int(rows))
             result = evaluate(adapters, request, lambda f, msg: progress(f, desc=msg))
         except (*USER_ERRORS, OSError) as err:

@@ -23,6 +23,12 @@ def recipe_or_server_file(services: Services, dataset: str) -> str:
     return str(server_path(services, dataset, "dataset"))
 
 
+def held_out_dataset(services: Services, upload: str | None, recipe: str | None, field: str) -> str:
+    """An evaluation form's dataset: the uploaded file (checked like any server path, named `field` in a
+    refusal) if there is one, else the chosen recipe id."""
+    return str(server_path(services, upload, field)) if upload else recipe or ""
+
+
 def looks_like_a_path(text: str) -> bool:
     """A model/dataset source that names a local file or folder (not a hub id or a recipe id)."""
     text = (text or "").strip()

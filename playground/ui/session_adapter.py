@@ -46,6 +46,14 @@ def decode_for(services: Services, value: Any) -> DecodeService:
     return services.decode.seen_by(view_for(services, value))
 
 
+def adapter_list(names: list[str], current: str | None) -> Any:
+    """An adapter dropdown's update: "" (= the active adapter) and the library's `names`. A pick that still
+    exists is left alone, because the user may have changed it since the event that redraws the list fired; a
+    removed one is cleared."""
+    choices = ["", *names]
+    return gr.update(choices=choices) if current in choices else gr.update(choices=choices, value="")
+
+
 def adapter_of(services: Services, value: Any) -> str | None:
     """The adapter this browser runs (None = the base)."""
     return session_value(value).resolve(services.adapters.active())

@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from playground.train.methods import METHOD_ROWS, REFERENCE_NOTE
+from playground.ui.session_adapter import adapter_list
 
 ALL_METHOD_ROWS = sorted({row for rows in METHOD_ROWS.values() for row in rows})
 NOTES = {
@@ -83,10 +84,5 @@ def wire_method(fields: dict[str, Any], rows: dict[str, gr.Row], note: gr.Markdo
     method.change(on_method, method, row_list + [fields["max_prompt_length"], fields["max_seq_length"], note],
                   api_visibility="private")
 
-    def choices(current: str):
-        names = adapter_names()
-        # a pick that still exists is left alone (the user may have changed it since the focus)
-        return gr.update(choices=["", *names]) if current in names else gr.update(choices=["", *names], value="")
-
-    fields["start_adapter"].focus(choices, fields["start_adapter"], fields["start_adapter"],
-                                  api_visibility="private")
+    fields["start_adapter"].focus(lambda current: adapter_list(adapter_names(), current), fields["start_adapter"],
+                                  fields["start_adapter"], api_visibility="private")
