@@ -270,12 +270,14 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
     for button, example in zip(example_buttons, EXAMPLES):
         button.click(lambda ex=example: ex, None, prompt, queue=False, **PRIVATE).then(
             on_prompt, prompt_in, prompt_out, **PRIVATE)
-    refilter = dict(trigger_mode="always_last", show_progress="hidden", **PRIVATE)
-    for knob in [temperature, top_k, top_p, min_p, penalty, *more_sliders, top_n]:
-        knob.change(on_settings, knob_inputs(state, top_n), view_out, **refilter)
-    for box in more_texts:  # words: on Enter or leaving the box, not on every keystroke
-        box.submit(on_settings, knob_inputs(state, top_n), view_out, **refilter)
-        box.blur(on_settings, knob_inputs(state, top_n), view_out, **refilter)
+    # Re-filter on the user's own edits (`input`, not `change`): a link or a lesson step sets every knob at once
+    # and draws the view itself, while `change` would fire per knob with the knobs after it not yet applied, and
+    # such a half-applied call finishing last left the table on the wrong settings. One listener for all knobs,
+    # so "always_last" also orders two quick edits: the later values are always drawn last.
+    gr.on([*(k.input for k in [temperature, top_k, top_p, min_p, penalty, *more_sliders, top_n]),
+           *(e for box in more_texts for e in (box.submit, box.blur))],  # words: on Enter or leaving the box
+          on_settings, knob_inputs(state, top_n), view_out, trigger_mode="always_last", show_progress="hidden",
+          **PRIVATE)
     candidates.input(on_pick, knob_inputs(state, top_n, candidates), view_out, **PRIVATE)
     sample.click(on_sample, knob_inputs(state, top_n, seed), view_out, **PRIVATE)
     greedy.click(on_greedy, knob_inputs(state, top_n), view_out, **PRIVATE)
