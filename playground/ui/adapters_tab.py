@@ -36,7 +36,7 @@ def refuse(sentence: str) -> Any:
 COLUMN_WIDTHS = ["13%", "7%", "7%", "12%", "9%", "5%", "13%", "7%", "7%", "7%", "13%"]
 
 
-def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State) -> None:
+def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.State, session: gr.State) -> None:
     """`session`: this browser's adapter choice (ui.session_adapter): Activate sets it, not the server's."""
     adapters = services.adapters
 
@@ -201,11 +201,12 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     library = {**private, "concurrency_id": "adapters-library", "concurrency_limit": 1}
     view_outputs = [table, pick, mix_names, card_md, curve, chosen]
     changed = [status, state, pick, card_md, curve, chosen]
-    gr.on(None, lambda choice: view(choice, None), session, view_outputs, **private)  # page load
+    # Page load, this browser's adapter changed, or anything else changed (this tab, another tab or browser, a
+    # training run saving an adapter): redraw, keeping the selection. (A separate load listener with no
+    # selection also fired on `session.change`, racing this one, and could reset the picker.)
+    gr.on([demo.load, session.change, state.change], view, [session, chosen], view_outputs, show_progress="hidden",
+          **library)
     refresh_btn.click(view, [session, pick], view_outputs, **library)
-    # Anything changed (this tab, another tab or browser, a training run saving an adapter): redraw.
-    state.change(view, [session, chosen], view_outputs, show_progress="hidden", **library)
-    session.change(view, [session, chosen], view_outputs, show_progress="hidden", **library)
     pick.input(lambda name: (*card(name), name), pick, [card_md, curve, chosen], **private)
     mix_names.change(on_mix_names, mix_names, sliders, **private)
     export_btn.click(on_export, pick, [status, export_file], **private)

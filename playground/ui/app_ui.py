@@ -67,7 +67,7 @@ def build_app(services: Services, presenter: bool = False) -> gr.Blocks:
             with gr.Tab("Train", id="train"):
                 train_tab.build(services, header, state)
             with gr.Tab("Adapters", id="adapters"):
-                adapters_tab.build(services, header, state, session)
+                adapters_tab.build(services, demo, header, state, session)
             with gr.Tab("Guess the next token", id="room"): room_tab.build(services)
             with gr.Tab("Compare", id="compare"):
                 compare_parts = compare_tab.build(services, header, state, session)

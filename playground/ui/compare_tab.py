@@ -161,10 +161,10 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     other.change(lambda name: gr.update(visible=bool(name)), other, other_chat, **private)
     gr.on([s.change for s in setting_inputs], lambda *v: _note(v), setting_inputs, note, show_progress="hidden",
           **private)
-    gr.on(None, refresh, refresh_inputs, refreshed, **private)  # page load
-    # The model, the active adapter or the library changed (any tab, any browser, a training run): follow it.
+    # triggers=None: on page load and when an input changes (this browser's adapter, the history, a picker).
+    gr.on(None, refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
+    # The model or the library changed (any tab, any browser, a training run): follow it.
     state.change(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
-    session.change(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
     eval_btn.click(run_eval, [eval_recipe, eval_file, eval_adapter, eval_rows],
                    [eval_status, eval_table, eval_plot, eval_samples], **private)
     _register_api(services)

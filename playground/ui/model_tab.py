@@ -109,10 +109,9 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
         return f"Loaded **{loaded.name}** in {loaded.load_seconds:.1f} s.", services.stamp()
 
     private = {"api_visibility": "private"}
-    # triggers=None: on every page load (a reload shows the current model) and, for the estimator,
-    # whenever one of its inputs changes.
-    gr.on(None, overview, session, overview_outputs, **private)
-    session.change(overview, session, overview_outputs, show_progress="hidden", **private)
+    # triggers=None: on every page load (a reload shows the current model) and whenever an input changes (this
+    # browser's adapter; for the estimator, its boxes).
+    gr.on(None, overview, session, overview_outputs, show_progress="hidden", **private)
     gr.on(None, refresh_memory, mem_inputs, [mem_plot, mem_text], show_progress="hidden", **private)
     # The model or its adapters changed (this tab, another tab or browser): describe what is loaded now.
     state.change(overview, session, overview_outputs, show_progress="hidden", **private).then(

@@ -151,11 +151,11 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     ui.mask_row.submit(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private")
     for name in ("completion_only_loss", "use_chat_template"):  # the loss mask follows the masking switches
         fields[name].input(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private")
-    watched = ["r", "lora_alpha", "target_modules", "use_dora", "bias", "quantization", "batch_size",
-               "max_seq_length", "gradient_checkpointing", "optimizer"]
-    for name in watched:
-        fields[name].change(params, inputs, ui.params_info, show_progress="hidden", api_visibility="private")
-    gr.on(None, params, inputs, ui.params_info, show_progress="hidden", api_visibility="private")  # page load
+    # The trainable-parameter line: on page load and on any box's change, through ONE listener ("always_last"):
+    # a recipe pick sets many boxes at once, and separate listeners per box could finish out of order and leave
+    # the count of a half-applied form on screen.
+    gr.on(None, params, inputs, ui.params_info, trigger_mode="always_last", show_progress="hidden",
+          api_visibility="private")
     # A model switch (the app's change signal) changes which layers a LoRA can wrap.
     state.change(lambda: gr.update(choices=["all-linear", *panel.model_targets()]), None,
                  fields["target_modules"], api_visibility="private")
