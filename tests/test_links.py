@@ -157,29 +157,6 @@ def test_ranges_and_defaults_are_the_tabs_own_controls(tiny_store):
     assert decode.chat.value is DECODE_DEFAULTS["chat"]
 
 
-def test_a_link_setting_the_knobs_fires_no_refilter_of_its_own(tiny_store):
-    """A link (or a lesson step) sets every knob in one update and draws the view itself. A per-knob `change`
-    listener fired once per knob with the later knobs not yet applied, and the half-applied call finishing last
-    left the table on the wrong settings (seen on CI). So only the user's own edits re-filter, through one
-    listener whose "always_last" keeps two quick edits in order."""
-    from playground.services import Services
-    from playground.ui import decode_tab, session_adapter
-
-    services = Services.create(tiny_store, tiny_store.settings.data_dir)
-    with gr.Blocks() as demo:
-        decode = decode_tab.build(services, session_adapter.new_state(), gr.Markdown())
-    sliders = {c._id for c in [*decode.knobs, decode.top_n] if isinstance(c, gr.Slider)}
-    texts = {c._id for c in decode.knobs if isinstance(c, gr.Textbox)}
-    assert len(sliders) == len(KNOB_NAMES) - 2 + 1 and len(texts) == 2
-    deps = demo.get_config_file()["dependencies"]
-    on_knobs = [d for d in deps if {t[0] for t in d["targets"]} & (sliders | texts)]
-    assert len(on_knobs) == 1, "one listener for every knob"
-    (refilter,) = on_knobs
-    assert {tuple(t) for t in refilter["targets"]} == {*((i, "input") for i in sliders),
-                                                        *((i, e) for i in texts for e in ("submit", "blur"))}
-    assert refilter["trigger_mode"] == "always_last"
-
-
 def _apply(services, query, session=None):
     from playground.ui.links import COMPARE_OUTPUTS, DECODE_OUTPUTS, apply_query
 

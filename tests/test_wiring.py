@@ -33,6 +33,31 @@ def test_no_event_has_two_listeners_writing_the_same_component(config):
                for (block, event), outs in writers.items() for out, deps in outs.items() if len(deps) > 1]
     assert clashes == []
 
+
+# The Decode tab's knobs (KNOB_NAMES order, then "tokens shown"): the words boxes are the last two.
+DECODE_SLIDERS = ("decode-temperature", "decode-top-k", "decode-top-p", "decode-min-p", "decode-penalty",
+                  "decode-typical", "decode-epsilon", "decode-eta", "decode-top-h", "decode-no-repeat", "decode-top-n")
+DECODE_WORDS = ("decode-bias", "decode-banned")
+
+
+def test_a_link_setting_the_decode_knobs_fires_no_refilter_of_its_own(config):
+    """A link (or a lesson step) sets every knob in one update and draws the view itself. A per-knob `change`
+    listener fired once per knob with the later knobs not yet applied, and the half-applied call finishing last
+    left the table on the wrong settings (seen on CI). So only the user's own edits re-filter, through one
+    listener whose "always_last" keeps two quick edits in order."""
+    from playground.decode.views import KNOB_NAMES
+
+    assert len(DECODE_SLIDERS) + len(DECODE_WORDS) == len(KNOB_NAMES) + 1
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    sliders, words = {ids[e] for e in DECODE_SLIDERS}, {ids[e] for e in DECODE_WORDS}
+    on_knobs = [d for d in config["dependencies"] if {t[0] for t in d["targets"]} & (sliders | words)]
+    assert len(on_knobs) == 1, "one listener for every knob"
+    (refilter,) = on_knobs
+    assert {tuple(t) for t in refilter["targets"]} == {*((i, "input") for i in sliders),
+                                                        *((i, e) for i in words for e in ("submit", "blur"))}
+    assert refilter["trigger_mode"] == "always_last"
+
+
 # The Train tab's boxes the count depends on (LoRA shape, quantization, memory); each must trigger the recount.
 COUNTED = ("train-r", "train-lora-alpha", "train-target-modules", "train-use-dora", "train-bias",
            "train-quantization", "train-batch-size", "train-max-seq-length", "train-gradient-checkpointing",

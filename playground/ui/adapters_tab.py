@@ -202,8 +202,7 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
     view_outputs = [table, pick, mix_names, card_md, curve, chosen]
     changed = [status, state, pick, card_md, curve, chosen]
     # Page load, this browser's adapter changed, or anything else changed (this tab, another tab or browser, a
-    # training run saving an adapter): redraw, keeping the selection. (A separate load listener with no
-    # selection also fired on `session.change`, racing this one, and could reset the picker.)
+    # training run saving an adapter): redraw, keeping the selection. One listener, so two redraws never race.
     gr.on([demo.load, session.change, state.change], view, [session, chosen], view_outputs, show_progress="hidden",
           **library)
     refresh_btn.click(view, [session, pick], view_outputs, **library)
