@@ -33,6 +33,8 @@ def loop_settings(a: argparse.Namespace) -> dict[str, Any]:
     fixed seeds."""
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
+    if cuda:  # the attention kernels the app's worker trains with (playground/train/cuda_attention.py says why)
+        torch.backends.cuda.enable_cudnn_sdp(False)
     return dict(output_dir=a.output_dir, max_steps=a.steps, per_device_train_batch_size=a.batch, learning_rate=a.lr,
                 logging_steps=1, save_strategy="no", report_to="none", bf16=bf16, fp16=cuda and not bf16,
                 activation_checkpointing=False, disable_tqdm=True, seed=42, data_seed=42, use_cpu=not cuda,

@@ -57,7 +57,9 @@ def train_bare(checkpoint: Path, cfg, steps: int, tmp: Path, i: int) -> dict:
            "--r", str(cfg.lora.r), "--alpha", str(cfg.lora.lora_alpha), "--beta", str(m.beta),
            "--max-length", str(m.max_prompt_length + m.max_completion_length), "--sft-weight", str(m.sft_weight),
            "--output-dir", str(tmp / f"b{i}")]
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(ROOT)}
+    # ROOT before whatever the caller already had on the path (a GPU machine's carried packages, say).
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"bare run failed:\n{proc.stderr[-3000:]}")

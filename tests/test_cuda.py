@@ -81,3 +81,30 @@ def test_bf16_lora_trains_on_cuda_with_mixed_precision(tiny_llama_dir, tmp_path)
     assert out["setup"]["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     lora_params = [p for n, p in out["result"].model.named_parameters() if "lora_" in n]
     assert lora_params and all(p.device.type == "cuda" for p in lora_params)
+
+
+def test_training_attention_keeps_gradients_finite_where_cudnn_attention_returns_nan():
+    """The worker's switch (playground/train/cuda_attention.py) against the cuDNN bug it avoids: a padding-style
+    mask, a length of 64 past a multiple of 128 and very negative scores make cuDNN's bf16 backward return NaN
+    in the query gradient on Hopper GPUs (pytorch/pytorch#196678). Flash / memory-efficient attention stay finite."""
+    import torch.nn.functional as F
+
+    from playground.train.cuda_attention import keep_attention_gradients_finite
+
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        assert keep_attention_gradients_finite("cuda") and not torch.backends.cuda.cudnn_sdp_enabled()
+        length, dim = 192, 64
+        gen = torch.Generator(device="cuda").manual_seed(0)
+        q, k = (0.1 * torch.randn(1, 2, length, dim, device="cuda", dtype=torch.bfloat16, generator=gen)
+                for _ in range(2))
+        v = torch.randn(1, 2, length, dim, device="cuda", dtype=torch.bfloat16, generator=gen)
+        q[..., 0], k[..., 0] = 1.0, -120 * dim ** 0.5  # every score ~ -120: logsumexp far below ln(FLT_MAX)
+        for t in (q, k, v):
+            t.requires_grad_()
+        mask = torch.ones(length, length, dtype=torch.bool, device="cuda").tril()[None, None]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out.backward(torch.randn_like(out))
+        assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(before)

@@ -38,6 +38,10 @@ def _main_head(out: str, max_steps: int) -> str:
     use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     use_fp16 = torch.cuda.is_available() and not use_bf16
     dtype = torch.bfloat16 if use_bf16 else torch.float16 if use_fp16 else torch.float32
+    if torch.cuda.is_available():
+        # cuDNN attention's backward can return NaN in bf16/fp16 (pytorch/pytorch#196678): flash and
+        # memory-efficient attention compute the same thing.
+        torch.backends.cuda.enable_cudnn_sdp(False)
 
     tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL)
     if tokenizer.pad_token is None:

@@ -126,12 +126,14 @@ def _run(config: TrainJobConfig, run_dir: Path, log: EventLog, resume: bool, par
 
     from playground.adapters.files import save_adapter_folder
     from playground.train.callbacks import EventLogCallback, NanGuardCallback, ProbeCallback, StopCallback
+    from playground.train.cuda_attention import keep_attention_gradients_finite
     from playground.train.method_run import (build_method_trainer, method_callbacks, method_rewards, method_setup,
                                              prepare_method_data)
 
     log.emit("status", state="loading", message="Loading the model and the data…")
     loaded = _load_base(config)
     config.validate(loaded.device.type)
+    keep_attention_gradients_finite(loaded.device.type)  # cuDNN attention's backward can return NaN on a GPU
     tok = loaded.tokenizer
     data = prepare_method_data(config, has_chat_template=bool(tok.chat_template))  # SFT rows, DPO pairs, GRPO prompts
     stop = StopCallback(run_dir / STOP_FILE, parent_pid)
