@@ -61,6 +61,22 @@ def _overlap(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+def _click_in_menu(token, item) -> None:
+    """Click an item of a token's hover menu like a user: hover, then click. The menu shows only while the token is
+    hovered, and a chart finishing its redraw can still move the text from under the pointer (the hover is lost and
+    the item hidden), so hover again and retry; a menu that never opens still fails."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(5):
+        token.hover()
+        try:
+            item.click(timeout=5000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 4:
+                raise
+
+
 def _open_decode(page, app_url, example: int) -> None:
     page.goto(app_url)
     page.get_by_role("tab", name="Decode").click()
@@ -255,14 +271,13 @@ def test_branch_from_a_token_and_from_a_beam_node(app_url, page):
     assert menu.is_visible() and "top alternatives" in menu.inner_text()
     alt = token.locator(".pg-alt").nth(2)
     label = alt.inner_text().split()[1]  # "3. ␣and  5.0%" -> "␣and"
-    alt.click()
+    _click_in_menu(token, alt)
     page.wait_for_function("document.querySelectorAll('#decode-text .pg-tok').length === 2")
     texts = page.locator("#decode-text .pg-tok").evaluate_all("els => els.map(e => e.firstChild.textContent)")
     assert texts[1] == label.replace("␣", " ")
     page.mouse.move(5, 5)  # close the menu
     first = page.locator("#decode-text .pg-tok").first
-    first.hover()
-    first.locator(".pg-cut").click()  # cut the text before the first chosen token
+    _click_in_menu(first, first.locator(".pg-cut"))  # cut the text before the first chosen token
     page.wait_for_function("document.querySelectorAll('#decode-text .pg-tok').length === 0")
 
     page.get_by_role("tab", name="Beam search").click()
