@@ -256,3 +256,23 @@ def test_next_word_sentences_match_the_bundled_model(bundled_store, tmp_path):
     bf16.load()
     assert bf16.current.dtype == torch.bfloat16
     _check_next_word_claims(bf16)
+
+
+@pytest.mark.slow
+def test_pig_latin_before_sentence_matches_the_bundled_model(bundled_store, tmp_path):
+    """'greedy, this model starts “Pig-Lad-Lad-Lad…”': the lesson's own Compare question, in fp32 and bf16."""
+    from conftest import BUNDLED_DATA_DIR
+
+    from playground.adapters.live import AdapterManager
+    from playground.compare.chat import CompareRequest, CompareSettings, run_compare
+    from playground.model.store import LoadSettings, ModelStore
+
+    step = bundled()["pig_latin"].steps[0]
+    assert "“Pig-Lad-Lad-Lad…”" in step.say and step.state["c_temperature"] == 0.0
+    settings = CompareSettings.from_dict({"temperature": 0.0, "max_new_tokens": step.state["c_max_new_tokens"]})
+    bf16 = ModelStore(LoadSettings(data_dir=BUNDLED_DATA_DIR, dtype="bfloat16"))
+    bf16.load()
+    for store in (bundled_store, bf16):
+        answer = run_compare(AdapterManager.for_data_dir(store, tmp_path),
+                             CompareRequest(step.state["message"], settings)).columns["base"].text
+        assert answer.startswith("Pig-Lad-Lad-Lad"), (store.current.dtype, answer)
