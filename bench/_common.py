@@ -32,6 +32,14 @@ def link_converted_models(data_dir: Path) -> Path:
     return data_dir
 
 
+def subprocess_env() -> dict[str, str]:
+    """The environment of a process a bench starts (a bare baseline, say): the repository first on PYTHONPATH,
+    ahead of whatever the caller had there (a GPU machine's carried packages), and sleeping OpenMP threads
+    (spinning ones starve each other when the cores are shared)."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": path}
+
+
 def median(values: list[float], scale: float = 1.0, digits: int = 3) -> float:
     """The median of alternating rounds (robust to one slow round on a shared machine), scaled and rounded."""
     return round(scale * statistics.median(values), digits)

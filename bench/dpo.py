@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, emit, link_converted_models, loop_events, median, parse_value  # noqa: E402
+from _common import ROOT, emit, link_converted_models, loop_events, median, parse_value, subprocess_env  # noqa: E402
 
 from playground.model.store import LoadSettings, ModelStore  # noqa: E402
 from playground.train.config import apply_overrides  # noqa: E402
@@ -57,10 +57,7 @@ def train_bare(checkpoint: Path, cfg, steps: int, tmp: Path, i: int) -> dict:
            "--r", str(cfg.lora.r), "--alpha", str(cfg.lora.lora_alpha), "--beta", str(m.beta),
            "--max-length", str(m.max_prompt_length + m.max_completion_length), "--sft-weight", str(m.sft_weight),
            "--output-dir", str(tmp / f"b{i}")]
-    # ROOT before whatever the caller already had on the path (a GPU machine's carried packages, say).
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"bare run failed:\n{proc.stderr[-3000:]}")
     return json.loads(out.read_text())

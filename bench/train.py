@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, TEST_CACHE, emit, loop_events, median  # noqa: E402  (sys.path, offline mode)
+from _common import ROOT, TEST_CACHE, emit, loop_events, median, subprocess_env  # noqa: E402  (sys.path, offline mode)
 
 from playground.data.sources import DataSource
 from playground.model.gguf import convert_gguf  # noqa: E402
@@ -31,8 +31,7 @@ from playground.train.manager import TrainingManager  # noqa: E402
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_WAIT_POLICY": "PASSIVE",
-            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    return {**subprocess_env(), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def run_app(manager: TrainingManager, checkpoint: Path, a: argparse.Namespace, i: int) -> dict:
