@@ -11,6 +11,7 @@ base_reward: the base model; start_reward: the adapter GRPO starts from; tuned_r
 *_sampled_reward: the same models' mean reward over `--samples` answers a prompt sampled at the run's temperature
 (the policy's expected reward, what GRPO maximises; playground.compare.reward_eval explains the two readings).
 reward_gain / sampled_reward_gain: tuned minus start in each reading; goal_met: each reading against the goal.
+*_word_count_share / *_aligned_reward: what a greedy gain is made of (answer_shape).
 ratio: the app's GRPO job vs a bare TRL GRPOTrainer script (bench/bare_grpo.py), same settings, a new adapter,
 `--ratio-steps` steps each, alternating over `--rounds` (sampled answers/s over the training loop).
 Goal on this CPU: held-out reward up by >= 0.1 with train_s <= 900 (both readings are reported). Last line: one
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import os
 import subprocess
@@ -33,6 +35,8 @@ from pathlib import Path
 
 from _common import ROOT, emit, link_converted_models, loop_events, median, parse_value, subprocess_env  # noqa: E402
 
+from playground.data.pig_latin import to_pig_latin  # noqa: E402
+from playground.data.reward_rules import PIG_LATIN_PREFIX  # noqa: E402
 from playground.model.store import LoadSettings, ModelStore  # noqa: E402
 from playground.train.config import apply_overrides  # noqa: E402
 from playground.train.form import recipe_config  # noqa: E402
@@ -101,11 +105,31 @@ def quality(manager: TrainingManager, store: ModelStore, data_dir: Path, cfg, a:
         **{f"{label}_sampled_reward": round(result.by_label(label).sampled_reward, 4)
            for label in ("base", "start", "tuned") if a.samples and result.by_label(label)},
         "samples": a.samples, "sample_temperature": result.temperature,
-        **gains(result, out["train_s"]),
+        **gains(result, out["train_s"]), **answer_shape(result),
         "first_train_reward": rewards[0]["reward"] if rewards else None,
         "last_train_reward": rewards[-1]["reward"] if rewards else None, "eval_s": round(time.time() - t0, 1),
         "settings": {k: v for k, v in cfg.flat_settings().items() if k != "probe_prompt"},
     })
+    return out
+
+
+def answer_shape(result) -> dict:
+    """What a greedy gain is made of. The rule scores words position by position, so an answer with the sentence's
+    word count keeps later words scoreable: `*_word_count_share` is the share of greedy answers with the right
+    count; `*_aligned_reward` scores the same answers with words matched in order (difflib), where a dropped or
+    invented word costs only itself. A gain in the rule's reading with none in the aligned one is the answers'
+    length, not better-translated words."""
+    out = {}
+    refs = [to_pig_latin(PIG_LATIN_PREFIX.sub("", p)).lower().split() for p in result.prompts]
+    for label in ("start", "tuned"):
+        scores = result.by_label(label)
+        if not scores:
+            continue
+        answers = [a.strip().lower().split() for a in scores.answers]
+        aligned = [sum(b.size for b in difflib.SequenceMatcher(a=a, b=r, autojunk=False).get_matching_blocks())
+                   / max(len(a), len(r), 1) for a, r in zip(answers, refs)]
+        out[f"{label}_aligned_reward"] = round(sum(aligned) / len(refs), 4)
+        out[f"{label}_word_count_share"] = round(sum(len(a) == len(r) for a, r in zip(answers, refs)) / len(refs), 4)
     return out
 
 
