@@ -35,8 +35,7 @@ from pathlib import Path
 
 from _common import ROOT, emit, link_converted_models, loop_events, median, parse_value, subprocess_env  # noqa: E402
 
-from playground.data.pig_latin import to_pig_latin  # noqa: E402
-from playground.data.reward_rules import PIG_LATIN_PREFIX  # noqa: E402
+from playground.data.reward_rules import pig_latin_reference  # noqa: E402
 from playground.model.store import LoadSettings, ModelStore  # noqa: E402
 from playground.train.config import apply_overrides  # noqa: E402
 from playground.train.form import recipe_config  # noqa: E402
@@ -120,7 +119,7 @@ def answer_shape(result) -> dict:
     invented word costs only itself. A gain in the rule's reading with none in the aligned one is the answers'
     length, not better-translated words."""
     out = {}
-    refs = [to_pig_latin(PIG_LATIN_PREFIX.sub("", p)).lower().split() for p in result.prompts]
+    refs = [pig_latin_reference(p).split() for p in result.prompts]
     for label in ("start", "tuned"):
         scores = result.by_label(label)
         if not scores:

@@ -136,9 +136,12 @@ def test_sign_off_recipe_pairs_follow_the_rule_and_are_split():
 
 def test_reward_rules_score_zero_to_one():
     from playground.train.methods import MethodSettings
-    from playground.data.reward_rules import score_length, score_pig_latin, score_regex, score_words
+    from playground.data.reward_rules import (pig_latin_reference, score_length, score_pig_latin, score_regex,
+                                              score_words)
     from playground.train.rewards import build_rewards
 
+    assert pig_latin_reference("Translate to Pig Latin: The cat sat.") == "ethay atcay atsay."
+    assert pig_latin_reference("The cat sat.") == "ethay atcay atsay."  # no prefix: the whole prompt
     assert score_pig_latin("Translate to Pig Latin: The cat sat.", "Ethay atcay atsay.") == 1.0
     assert score_pig_latin("Translate to Pig Latin: The cat sat.", "ethay cat atsay.") == pytest.approx(2 / 3)
     # rambling on after the translation costs as much as leaving words out

@@ -27,11 +27,16 @@ def text_of(value: Any) -> str:
     return str(value)
 
 
+def pig_latin_reference(prompt: str) -> str:
+    """The rule's translation of the prompt's sentence (the text after "Translate to Pig Latin:", or the whole
+    prompt): what an answer is scored against."""
+    return to_pig_latin(PIG_LATIN_PREFIX.sub("", prompt, count=1))
+
+
 def score_pig_latin(prompt: str, answer: str) -> float:
-    """Word accuracy of the answer against the rule's translation of the prompt's sentence (the text after
-    "Translate to Pig Latin:", or the whole prompt), extra words counting against it (`rule_accuracy`)."""
-    sentence = PIG_LATIN_PREFIX.sub("", prompt, count=1)
-    return rule_accuracy(answer.strip().lower(), to_pig_latin(sentence))
+    """Word accuracy of the answer against `pig_latin_reference(prompt)`, extra words counting against it
+    (`rule_accuracy`)."""
+    return rule_accuracy(answer.strip().lower(), pig_latin_reference(prompt))
 
 
 def score_length(answer: str, target: int) -> float:

@@ -69,8 +69,8 @@ def _reward_code(config: TrainJobConfig) -> tuple[str, list[str]]:
              f"PIG_LATIN_PREFIX = re.compile({reward_rules.PIG_LATIN_PREFIX.pattern!r}, re.IGNORECASE)",
              f"WORD = re.compile({reward_rules.WORD.pattern!r})\n"]
     for fn in (pig_latin._is_word, pig_latin._translate_token, pig_latin.to_pig_latin, pig_latin.rule_accuracy,
-               reward_rules.text_of, reward_rules.score_pig_latin, reward_rules.score_length,
-               reward_rules.score_regex, reward_rules.score_words):
+               reward_rules.text_of, reward_rules.pig_latin_reference, reward_rules.score_pig_latin,
+               reward_rules.score_length, reward_rules.score_regex, reward_rules.score_words):
         parts.append(inspect.getsource(fn))
     rules = {"pig_latin": (m.reward_pig_latin, "score_pig_latin(text_of(p), text_of(c))"),
              "length": (m.reward_length, f"score_length(text_of(c), {m.length_target!r})"),
