@@ -24,20 +24,27 @@ def bare_parser(name: str, **options: int | float | str) -> argparse.ArgumentPar
     for key, default in {"r": 16, "alpha": 32.0, **options}.items():
         p.add_argument("--" + key.replace("_", "-"), type=type(default), default=default)
     p.add_argument("--output-dir", default=f"/tmp/bare-{name}")
+    p.add_argument("--fp32", action="store_true", help="full precision on a GPU too (the app's Precision fp32)")
     return p
+
+
+def model_dtype(a: argparse.Namespace) -> torch.dtype:
+    """The weights' dtype: bf16 on a GPU that has it, else fp16 on a GPU, fp32 on a CPU or with --fp32."""
+    if not torch.cuda.is_available() or a.fp32:
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def loop_settings(a: argparse.Namespace) -> dict[str, Any]:
     """The TRL config arguments every baseline sets alike: its steps, batch and learning rate, precision from the
-    hardware (bf16 on a GPU that has it, else fp16 on a GPU, fp32 on a CPU), a log every step, no checkpoints,
-    fixed seeds."""
+    hardware (model_dtype), a log every step, no checkpoints, fixed seeds."""
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
+    dtype = model_dtype(a)
     if cuda:  # the attention kernels the app's worker trains with (playground/train/cuda_attention.py says why)
         torch.backends.cuda.enable_cudnn_sdp(False)
     return dict(output_dir=a.output_dir, max_steps=a.steps, per_device_train_batch_size=a.batch, learning_rate=a.lr,
-                logging_steps=1, save_strategy="no", report_to="none", bf16=bf16, fp16=cuda and not bf16,
-                activation_checkpointing=False, disable_tqdm=True, seed=42, data_seed=42, use_cpu=not cuda,
+                logging_steps=1, save_strategy="no", report_to="none", bf16=dtype == torch.bfloat16,
+                fp16=dtype == torch.float16, activation_checkpointing=False, disable_tqdm=True, seed=42, data_seed=42, use_cpu=not cuda,
                 dataloader_pin_memory=cuda)
 
 

@@ -7,12 +7,11 @@ Writes {"train_s", "pairs_s", "steps"} measured over the training loop only (fir
 
 from __future__ import annotations
 
-import torch
 from datasets import load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 
-from _clock import Clock, bare_parser, lora, loop_settings, write_rate  # what every bare baseline shares
+from _clock import Clock, bare_parser, lora, loop_settings, model_dtype, write_rate  # what every bare baseline shares
 
 
 def main() -> None:
@@ -20,9 +19,7 @@ def main() -> None:
     p.add_argument("--sft-weight", type=float, default=0.0, help="> 0: TRL's sigmoid + sft losses (RPO)")
     a = p.parse_args()
 
-    cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    dtype = torch.bfloat16 if bf16 else torch.float16 if cuda else torch.float32
+    dtype = model_dtype(a)
     tok = AutoTokenizer.from_pretrained(a.model)
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=dtype)
     ds = load_dataset("json", data_files=a.data, split="train")  # conversational prompt / chosen / rejected

@@ -12,12 +12,11 @@ import re
 import sys
 from pathlib import Path
 
-import torch
 from datasets import load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import GRPOConfig, GRPOTrainer
 
-from _clock import Clock, bare_parser, lora, loop_settings, write_rate  # what every bare baseline shares
+from _clock import Clock, bare_parser, lora, loop_settings, model_dtype, write_rate  # what every bare baseline shares
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from playground.data.pig_latin import to_pig_latin, word_accuracy  # noqa: E402
@@ -34,10 +33,8 @@ def main() -> None:
     p = bare_parser("grpo", steps=3, batch=8, generations=4, lr=2e-4, max_completion=48, beta=0.02,
                     temperature=1.0)
     a = p.parse_args()
-    cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
     tok = AutoTokenizer.from_pretrained(a.model)
-    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16 if bf16 else torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=model_dtype(a))
     ds = load_dataset("json", data_files=a.data, split="train")
     ds = ds.map(lambda r: {"prompt": r["messages"][:-1]}, remove_columns=ds.column_names)
     clock = Clock()

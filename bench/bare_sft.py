@@ -15,7 +15,7 @@ from datasets import load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
-from _clock import Clock, bare_parser, lora, loop_settings  # what every bare baseline shares
+from _clock import Clock, bare_parser, lora, loop_settings, model_dtype  # what every bare baseline shares
 
 
 def main() -> None:
@@ -25,8 +25,7 @@ def main() -> None:
 
     # Precision from the hardware, as any sensible script does: bf16 on a GPU that has it, fp32 on a CPU.
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    dtype = torch.bfloat16 if bf16 else torch.float16 if cuda else torch.float32
+    dtype = model_dtype(a)
     tok = AutoTokenizer.from_pretrained(a.model)
     if a.quantization == "4bit":
         from peft import prepare_model_for_kbit_training

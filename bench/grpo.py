@@ -66,7 +66,8 @@ def bare(checkpoint: Path, cfg, steps: int, tmp: Path, i: int) -> float:
            str(out), "--steps", str(steps), "--batch", str(t.batch_size), "--generations", str(m.num_generations),
            "--lr", str(t.learning_rate), "--r", str(cfg.lora.r), "--alpha", str(cfg.lora.lora_alpha),
            "--max-completion", str(m.max_completion_length), "--beta", str(m.kl_beta),
-           "--temperature", str(m.temperature), "--output-dir", str(tmp / f"b{i}")]
+           "--temperature", str(m.temperature), "--output-dir", str(tmp / f"b{i}"),
+           *(["--fp32"] if t.precision == "fp32" else [])]
     proc = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"bare run failed:\n{proc.stderr[-3000:]}")

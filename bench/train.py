@@ -42,7 +42,8 @@ def run_app(manager: TrainingManager, checkpoint: Path, a: argparse.Namespace, i
         lora=LoraSettings(r=a.r, lora_alpha=2 * a.r, lora_dropout=0.05),
         train=TrainSettings(max_steps=a.steps, batch_size=a.batch, max_seq_length=a.max_length,
                             learning_rate=a.lr, lr_scheduler="cosine", warmup=0.05, probe_every=0,
-                            save_steps=10_000, seed=42, quantization=a.quantization, optimizer=a.optim),
+                            save_steps=10_000, seed=42, quantization=a.quantization, optimizer=a.optim,
+                            precision=a.precision),
         base=BaseModelRef(name="bundled", source="bundled", checkpoint_dir=str(checkpoint)),
         adapter_name=f"bench-train-{i}", overwrite=True)
     run_id = manager.start(cfg)
@@ -64,7 +65,7 @@ def run_bare(checkpoint: Path, a: argparse.Namespace, tmp: Path, i: int) -> dict
     cmd = [sys.executable, str(ROOT / "bench" / "bare_sft.py"), str(checkpoint), str(get_recipe("pig-latin").train),
            str(out), "--steps", str(a.steps), "--batch", str(a.batch), "--max-length", str(a.max_length),
            "--lr", str(a.lr), "--r", str(a.r), "--alpha", str(2 * a.r), "--output-dir", str(tmp / f"bare-{i}"),
-           "--quantization", a.quantization, "--optim", a.optim]
+           "--quantization", a.quantization, "--optim", a.optim, *(["--fp32"] if a.precision == "fp32" else [])]
     proc = subprocess.run(cmd, env=env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"bare run failed:\n{proc.stderr[-3000:]}")
@@ -85,6 +86,7 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--r", type=int, default=16)
+    p.add_argument("--precision", choices=["auto", "fp32"], default="auto", help="fp32: full precision on a GPU too")
     p.add_argument("--quantization", choices=["none", "4bit"], default="none", help="4bit = QLoRA (NF4 + double quant)")
     p.add_argument("--optim", default="adamw_torch", help="e.g. paged_adamw_8bit (CUDA only)")
     p.add_argument("--data-dir", type=Path, default=None, help="default: a temp dir (bundled weights are linked)")

@@ -83,6 +83,12 @@ def test_bf16_lora_trains_on_cuda_with_mixed_precision(tiny_llama_dir, tmp_path)
     assert lora_params and all(p.device.type == "cuda" for p in lora_params)
 
 
+def test_fp32_precision_trains_on_cuda_in_full_precision(tiny_llama_dir, tmp_path):
+    out = _train_and_check(tiny_llama_dir, tmp_path, "fp32-cuda", precision="fp32")
+    assert out["setup"]["precision"] == "fp32" and out["meta"]["settings"]["precision"] == "fp32"
+    assert next(out["result"].model.get_base_model().parameters()).dtype == torch.float32
+
+
 def test_training_attention_keeps_gradients_finite_where_cudnn_attention_returns_nan():
     """The worker's switch (playground/train/cuda_attention.py) against the cuDNN bug it avoids: a padding-style
     mask, a length of 64 past a multiple of 128 and very negative scores make cuDNN's bf16 backward return NaN

@@ -111,3 +111,21 @@ def test_precision_from_hardware():
     assert precision_flags("mps") == {"bf16": False, "fp16": False}
     assert precision_flags("cuda", bf16_supported=True) == {"bf16": True, "fp16": False}
     assert precision_flags("cuda", bf16_supported=False) == {"bf16": False, "fp16": True}
+
+
+def test_fp32_precision_turns_mixed_precision_off_on_a_gpu_too():
+    assert precision_flags("cuda", bf16_supported=True, precision="fp32") == {"bf16": False, "fp16": False}
+    assert precision_flags("cuda", bf16_supported=False, precision="fp32") == {"bf16": False, "fp16": False}
+    assert precision_flags("cpu", precision="fp32") == {"bf16": False, "fp16": False}
+    cfg = apply_overrides(TrainJobConfig(), {"precision": "fp32"})
+    assert cfg.train.precision == "fp32" and TrainJobConfig().train.precision == "auto"
+    with pytest.raises(ValueError, match="Unknown precision 'fp8': choose auto or fp32"):
+        apply_overrides(TrainJobConfig(), {"precision": "fp8"}).validate("cpu")
+    # The DPO and GRPO configs built for a GPU follow it (SFT's test: test_training_export / hf_args).
+    from playground.train.dpo import dpo_config, grpo_config
+    from playground.train.hf_args import sft_config
+
+    for args in (dpo_config(cfg, output_dir="/tmp/x", device_type="cuda", bf16_supported=True),
+                 grpo_config(cfg, [1.0], output_dir="/tmp/x", device_type="cuda", bf16_supported=True),
+                 sft_config(cfg, "messages", output_dir="/tmp/x", device_type="cuda", bf16_supported=True)):
+        assert args.bf16 is False and args.fp16 is False

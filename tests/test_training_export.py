@@ -50,6 +50,18 @@ def test_exported_script_trains_two_steps_and_saves_an_adapter(tiny_llama_dir, t
     assert state["global_step"] == 2 and any("eval_loss" in h for h in state["log_history"])
 
 
+def test_exported_script_keeps_the_runs_precision():
+    for method in ("sft", "grpo"):
+        auto = TrainJobConfig(base=BaseModelRef(name="m", source="org/model"))
+        auto = dataclasses.replace(auto, tuning=dataclasses.replace(auto.tuning, method=method))
+        fp32 = dataclasses.replace(auto, train=TrainSettings(precision="fp32"))
+        code_auto, code_fp32 = export_script(auto).code, export_script(fp32).code
+        compile(code_fp32, "train.py", "exec")
+        assert "use_bf16 = use_fp16 = False" in code_fp32 and "is_bf16_supported" not in code_fp32
+        assert "use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()" in code_auto
+        assert "bf16=use_bf16" in code_fp32 and "dtype=dtype" in code_fp32
+
+
 def test_exported_script_for_qlora_and_messages_recipe():
     cfg = TrainJobConfig(train=TrainSettings(quantization="4bit"), base=BaseModelRef(name="m", source="org/model"))
     code = export_script(cfg).code

@@ -28,6 +28,8 @@ SCHEDULERS = ["linear", "cosine", "constant", "constant_with_warmup", "cosine_wi
 CPU_OPTIMIZERS = ["adamw_torch", "adamw_torch_fused", "adafactor", "sgd"]
 GPU_OPTIMIZERS = ["paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit"]
 BIASES = ["none", "lora_only", "all"]
+# auto = from the hardware (bf16 / fp16 mixed precision on a GPU, fp32 on a CPU); fp32 = full precision everywhere.
+PRECISIONS = ["auto", "fp32"]
 QUANTIZATIONS = [("None", "none"), ("8-bit", "8bit"), ("4-bit NF4 + double quant (QLoRA)", "4bit")]
 EVALS_PER_RUN, PROBES_PER_RUN = 4, 8  # the schedule when the user leaves "every N steps" empty
 
@@ -103,6 +105,13 @@ class TrainSettings:
         label="Packing", help="Concatenate short rows into full sequences (fewer pad tokens).", row="optim"))
     gradient_checkpointing: bool = field(default=False, metadata=dict(
         label="Gradient checkpointing", help="Recompute activations: less memory, ~30 % slower.", row="optim"))
+    # A CPU always trains in fp32 (bf16 there is ~10x slower); on a GPU, GRPO on the 135M model learnt less in bf16.
+    precision: str = field(default="auto", metadata=dict(
+        label="Precision", help="auto: bf16 mixed precision on GPUs that support it (fp16 on older ones), fp32 on "
+        "a CPU. fp32: full precision on a GPU too (twice the weights' memory; GRPO on the bundled model did better "
+        "in fp32 on an H200).",
+        widget="dropdown", choices=PRECISIONS, error="Unknown precision {value!r}: choose auto or fp32.",
+        row="optim"))
     processes: int = field(default=1, metadata=dict(  # > 1: `accelerate launch` (playground.train.launch)
         label=PROCESSES_LABEL, help="Train on several GPUs at once, one process each (the batch size is per "
         "process); on a CPU, 2 processes show how it works.", widget="dropdown", choices=[1], open=True, ge=1,
@@ -221,9 +230,9 @@ def apply_overrides(config: TrainJobConfig, overrides: dict[str, Any]) -> TrainJ
     return dataclasses.replace(config, **changes[""], **sections)
 
 
-def precision_flags(device_type: str, bf16_supported: bool = False) -> dict[str, bool]:
-    """bf16/fp16 mixed precision from the hardware. TRL defaults to bf16=True, which is ~10x slower on a CPU
-    without native bf16, so CPU and MPS get both flags False explicitly."""
-    if device_type == "cuda":
+def precision_flags(device_type: str, bf16_supported: bool = False, precision: str = "auto") -> dict[str, bool]:
+    """bf16/fp16 mixed precision from the hardware (precision "auto"), or none ("fp32"). TRL defaults to
+    bf16=True, which is ~10x slower on a CPU without native bf16, so CPU and MPS get both flags False explicitly."""
+    if device_type == "cuda" and precision != "fp32":
         return {"bf16": bf16_supported, "fp16": not bf16_supported}
     return {"bf16": False, "fp16": False}

@@ -7,6 +7,7 @@ Padded batches hit it. On an H200 with the pinned libraries, the bundled model's
 NaN grad norm; a second try stopped at the same step. Autograd's anomaly mode named
 `ScaledDotProductCudnnAttentionBackward0`. With eager attention, or in fp32 (no cuDNN attention), the same run
 trained all 85 steps. Switching cuDNN attention off leaves flash and memory-efficient attention, the same math.
+With this switch, the same run on an H200 trained all 85 steps with finite gradients (two seeds).
 Inference is unaffected (only the backward is wrong), so the app's own model keeps the default.
 """
 

@@ -53,16 +53,16 @@ def grpo_kwargs(config: TrainJobConfig, reward_weights: list[float]) -> dict[str
                 temperature=m.temperature, beta=m.kl_beta, reward_weights=list(reward_weights), log_completions=False)
 
 
-def _runtime(device_type: str, bf16_supported: bool) -> dict[str, Any]:
+def _runtime(config: TrainJobConfig, device_type: str, bf16_supported: bool) -> dict[str, Any]:
     """Where it runs: no progress bars (the worker logs to a file), CPU flag, pinned memory on CUDA, precision."""
     return dict(disable_tqdm=True, dataloader_pin_memory=device_type == "cuda", use_cpu=device_type == "cpu",
-                **precision_flags(device_type, bf16_supported))
+                **precision_flags(device_type, bf16_supported, config.train.precision))
 
 
 def dpo_config(config: TrainJobConfig, *, output_dir: str, device_type: str, bf16_supported: bool = False) -> Any:
     from trl import DPOConfig
 
-    return DPOConfig(output_dir=output_dir, **dpo_kwargs(config), **_runtime(device_type, bf16_supported))
+    return DPOConfig(output_dir=output_dir, **dpo_kwargs(config), **_runtime(config, device_type, bf16_supported))
 
 
 def grpo_config(config: TrainJobConfig, reward_weights: list[float], *, output_dir: str, device_type: str,
@@ -70,4 +70,4 @@ def grpo_config(config: TrainJobConfig, reward_weights: list[float], *, output_d
     from trl import GRPOConfig
 
     return GRPOConfig(output_dir=output_dir, **grpo_kwargs(config, reward_weights),
-                      **_runtime(device_type, bf16_supported))
+                      **_runtime(config, device_type, bf16_supported))

@@ -26,18 +26,23 @@ class ExportedScript:
 
 
 
-def _main_head(out: str, max_steps: int) -> str:
-    """The start of every exported script's main(): its two flags, precision from the hardware, the tokenizer."""
+def _main_head(out: str, max_steps: int, precision: str = "auto") -> str:
+    """The start of every exported script's main(): its two flags, the precision, the tokenizer."""
+    if precision == "fp32":
+        dtypes = ("    # Full precision (the run's Precision setting): fp32 on a GPU too.\n"
+                  "    use_bf16 = use_fp16 = False\n")
+    else:
+        dtypes = ("    # Mixed precision from the hardware: bf16 where the GPU supports it, fp16 on older GPUs, "
+                  "fp32 on CPU.\n"
+                  "    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()\n"
+                  "    use_fp16 = torch.cuda.is_available() and not use_bf16\n")
     return f'''def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--output-dir", default={out!r})
     parser.add_argument("--max-steps", type=int, default={max_steps}, help="{SFT_COMMENTS["max_steps"]}")
     cli = parser.parse_args()
 
-    # Mixed precision from the hardware: bf16 where the GPU supports it, fp16 on older GPUs, fp32 on CPU.
-    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    use_fp16 = torch.cuda.is_available() and not use_bf16
-    dtype = torch.bfloat16 if use_bf16 else torch.float16 if use_fp16 else torch.float32
+{dtypes}    dtype = torch.bfloat16 if use_bf16 else torch.float16 if use_fp16 else torch.float32
     if torch.cuda.is_available():
         # cuDNN attention's backward can return NaN in bf16/fp16 (pytorch/pytorch#196678): flash and
         # memory-efficient attention compute the same thing.
@@ -177,7 +182,7 @@ def to_training_row(row):
     """One source row -> one TRL row ({fmt.replace("_", "/")} format)."""
 {_row_function(config, columns, fmt)}
 
-{_main_head(out, max_steps)}{base_model_code(t.quantization, t.gradient_checkpointing)}
+{_main_head(out, max_steps, t.precision)}{base_model_code(t.quantization, t.gradient_checkpointing)}
 {load_code}    dataset = dataset.map(to_training_row, remove_columns=dataset.column_names)
 {f"    split = dataset.train_test_split(test_size={d.eval_fraction!r}, seed={t.seed})" + chr(10) + '    train_data, eval_data = split["train"], split["test"]' if eval_split else "    train_data, eval_data = dataset, None"}
 

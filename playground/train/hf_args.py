@@ -53,4 +53,4 @@ def sft_config(config: TrainJobConfig, data_format: str, *, output_dir: str, dev
 
     return SFTConfig(output_dir=output_dir, **sft_kwargs(config, data_format), disable_tqdm=True,
                      dataloader_pin_memory=device_type == "cuda", use_cpu=device_type == "cpu",
-                     **precision_flags(device_type, bf16_supported))
+                     **precision_flags(device_type, bf16_supported, config.train.precision))

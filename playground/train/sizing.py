@@ -35,7 +35,7 @@ def memory_estimate(model: Any, config: TrainJobConfig, device_type: str) -> Any
     t = config.train
     optim = {"paged_adamw_8bit": "paged_adamw_8bit", "paged_adamw_32bit": "paged_adamw_32bit",
              "adamw_8bit": "adamw_8bit", "sgd": "sgd"}.get(t.optimizer, "adamw_32bit")
-    precision = "fp32" if device_type != "cuda" else "bf16"
+    precision = "fp32" if device_type != "cuda" or t.precision == "fp32" else "bf16"
     try:
         cfg = MemoryEstimateConfig(batch_size=t.batch_size, seq_len=t.max_seq_length, precision=precision,
                                    method="qlora" if t.quantization == "4bit" else "lora",
