@@ -80,7 +80,8 @@ def quality(manager: TrainingManager, store: ModelStore, data_dir: Path, cfg, a:
     start = a.start_adapter
     if not start and a.warmup_steps > 0:
         warm = apply_overrides(recipe_config("pig-latin"), {"max_steps": a.warmup_steps, "adapter_name": WARMUP,
-                                                            "overwrite": True, "probe_every": 0})
+                                                            "overwrite": True, "probe_every": 0,
+                                                            "precision": cfg.train.precision})  # seed: always 42
         out["warmup_s"], _ = run(manager, dataclasses.replace(warm, base=base_ref(store)))
         out["warmup_steps"], start = a.warmup_steps, WARMUP
     cfg = apply_overrides(cfg, {"start_adapter": start})

@@ -55,6 +55,7 @@ def test_the_form_has_one_box_per_setting_in_section_order():
     assert names.index(LENGTH_MODE.name) == names.index("epochs") - 1
     # a recipe pick resets everything but the sticky settings (the data location, seed, …)
     assert "kind" not in recipe_fields() and "seed" not in recipe_fields() and "path" not in recipe_fields()
+    assert "precision" not in recipe_fields()  # a hardware choice, kept across recipe picks
     assert {"r", "learning_rate", "length_mode", "max_steps", "probe_every", "adapter_name"} <= set(recipe_fields())
 
 

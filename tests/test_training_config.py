@@ -129,3 +129,17 @@ def test_fp32_precision_turns_mixed_precision_off_on_a_gpu_too():
                  grpo_config(cfg, [1.0], output_dir="/tmp/x", device_type="cuda", bf16_supported=True),
                  sft_config(cfg, "messages", output_dir="/tmp/x", device_type="cuda", bf16_supported=True)):
         assert args.bf16 is False and args.fp16 is False
+
+
+def test_memory_estimate_follows_the_precision_setting():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from playground.train.sizing import memory_estimate
+
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2))
+    auto, fp32 = TrainJobConfig(), apply_overrides(TrainJobConfig(), {"precision": "fp32"})
+    gpu_auto, gpu_fp32 = memory_estimate(model, auto, "cuda"), memory_estimate(model, fp32, "cuda")
+    assert gpu_fp32.total > gpu_auto.total  # 4-byte weights instead of 2
+    assert memory_estimate(model, auto, "cpu").total == gpu_fp32.total  # a CPU trains in fp32 anyway
+    assert memory_estimate(model, auto, "mps").total == gpu_auto.total  # fp16 on Apple GPUs: 2 bytes like bf16

@@ -108,10 +108,10 @@ class TrainSettings:
     # A CPU always trains in fp32 (bf16 there is ~10x slower); on a GPU, GRPO on the 135M model learnt less in bf16.
     precision: str = field(default="auto", metadata=dict(
         label="Precision", help="auto: bf16 mixed precision on GPUs that support it (fp16 on older ones), fp32 on "
-        "a CPU. fp32: full precision on a GPU too (twice the weights' memory; GRPO on the bundled model did better "
-        "in fp32 on an H200).",
+        "a CPU. fp32: full precision on a GPU too (twice the weights' memory; 8-bit layers still compute in fp16; "
+        "GRPO on the bundled model did better in fp32 on an H200).",
         widget="dropdown", choices=PRECISIONS, error="Unknown precision {value!r}: choose auto or fp32.",
-        row="optim"))
+        row="optim", sticky=True))  # a hardware choice: a recipe pick keeps it, like the seed
     processes: int = field(default=1, metadata=dict(  # > 1: `accelerate launch` (playground.train.launch)
         label=PROCESSES_LABEL, help="Train on several GPUs at once, one process each (the batch size is per "
         "process); on a CPU, 2 processes show how it works.", widget="dropdown", choices=[1], open=True, ge=1,

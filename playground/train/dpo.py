@@ -3,8 +3,8 @@
 
 The trainer-agnostic part (steps, batch, learning rate, schedule, checkpoints …) is taken from sft_kwargs, so the
 three methods can never disagree on it. Only what depends on where it runs (output folder, device, precision,
-progress bars) is added by each caller; precision comes from the hardware (TRL defaults to bf16, ~10x slower
-on a CPU).
+progress bars) is added by each caller; precision comes from the hardware unless the Precision setting is fp32
+(TRL defaults to bf16, ~10x slower on a CPU).
 """
 
 from __future__ import annotations

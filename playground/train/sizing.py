@@ -35,7 +35,8 @@ def memory_estimate(model: Any, config: TrainJobConfig, device_type: str) -> Any
     t = config.train
     optim = {"paged_adamw_8bit": "paged_adamw_8bit", "paged_adamw_32bit": "paged_adamw_32bit",
              "adamw_8bit": "adamw_8bit", "sgd": "sgd"}.get(t.optimizer, "adamw_32bit")
-    precision = "fp32" if device_type != "cuda" or t.precision == "fp32" else "bf16"
+    # What the worker loads: fp32 on a CPU or with Precision fp32, fp16 on Apple GPUs, else bf16 (fp16 = same size).
+    precision = "fp32" if device_type == "cpu" or t.precision == "fp32" else "fp16" if device_type == "mps" else "bf16"
     try:
         cfg = MemoryEstimateConfig(batch_size=t.batch_size, seq_len=t.max_seq_length, precision=precision,
                                    method="qlora" if t.quantization == "4bit" else "lora",
