@@ -44,8 +44,8 @@ def loop_settings(a: argparse.Namespace) -> dict[str, Any]:
         torch.backends.cuda.enable_cudnn_sdp(False)
     return dict(output_dir=a.output_dir, max_steps=a.steps, per_device_train_batch_size=a.batch, learning_rate=a.lr,
                 logging_steps=1, save_strategy="no", report_to="none", bf16=dtype == torch.bfloat16,
-                fp16=dtype == torch.float16, activation_checkpointing=False, disable_tqdm=True, seed=42, data_seed=42, use_cpu=not cuda,
-                dataloader_pin_memory=cuda)
+                fp16=dtype == torch.float16, activation_checkpointing=False, disable_tqdm=True, seed=42, data_seed=42,
+                use_cpu=not cuda, dataloader_pin_memory=cuda)
 
 
 def lora(a: argparse.Namespace, dropout: float) -> LoraConfig:

@@ -11,7 +11,8 @@ from datasets import load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 
-from _clock import Clock, bare_parser, lora, loop_settings, model_dtype, write_rate  # what every bare baseline shares
+# what every bare baseline shares
+from _clock import Clock, bare_parser, lora, loop_settings, model_dtype, write_rate
 
 
 def main() -> None:

@@ -16,7 +16,8 @@ from datasets import load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import GRPOConfig, GRPOTrainer
 
-from _clock import Clock, bare_parser, lora, loop_settings, model_dtype, write_rate  # what every bare baseline shares
+# what every bare baseline shares
+from _clock import Clock, bare_parser, lora, loop_settings, model_dtype, write_rate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from playground.data.pig_latin import to_pig_latin, word_accuracy  # noqa: E402

@@ -23,7 +23,7 @@ def main() -> None:
     p.add_argument("--quantization", choices=["none", "4bit"], default="none", help="4bit = QLoRA (NF4)")
     a = p.parse_args()
 
-    # Precision from the hardware, as any sensible script does: bf16 on a GPU that has it, fp32 on a CPU (or --fp32).
+    # Precision from the hardware, as any sensible script does: bf16 on a GPU that has it, fp32 on a CPU or --fp32.
     cuda = torch.cuda.is_available()
     dtype = model_dtype(a)
     tok = AutoTokenizer.from_pretrained(a.model)

@@ -135,6 +135,12 @@ class TrainSettings:
     probe_prompt: str = field(default="", metadata=dict(
         label="Probe prompt", help="Empty = the recipe's probe, or the first eval row."))
 
+    @property
+    def load_dtype(self) -> str | None:
+        """The dtype the training copy is loaded in (LoadSettings.dtype): None = from the hardware (sources.pick_dtype:
+        bf16 / fp16 on a GPU, fp32 on a CPU), or float32 with Precision fp32."""
+        return "float32" if self.precision == "fp32" else None
+
     def validate(self, device_type: str = "cpu") -> None:
         check_fields(self, "train", skip=("epochs",) if self.max_steps is not None else ())
         if self.learning_rate > 1:

@@ -3,9 +3,10 @@ events it reports, and starting from an adapter of the library.
 
 SFT without a starting adapter is the worker's own `build_trainer`; everything else is built here with the
 same model preparation (k-bit preparation for QLoRA, the CPU switch for TRL's fused LM head, precision from the
-hardware or the Precision setting). With a starting adapter the PeftModel is handed to the trainer without a `peft_config`, so TRL trains
-that adapter on; DPO (and GRPO with a KL penalty) then keep a frozen copy of its starting weights as the reference
-(TRL's "ref" adapter). A new adapter's reference is the base model with the adapter switched off.
+hardware or the Precision setting). With a starting adapter the PeftModel is handed to the trainer without a
+`peft_config`, so TRL trains that adapter on; DPO (and GRPO with a KL penalty) then keep a frozen copy of its
+starting weights as the reference (TRL's "ref" adapter). A new adapter's reference is the base model with the
+adapter switched off.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
+from playground.model.sources import pick_dtype
 from playground.model.store import ModelStore
 from playground.train.config import TrainJobConfig
 from playground.train.hf_args import lora_config
@@ -35,8 +38,9 @@ def memory_estimate(model: Any, config: TrainJobConfig, device_type: str) -> Any
     t = config.train
     optim = {"paged_adamw_8bit": "paged_adamw_8bit", "paged_adamw_32bit": "paged_adamw_32bit",
              "adamw_8bit": "adamw_8bit", "sgd": "sgd"}.get(t.optimizer, "adamw_32bit")
-    # What the worker loads: fp32 on a CPU or with Precision fp32, fp16 on Apple GPUs, else bf16 (fp16 = same size).
-    precision = "fp32" if device_type == "cpu" or t.precision == "fp32" else "fp16" if device_type == "mps" else "bf16"
+    # The dtype the worker loads the training copy in (the same rule: pick_dtype with the run's Precision).
+    dtype = pick_dtype(torch.device(device_type), t.load_dtype)
+    precision = {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype, "fp16")
     try:
         cfg = MemoryEstimateConfig(batch_size=t.batch_size, seq_len=t.max_seq_length, precision=precision,
                                    method="qlora" if t.quantization == "4bit" else "lora",

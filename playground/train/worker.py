@@ -58,7 +58,7 @@ def _load_base(config: TrainJobConfig) -> Any:
     settings = LoadSettings(source=config.base.load_source, data_dir=Path(config.data_dir or "."),
                             device=distributed.load_device(config.base.device, config.train.strategy),
                             quantization=config.train.quantization,
-                            dtype="float32" if config.train.precision == "fp32" else None,  # None: from the hardware
+                            dtype=config.train.load_dtype,
                             trust_remote_code=config.base.trust_remote_code)
     return distributed.for_training(load_model(settings), config.train.strategy)
 
