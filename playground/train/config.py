@@ -107,9 +107,8 @@ class TrainSettings:
         label="Gradient checkpointing", help="Recompute activations: less memory, ~30 % slower.", row="optim"))
     # A CPU always trains in fp32 (bf16 there is ~10x slower); on a GPU, GRPO on the 135M model learnt less in bf16.
     precision: str = field(default="auto", metadata=dict(
-        label="Precision", help="auto: bf16 mixed precision on GPUs that support it (fp16 on older ones), fp32 on "
-        "a CPU. fp32: full precision on a GPU too (twice the weights' memory; 8-bit layers still compute in fp16; "
-        "GRPO on the bundled model did better in fp32 on an H200).",
+        label="Precision", help="auto: bf16 on GPUs that have it, fp32 on a CPU. fp32: on a GPU too (2× the weights' "
+        "memory; 8-bit layers stay fp16).",
         widget="dropdown", choices=PRECISIONS, error="Unknown precision {value!r}: choose auto or fp32.",
         row="optim", sticky=True))  # a hardware choice: a recipe pick keeps it, like the seed
     processes: int = field(default=1, metadata=dict(  # > 1: `accelerate launch` (playground.train.launch)
