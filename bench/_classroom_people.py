@@ -78,13 +78,10 @@ def r3(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
-
 def new_client(url: str):
     from gradio_client import Client
 
     return Client(url, verbose=False, analytics_enabled=False, download_files=False)
-
-
 
 
 # ---------------------------------------------------------------------------------------------------- calls
@@ -144,7 +141,6 @@ def vote(rec: Recorder, client, who: str, code: str, rng: random.Random) -> None
     if not state or state.get("revealed") or not state.get("choices"):
         return  # the round is revealed: wait for the next one, as a student would
     rec.call(client, who, "room_vote", code, rng.choice(state["choices"]), refusable="Voting for round")
-
 
 
 def presenter_loop(rec: Recorder, client, code: str, stop_at: float, period: float, round_s: float,

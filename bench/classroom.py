@@ -93,7 +93,6 @@ def single_user(url: str, rounds: int, seed: int) -> dict[str, float]:
     return {ep: r3(percentile(v, 50)) for ep, v in sorted(by.items())}
 
 
-
 def progress(rec: Recorder, stop: threading.Event, every: float) -> None:
     while not stop.wait(every):
         with rec.lock:

@@ -1,7 +1,7 @@
 """The layout is the architecture: capability packages may import only the layers below them.
 
 Reads every module's imports (top-level and lazy ones inside functions) with `ast`, so a new upward import,
-a Gradio import outside `playground/ui/`, an import cycle between packages or a module over the size
+a Gradio import outside `playground/ui/`, an import cycle between packages or a file over the size
 budget fails here rather than in review.
 """
 
@@ -85,6 +85,12 @@ def test_allowed_layers_have_no_cycle():
         visit(pkg, ())
 
 
-def test_modules_stay_small():
-    big = {str(p.relative_to(PLAYGROUND)): n for p in _modules() if (n := len(p.read_text().splitlines())) > MAX_LINES}
-    assert not big, f"split these modules (over {MAX_LINES} lines): {big}"
+def test_files_stay_small():
+    """Every Python file of the project, not only the packages: app.py, the benches, the tests, the dataset
+    builders."""
+    root = PLAYGROUND.parent
+    files = [*_modules(), root / "app.py", *(root / "bench").glob("*.py"), *(root / "tests").glob("*.py"),
+             *(root / "assets").rglob("*.py")]
+    assert len(files) > 100 and root / "bench" / "classroom.py" in files
+    big = {str(p.relative_to(root)): n for p in files if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not big, f"split these files (over {MAX_LINES} lines): {big}"

@@ -11,7 +11,7 @@ import re
 import pytest
 from conftest import BUNDLED_DATA_DIR, ROOT
 from test_app_browser import GLYPHS
-from test_compare_browser import last_answer
+from test_compare_fixtures import last_answer
 from test_train_browser import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

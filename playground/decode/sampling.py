@@ -3,7 +3,7 @@
 Gradio-free. The stages and their order are decode/processors.py (generate()'s `_get_logits_processor`,
 transformers 5.23); the knobs are decode/settings.py. `analyze` runs the stages one after another exactly like
 LogitsProcessorList.__call__ and keeps every stage's scores, so the probabilities shown, stage by stage, are
-what `generate()` samples from (tests/test_decoding.py proves it against `output_scores`).
+what `generate()` samples from (tests/test_decoding.py and test_decoding_sweep.py prove it against `output_scores`).
 """
 
 from __future__ import annotations
