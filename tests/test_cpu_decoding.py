@@ -23,10 +23,12 @@ from conftest import BUNDLED_DATA_DIR
 
 # The decode parity tests, collected again here, where `tiny_store` is the bf16 model below.
 from test_decoding import (  # noqa: F401
-    test_all_twelve_knobs_on_in_generate_order,
-    test_every_sampler_equals_generate_output_scores_randomised,
     test_final_probabilities_equal_generate_output_scores,
     test_greedy_matches_generate_argmax,
+)
+from test_decoding_sweep import (  # noqa: F401
+    test_all_twelve_knobs_on_in_generate_order,
+    test_every_sampler_equals_generate_output_scores_randomised,
 )
 from test_decoding_stream import test_stream_equals_generate_with_the_same_seed  # noqa: F401
 
