@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import json
 import os
 import subprocess
@@ -35,7 +34,6 @@ from pathlib import Path
 
 from _common import ROOT, emit, link_converted_models, loop_events, median, parse_value, subprocess_env  # noqa: E402
 
-from playground.data.reward_rules import pig_latin_reference  # noqa: E402
 from playground.model.store import LoadSettings, ModelStore  # noqa: E402
 from playground.train.config import apply_overrides  # noqa: E402
 from playground.train.form import recipe_config  # noqa: E402
@@ -115,22 +113,17 @@ def quality(manager: TrainingManager, store: ModelStore, data_dir: Path, cfg, a:
 
 
 def answer_shape(result) -> dict:
-    """What a greedy gain is made of. The rule scores words position by position, so an answer with the sentence's
-    word count keeps later words scoreable: `*_word_count_share` is the share of greedy answers with the right
-    count; `*_aligned_reward` scores the same answers with words matched in order (difflib), where a dropped or
+    """What a greedy gain is made of (reward_eval.PigLatinShape, also in Compare → Reward evaluation):
+    `*_word_count_share`, the share of greedy answers with the sentence's word count, which the rule's positional
+    count rewards by itself; `*_aligned_reward`, the same answers with words matched in order, where a dropped or
     invented word costs only itself. A gain in the rule's reading with none in the aligned one is the answers'
     length, not better-translated words."""
     out = {}
-    refs = [pig_latin_reference(p).split() for p in result.prompts]
     for label in ("start", "tuned"):
         scores = result.by_label(label)
-        if not scores:
-            continue
-        answers = [a.strip().lower().split() for a in scores.answers]
-        aligned = [sum(b.size for b in difflib.SequenceMatcher(a=a, b=r, autojunk=False).get_matching_blocks())
-                   / max(len(a), len(r), 1) for a, r in zip(answers, refs)]
-        out[f"{label}_aligned_reward"] = round(sum(aligned) / len(refs), 4)
-        out[f"{label}_word_count_share"] = round(sum(len(a) == len(r) for a, r in zip(answers, refs)) / len(refs), 4)
+        if scores and scores.shape:
+            out[f"{label}_aligned_reward"] = round(scores.shape.aligned, 4)
+            out[f"{label}_word_count_share"] = round(scores.shape.word_count_share, 4)
     return out
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from playground.data.pig_latin import exact_match, rule_accuracy, to_pig_latin, word_accuracy
+from playground.data.pig_latin import aligned_accuracy, exact_match, rule_accuracy, to_pig_latin, word_accuracy
 
 
 @pytest.mark.parametrize(
@@ -76,6 +76,22 @@ def test_rule_accuracy_counts_extra_words_against_the_answer() -> None:
     assert rule_accuracy("ethay igbay ogday extra words", "ethay igbay") == pytest.approx(2 / 5)
     assert rule_accuracy("ethay", "ethay igbay ogday igbay") == 0.25  # missing words, as word_accuracy
     assert rule_accuracy("", "") == 1.0 and rule_accuracy("ethay", "") == 0.0
+
+
+def test_aligned_accuracy_charges_a_dropped_or_invented_word_only_itself() -> None:
+    ref = "ethay igbay ogday atsay ownday"
+    assert aligned_accuracy(ref, ref) == 1.0 == rule_accuracy(ref, ref)
+    dropped = "ethay ogday atsay ownday"  # "igbay" left out: positionally only the first word still matches
+    assert rule_accuracy(dropped, ref) == pytest.approx(1 / 5)
+    assert aligned_accuracy(dropped, ref) == pytest.approx(4 / 5)
+    invented = "ethay igbay extra ogday atsay ownday"  # one word too many: over the longer of the two, as the rule
+    assert rule_accuracy(invented, ref) == pytest.approx(2 / 6)
+    assert aligned_accuracy(invented, ref) == pytest.approx(5 / 6)
+    # the right word count with wrong words: the positional count and the aligned one agree
+    wrong = "ethay igway ogday atsway ownway"
+    assert aligned_accuracy(wrong, ref) == rule_accuracy(wrong, ref) == pytest.approx(0.4)
+    assert aligned_accuracy("igbay ethay", "ethay igbay") == 0.5  # in order: a swap keeps one of the two
+    assert aligned_accuracy("", "") == 1.0 and aligned_accuracy("ethay", "") == 0.0 and aligned_accuracy("", ref) == 0.0
 
 
 def test_word_accuracy_splits_on_any_whitespace() -> None:

@@ -136,8 +136,8 @@ def test_sign_off_recipe_pairs_follow_the_rule_and_are_split():
 
 def test_reward_rules_score_zero_to_one():
     from playground.train.methods import MethodSettings
-    from playground.data.reward_rules import (pig_latin_reference, score_length, score_pig_latin, score_regex,
-                                              score_words)
+    from playground.data.reward_rules import (pig_latin_reference, pig_latin_shape, score_length, score_pig_latin,
+                                              score_regex, score_words)
     from playground.train.rewards import build_rewards
 
     assert pig_latin_reference("Translate to Pig Latin: The cat sat.") == "ethay atcay atsay."
@@ -146,6 +146,10 @@ def test_reward_rules_score_zero_to_one():
     assert score_pig_latin("Translate to Pig Latin: The cat sat.", "ethay cat atsay.") == pytest.approx(2 / 3)
     # rambling on after the translation costs as much as leaving words out
     assert score_pig_latin("Translate to Pig Latin: The cat sat.", "ethay atcay atsay. awayaway") == 0.75
+    # what a score is made of: a dropped word costs every later one positionally, only itself aligned
+    assert score_pig_latin("Translate to Pig Latin: The cat sat.", "Ethay atsay.") == 0.5 / 1.5
+    assert pig_latin_shape("Translate to Pig Latin: The cat sat.", "Ethay atsay.") == (False, pytest.approx(2 / 3))
+    assert pig_latin_shape("The cat sat.", " ethay atway atsay.") == (True, pytest.approx(2 / 3))
     assert score_length("one two three four", 4) == 1.0 and score_length("a " * 8, 4) == 0.0
     assert score_length("one two", 4) == 0.5
     assert score_regex("HELLO!", r"^[A-Z]+!$") == 1.0 and score_regex("hello", r"^[A-Z]+!$") == 0.0

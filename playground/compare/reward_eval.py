@@ -8,6 +8,10 @@ Two readings of "mean reward", both reported, because they can differ a lot:
   training), averaged: the policy's expected reward, the quantity GRPO maximises. Seeded, and the same seed for
   every model, so the comparison is paired. Sampling from a sharper policy scores higher even where greedy answers
   do not change, which is much of what GRPO does to a model.
+
+With the Pig Latin rule among the rewards, the greedy answers' *shape* is reported too (`PigLatinShape`): the rule
+compares words position by position, so a gain can be the answers getting the sentence's word count rather than
+better-translated words; the aligned reading tells the two apart.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 
 from playground.adapters.live import AdapterManager
 from playground.compare.evaluation import HeldOutRequest, batch_generate, encode, load_examples
-from playground.data.reward_rules import Score, rules_from_settings, text_of
+from playground.data.reward_rules import Score, pig_latin_shape, rules_from_settings, text_of
 from playground.decode.checks import check_float, check_int
 from playground.decode.settings import SamplingSettings
 from playground.model.turns import Urgency
@@ -46,6 +50,21 @@ class RewardEvalRequest(HeldOutRequest):
             check_float("temperature", self.temperature, 0.0, 2.0, low_open=True, hint=" to sample answers")
 
 
+@dataclass(frozen=True)
+class PigLatinShape:
+    """What greedy answers' Pig Latin reward is made of (reward_rules.pig_latin_shape), mean over prompts."""
+
+    word_count_share: float  # answers with the sentence's number of words
+    aligned: float  # words matched in order: a dropped or invented word costs only itself
+
+    HEADERS = ("right word count", "aligned")  # of the pig_latin rule's greedy figure
+
+    @classmethod
+    def of(cls, prompts: list[str], answers: list[str]) -> PigLatinShape:
+        shapes = [pig_latin_shape(p, a) for p, a in zip(prompts, answers)]
+        return cls(sum(same for same, _ in shapes) / len(shapes), sum(aligned for _, aligned in shapes) / len(shapes))
+
+
 @dataclass
 class RewardScores:
     label: str
@@ -56,6 +75,7 @@ class RewardScores:
     sampled_reward: float | None = None  # weighted total of sampled answers, mean over prompts x samples
     sampled_per_rule: dict[str, float] | None = None
     sampled_answers: list[list[str]] = field(default_factory=list)  # `samples` a prompt
+    shape: PigLatinShape | None = None  # of the greedy answers, when the Pig Latin rule is among the rewards
 
 
 @dataclass
@@ -72,12 +92,16 @@ class RewardEvalResult:
         return next((m for m in self.models if m.label == label), None)
 
     def table(self) -> tuple[list[str], list[list[Any]]]:
-        """One row a model: greedy reward, sampled reward (when asked for) and each rule's greedy mean."""
+        """One row a model: greedy reward, sampled reward (when asked for), each rule's greedy mean and the Pig
+        Latin shape (when that rule is on)."""
         rules = list(self.models[0].per_rule)
         sampled = f"sampled reward ↑ ({self.samples} a prompt, T {self.temperature:g})" if self.samples else None
-        headers = ["model", "adapter", "greedy reward ↑", *([sampled] if sampled else []), *rules]
+        shaped = self.models[0].shape is not None
+        headers = ["model", "adapter", "greedy reward ↑", *([sampled] if sampled else []), *rules,
+                   *(PigLatinShape.HEADERS if shaped else ())]
         rows = [[m.label, m.adapter or "—", round(m.reward, 4),
-                 *([round(m.sampled_reward, 4)] if sampled else []), *(round(m.per_rule[r], 4) for r in rules)]
+                 *([round(m.sampled_reward, 4)] if sampled else []), *(round(m.per_rule[r], 4) for r in rules),
+                 *((round(m.shape.word_count_share, 4), round(m.shape.aligned, 4)) if shaped else ())]
                 for m in self.models]
         return headers, rows
 
@@ -92,7 +116,9 @@ class RewardEvalResult:
         return {"dataset": self.dataset, "rows": self.rows, "rules": self.rules, "samples": self.samples,
                 "temperature": self.temperature,
                 "models": [{"label": m.label, "adapter": m.adapter, "reward": m.reward, "per_rule": m.per_rule,
-                            "sampled_reward": m.sampled_reward, "sampled_per_rule": m.sampled_per_rule}
+                            "sampled_reward": m.sampled_reward, "sampled_per_rule": m.sampled_per_rule,
+                            "pig_latin_shape": m.shape and {"word_count_share": m.shape.word_count_share,
+                                                            "aligned": m.shape.aligned}}
                            for m in self.models]}
 
 
@@ -115,6 +141,7 @@ def evaluate_rewards(adapters: AdapterManager, request: RewardEvalRequest, progr
     if not rules:
         raise ValueError(f"Adapter {adapter} records no GRPO rewards to score with (it was not trained with GRPO).")
     samples, seed = request.samples, request.seed
+    shaped = any(n == "pig_latin" for n, _, _ in rules)
     # Answers as long as the run let them be (it never rewarded longer ones), at most the request's limit.
     max_new_tokens = min(request.max_new_tokens, int(settings.get("max_completion_length") or request.max_new_tokens))
     temperature = float(request.temperature or settings.get("temperature") or 1.0)
@@ -138,7 +165,8 @@ def evaluate_rewards(adapters: AdapterManager, request: RewardEvalRequest, progr
                 answers += batch_generate(lm.model, tokenizer, device, batch, max_new_tokens)
             done += 1
             say(done / total, f"{label}: greedy answers, batch {done}")
-        scores = RewardScores(label, which, *_score(rules, texts, answers), answers)
+        scores = RewardScores(label, which, *_score(rules, texts, answers), answers,
+                              shape=PigLatinShape.of(texts, answers) if shaped else None)
         if samples:
             flat: list[str] = []
             # A private RNG state: the same draws for every model (a paired comparison), the process's RNG untouched.

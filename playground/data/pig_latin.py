@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 
 VOWELS = frozenset("aeiou")
@@ -87,6 +88,17 @@ def rule_accuracy(prediction: str, reference: str) -> float:
     if not ref:
         return 1.0 if not pred else 0.0
     return sum(p == r for p, r in zip(pred, ref)) / max(len(ref), len(pred))
+
+
+def aligned_accuracy(prediction: str, reference: str) -> float:
+    """Words matched in order (difflib's matching blocks) over the longer of the two: like `rule_accuracy`, but a
+    dropped or invented word costs only itself, not every word after it. So it tells better-translated answers
+    from answers that merely have the right number of words, which the positional count also rewards."""
+    ref, pred = reference.split(), prediction.split()
+    if not ref:
+        return 1.0 if not pred else 0.0
+    matched = difflib.SequenceMatcher(a=pred, b=ref, autojunk=False).get_matching_blocks()
+    return sum(block.size for block in matched) / max(len(ref), len(pred))
 
 
 def exact_match(prediction: str, reference: str) -> bool:

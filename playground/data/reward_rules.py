@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from playground.data.pig_latin import rule_accuracy, to_pig_latin
+from playground.data.pig_latin import aligned_accuracy, rule_accuracy, to_pig_latin
 
 PIG_LATIN_PREFIX = re.compile(r"^\s*translate\s+(?:this\s+)?(?:in)?to\s+pig\s+latin\s*:\s*", re.IGNORECASE)
 WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -37,6 +37,14 @@ def score_pig_latin(prompt: str, answer: str) -> float:
     """Word accuracy of the answer against `pig_latin_reference(prompt)`, extra words counting against it
     (`rule_accuracy`)."""
     return rule_accuracy(answer.strip().lower(), pig_latin_reference(prompt))
+
+
+def pig_latin_shape(prompt: str, answer: str) -> tuple[bool, float]:
+    """What a `score_pig_latin` figure is made of: (the answer has the reference's number of words, its words
+    matched in order). The positional score also rewards the right word count, since one dropped word makes
+    every later one wrong: a score that rises while the aligned one does not is the answers' length."""
+    answer, reference = answer.strip().lower(), pig_latin_reference(prompt)
+    return len(answer.split()) == len(reference.split()), aligned_accuracy(answer, reference)
 
 
 def score_length(answer: str, target: int) -> float:

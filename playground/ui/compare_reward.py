@@ -43,8 +43,13 @@ def build_reward_eval(services: Services) -> None:
         tuned = result.by_label("tuned")
         sampled = (f" Sampled: the mean over {result.samples} answers a prompt at temperature "
                    f"{result.temperature:g}, the same draws for every model.") if result.samples else ""
+        shape = (" The pig_latin rule compares words position by position, so a dropped or added word makes every "
+                 "later word wrong. *right word count*: the share of greedy answers with the sentence's number of "
+                 "words; *aligned*: the same answers scored with words matched in order. A pig_latin figure that "
+                 "rises while *aligned* does not is the answers' length, not better-translated words."
+                 ) if tuned.shape else ""
         note = (f"**{tuned.adapter}** on {result.dataset} ({result.rows} held-out prompts), scored by its rewards: "
-                f"{result.rules}. Greedy: one answer a prompt, the most likely token each step.{sampled}")
+                f"{result.rules}. Greedy: one answer a prompt, the most likely token each step.{sampled}{shape}")
         return note, gr.update(value=body, headers=headers), result.answer_rows()
 
     ev.run.click(run_reward_eval, [ev.dataset, ev.upload, ev.adapter, ev.rows, samples], [ev.status, table, answers],
