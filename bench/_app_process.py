@@ -1,7 +1,7 @@
 """The app as a child process, for the benches that talk to it over HTTP (classroom, startup): a free port,
 start, wait for HTTP 200, stop (its whole process group), and CPU seconds read from /proc.
 
-Imported as `import _app_process` after `_common` (which puts the repo on sys.path).
+Used as `from _app_process import ...` by a bench in bench/ (Python puts bench/ on sys.path).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from _common import ROOT
@@ -24,7 +25,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(port: int, data: Path, log_path: Path, extra: list[str] = ()) -> subprocess.Popen:
+def start_app(port: int, data: Path, log_path: Path, extra: Sequence[str] = ()) -> subprocess.Popen:
     """`python app.py` on `port` with `data` as its data dir; stdout and stderr go to `log_path`. It runs in a
     session of its own so that `stop_app` can stop whatever it starts (the training worker)."""
     cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--data-dir", str(data), *extra]
@@ -47,7 +48,8 @@ def wait_ready(proc: subprocess.Popen, url: str, log_path: Path, timeout: float 
             tail = log_path.read_text(errors="replace")[-2000:]
             raise SystemExit(f"the app exited with {proc.returncode}:\n{tail}")
         time.sleep(poll)
-    raise SystemExit(f"the app was not ready after {timeout:.0f} s")
+    tail = log_path.read_text(errors="replace")[-2000:]
+    raise SystemExit(f"the app was not ready after {timeout:.0f} s:\n{tail}")
 
 
 def stop_app(proc: subprocess.Popen) -> None:

@@ -2,7 +2,7 @@
 rounds, and students mixing slider moves, step-throughs, generations, Compare turns and votes. Every call goes
 through a `Recorder`, which times it and keeps what happened (latency, error, or an expected refusal).
 
-Imported as `import _classroom_people` after `_common` (which puts the repo on sys.path).
+Used as `from _classroom_people import ...` by bench/classroom.py; it needs nothing from the app's code.
 """
 
 from __future__ import annotations

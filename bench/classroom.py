@@ -101,7 +101,8 @@ def progress(rec: Recorder, stop: threading.Event, every: float) -> None:
         recent = [r for r in records if r.start > time.perf_counter() - rec.t0 - every - 30]
         pres = [r.latency for r in records if r.who == "presenter" and r.endpoint == "next_token"]
         log(f"t={time.perf_counter() - rec.t0:5.0f} s  requests={len(records)}  in flight={flying}  "
-            f"errors={sum(1 for r in records if r.error)}  recent p95={r3(percentile([r.latency for r in recent], 95))} s  "
+            f"errors={sum(1 for r in records if r.error)}  "
+            f"recent p95={r3(percentile([r.latency for r in recent], 95))} s  "
             f"presenter step p95={r3(percentile(pres, 95))} s  load={os.getloadavg()[0]:.2f}")
 
 
@@ -191,7 +192,8 @@ def summarize(rec: Recorder, unfinished: int, single: dict, cpu: dict, args) -> 
         "count": {ep: len(v) for ep, v in sorted(by.items())},
         "presenter_step_p95_s": r3(presenter_p95), "presenter_steps": len(presenter_steps),
         "student_next_token_p95_s": r3(student_nt_p95), "student_p95_s": r3(student_p95),
-        "max_wait_s": r3(max_wait), "requests_per_student_min_max": [min(per_student.values()), max(per_student.values())],
+        "max_wait_s": r3(max_wait),
+        "requests_per_student_min_max": [min(per_student.values()), max(per_student.values())],
         "single_user": single,
         "load_avg_1m": round(os.getloadavg()[0], 2), **cpu,
         "goal_met_errors": errors == 0,
@@ -236,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
             port = args.port or free_port()
             url = f"http://127.0.0.1:{port}/"
             log_path = data / "app.log"
-            log(f"starting app.py on port {port} (log: {log_path})")
+            log(f"starting app.py on port {port} {' '.join(args.app_arg)} (log: {log_path})")
             proc = start_app(port, data, log_path, args.app_arg)
             log(f"app ready in {wait_ready(proc, url, log_path):.1f} s")
         log(f"single-user baseline ({args.single_rounds} rounds)")

@@ -11,7 +11,7 @@ base_reward: the base model; start_reward: the adapter GRPO starts from; tuned_r
 *_sampled_reward: the same models' mean reward over `--samples` answers a prompt sampled at the run's temperature
 (the policy's expected reward, what GRPO maximises; playground.compare.reward_eval explains the two readings).
 reward_gain / sampled_reward_gain: tuned minus start in each reading; goal_met: each reading against the goal.
-*_word_count_share / *_aligned_reward: what a greedy gain is made of (answer_shape).
+*_word_count_share / *_aligned_reward: what a greedy gain is made of (answer_shape; with the pig_latin rule on).
 ratio: the app's GRPO job vs a bare TRL GRPOTrainer script (bench/bare_grpo.py), same settings, a new adapter,
 `--ratio-steps` steps each, alternating over `--rounds` (sampled answers/s over the training loop).
 Goal on this CPU: held-out reward up by >= 0.1 with train_s <= 900 (both readings are reported). Last line: one

@@ -133,14 +133,14 @@ def test_reward_evaluation_of_a_grpo_adapter_in_the_page_and_the_api(adapter_app
     table = page.locator("#pg-reward-table")
     headers = [h.strip() for h in table.locator("th").all_inner_texts()]
     assert headers[:4] == ["model", "adapter", "greedy reward ↑", "sampled reward ↑ (2 a prompt, T 0.9)"]
-    assert headers[-2:] == ["right word count", "aligned"] and "not better-translated" in status
+    assert headers[4:] == ["pig_latin", "right word count", "aligned", "length"] and "not better-translated" in status
     for r, m in enumerate(api["models"]):  # the page shows the API's (seeded) figures
         cells = [t.strip() for t in table.locator(f"[role=gridcell][data-row='{r}']").all_inner_texts()]
         assert cells[0] == m["label"]
         assert float(cells[2]) == pytest.approx(m["reward"], abs=1e-4)
         assert float(cells[3]) == pytest.approx(m["sampled_reward"], abs=1e-4)
         shape = m["pig_latin_shape"]  # what the Pig Latin figure is made of (the rule is among the rewards)
-        assert [float(c) for c in cells[-2:]] == pytest.approx([shape["word_count_share"], shape["aligned"]], abs=1e-4)
+        assert [float(c) for c in cells[5:7]] == pytest.approx([shape["word_count_share"], shape["aligned"]], abs=1e-4)
     answers = page.locator("#pg-reward-answers")
     assert table.locator("[role=gridcell][data-row='3']").count() == 0  # three models, three rows
     assert [h.strip() for h in answers.locator("th").all_inner_texts()][:4] == ["prompt", "base", "start", "tuned"]

@@ -25,7 +25,8 @@ def test_more_samplers_draw_one_waterfall_row_per_active_stage(app_url, page):
     box.press("Enter")
     page.wait_for_function("document.querySelectorAll('#decode-waterfall .annotation').length === 4")
     titles = _waterfall_titles(page)
-    assert [t.split(" · ")[0] for t in titles] == ["1. raw", "2. banned", "3. top-k", "4. typical"]  # generate()'s order
+    # generate()'s order
+    assert [t.split(" · ")[0] for t in titles] == ["1. raw", "2. banned", "3. top-k", "4. typical"]
     assert "␣Paris" in titles[1] and "tokens left" in titles[1] and "removed 2" in titles[1]
     assert "typical_p 0.9" in titles[3]
     legend = page.locator("#decode-waterfall .legendtext").all_text_contents()

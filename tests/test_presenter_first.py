@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from test_adapters_fixtures import make_adapter, manager  # noqa: F401
+from test_adapters_fixtures import manager  # noqa: F401 (a fixture)
 from test_turns import wait_until
 
 from playground.decode.sampling import SamplingSettings

@@ -39,7 +39,8 @@ def test_chart_shows_votes_and_hides_the_model_until_the_reveal(hub):
     hub.vote(code, "s3", "␣sea")
     fig = room_figure(hub.snapshot(code, "teacher"))
     votes, model = fig.data
-    assert dict(zip(votes.x, votes.y))["␣sea"] == 2 and sum(votes.y) == 3 and list(votes.x)[:2] == ["␣2024", "␣city"]
+    assert dict(zip(votes.x, votes.y))["␣sea"] == 2 and sum(votes.y) == 3
+    assert list(votes.x)[:2] == ["␣2024", "␣city"]
     assert len(model.x) == 0 and "hidden until the reveal" in fig.layout.annotations[1].text
     assert list(room_figure(hub.snapshot(code, "teacher"), show_model=True).data[1].x)[0] == "␣plain"
     fig = room_figure(hub.reveal(code, "teacher"))
@@ -75,7 +76,8 @@ class SpaceyModel(FakeModel):
     """The top two tokens are a lone space and a newline: labels "␣" and "↵", as the app shows them."""
 
     def candidates(self, ids: tuple[int, ...], n: int) -> list[Candidate]:
-        return [Candidate(1, " ", "␣", 0.5), Candidate(2, "\n", "↵", 0.3), Candidate(3, " rain", "␣rain", 0.2)][:n]
+        ranked = [Candidate(1, " ", "␣", 0.5), Candidate(2, "\n", "↵", 0.3), Candidate(3, " rain", "␣rain", 0.2)]
+        return ranked[:n]
 
 
 def test_a_whitespace_token_picked_from_the_list_is_a_vote_not_an_empty_one():

@@ -199,11 +199,11 @@ def test_held_out_reward_of_a_grpo_adapter(tiny_store, tiny_llama_dir, tmp_path)
     assert [a[0] for a in cold.sampled_answers] == cold.answers and cold.sampled_reward == pytest.approx(cold.reward)
     assert result.by_label("tuned").sampled_reward is None and result.as_api()["samples"] == 0  # greedy only
     headers, rows = result.table()
-    assert headers == ["model", "adapter", "greedy reward ↑", "pig_latin", "length", "right word count", "aligned"]
-    assert len(rows) == 2
+    assert headers == ["model", "adapter", "greedy reward ↑", "pig_latin", "right word count", "aligned", "length"]
+    assert len(rows) == 2 and rows[1][6] == round(result.by_label("tuned").per_rule["length"], 4)
     greedy = result.by_label("tuned")  # the greedy answers' shape, from the answers themselves
     shapes = [pig_latin_shape(p, a) for p, a in zip(result.prompts, greedy.answers)]
-    assert rows[1][5:] == [round(sum(same for same, _ in shapes) / 4, 4), round(sum(a for _, a in shapes) / 4, 4)]
+    assert rows[1][4:6] == [round(sum(same for same, _ in shapes) / 4, 4), round(sum(a for _, a in shapes) / 4, 4)]
     assert result.as_api()["models"][1]["pig_latin_shape"] == {"word_count_share": greedy.shape.word_count_share,
                                                                "aligned": greedy.shape.aligned}
     assert rows[1][:3] == ["tuned", "rl", round(result.by_label("tuned").reward, 4)]

@@ -57,7 +57,7 @@ class PigLatinShape:
     word_count_share: float  # answers with the sentence's number of words
     aligned: float  # words matched in order: a dropped or invented word costs only itself
 
-    HEADERS = ("right word count", "aligned")  # of the pig_latin rule's greedy figure
+    HEADERS = ("right word count", "aligned")  # shown right after the pig_latin column they explain
 
     @classmethod
     def of(cls, prompts: list[str], answers: list[str]) -> PigLatinShape:
@@ -97,12 +97,19 @@ class RewardEvalResult:
         rules = list(self.models[0].per_rule)
         sampled = f"sampled reward ↑ ({self.samples} a prompt, T {self.temperature:g})" if self.samples else None
         shaped = self.models[0].shape is not None
-        headers = ["model", "adapter", "greedy reward ↑", *([sampled] if sampled else []), *rules,
-                   *(PigLatinShape.HEADERS if shaped else ())]
-        rows = [[m.label, m.adapter or "—", round(m.reward, 4),
-                 *([round(m.sampled_reward, 4)] if sampled else []), *(round(m.per_rule[r], 4) for r in rules),
-                 *((round(m.shape.word_count_share, 4), round(m.shape.aligned, 4)) if shaped else ())]
-                for m in self.models]
+
+        def rule_cells(m: RewardScores) -> list[tuple[str, float]]:
+            cells = []
+            for r in rules:
+                cells.append((r, m.per_rule[r]))
+                if shaped and r == "pig_latin":  # the shape right after the rule it explains
+                    cells += zip(PigLatinShape.HEADERS, (m.shape.word_count_share, m.shape.aligned))
+            return cells
+
+        headers = ["model", "adapter", "greedy reward ↑", *([sampled] if sampled else []),
+                   *(h for h, _ in rule_cells(self.models[0]))]
+        rows = [[m.label, m.adapter or "—", round(m.reward, 4), *([round(m.sampled_reward, 4)] if sampled else []),
+                 *(round(v, 4) for _, v in rule_cells(m))] for m in self.models]
         return headers, rows
 
     def answer_rows(self, limit: int = 20) -> list[list[str]]:
