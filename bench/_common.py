@@ -50,6 +50,12 @@ def emit(result: dict[str, Any]) -> None:
     print(json.dumps(result), flush=True)
 
 
+def bare_precision_args(precision: str) -> list[str]:
+    """The bare baseline's flags for the app run's Precision setting (auto: from the hardware, the baselines'
+    default; fp32: `--fp32`), so a ratio compares like with like."""
+    return ["--fp32"] if precision == "fp32" else []
+
+
 def parse_value(text: str) -> Any:
     """A `--set key=value` value: JSON when it parses (numbers, true, lists), else the text itself."""
     try:

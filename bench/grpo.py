@@ -32,7 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, emit, link_converted_models, loop_events, median, parse_value, subprocess_env  # noqa: E402
+from _common import (  # noqa: E402
+    ROOT, bare_precision_args, emit, link_converted_models, loop_events, median, parse_value, subprocess_env,
+)
 
 from playground.model.store import LoadSettings, ModelStore  # noqa: E402
 from playground.train.config import apply_overrides  # noqa: E402
@@ -65,7 +67,7 @@ def bare(checkpoint: Path, cfg, steps: int, tmp: Path, i: int) -> float:
            "--lr", str(t.learning_rate), "--r", str(cfg.lora.r), "--alpha", str(cfg.lora.lora_alpha),
            "--max-completion", str(m.max_completion_length), "--beta", str(m.kl_beta),
            "--temperature", str(m.temperature), "--output-dir", str(tmp / f"b{i}"),
-           *(["--fp32"] if t.precision == "fp32" else [])]
+           *bare_precision_args(t.precision)]
     proc = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"bare run failed:\n{proc.stderr[-3000:]}")

@@ -21,12 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, TEST_CACHE, emit, loop_events, median, subprocess_env  # noqa: E402  (sys.path, offline mode)
+from _common import (  # noqa: E402  (sys.path, offline mode)
+    ROOT, TEST_CACHE, bare_precision_args, emit, loop_events, median, subprocess_env,
+)
 
 from playground.data.sources import DataSource
 from playground.model.gguf import convert_gguf  # noqa: E402
 from playground.model.sources import bundled_gguf_path
-from playground.train.config import LoraSettings, TrainJobConfig, TrainSettings  # noqa: E402
+from playground.train.config import PRECISIONS, LoraSettings, TrainJobConfig, TrainSettings  # noqa: E402
 from playground.train.manager import TrainingManager  # noqa: E402
 
 
@@ -65,7 +67,7 @@ def run_bare(checkpoint: Path, a: argparse.Namespace, tmp: Path, i: int) -> dict
     cmd = [sys.executable, str(ROOT / "bench" / "bare_sft.py"), str(checkpoint), str(get_recipe("pig-latin").train),
            str(out), "--steps", str(a.steps), "--batch", str(a.batch), "--max-length", str(a.max_length),
            "--lr", str(a.lr), "--r", str(a.r), "--alpha", str(2 * a.r), "--output-dir", str(tmp / f"bare-{i}"),
-           "--quantization", a.quantization, "--optim", a.optim, *(["--fp32"] if a.precision == "fp32" else [])]
+           "--quantization", a.quantization, "--optim", a.optim, *bare_precision_args(a.precision)]
     proc = subprocess.run(cmd, env=env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"bare run failed:\n{proc.stderr[-3000:]}")
@@ -86,7 +88,7 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--r", type=int, default=16)
-    p.add_argument("--precision", choices=["auto", "fp32"], default="auto", help="fp32: full precision on a GPU too")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="fp32: full precision on a GPU too")
     p.add_argument("--quantization", choices=["none", "4bit"], default="none", help="4bit = QLoRA (NF4 + double quant)")
     p.add_argument("--optim", default="adamw_torch", help="e.g. paged_adamw_8bit (CUDA only)")
     p.add_argument("--data-dir", type=Path, default=None, help="default: a temp dir (bundled weights are linked)")
