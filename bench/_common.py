@@ -50,10 +50,10 @@ def emit(result: dict[str, Any]) -> None:
     print(json.dumps(result), flush=True)
 
 
-def bare_precision_args(precision: str) -> list[str]:
-    """The bare baseline's flags for the app run's Precision setting (auto: from the hardware, the baselines'
-    default; fp32: `--fp32`), so a ratio compares like with like."""
-    return ["--fp32"] if precision == "fp32" else []
+def bare_precision_args(config: Any) -> list[str]:
+    """The bare baseline's flags for the app job's precision (TrainJobConfig.full_precision: `--fp32`; else the
+    baselines' default, from the hardware), so a ratio compares like with like."""
+    return ["--fp32"] if config.full_precision else []
 
 
 def parse_value(text: str) -> Any:

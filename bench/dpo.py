@@ -58,7 +58,7 @@ def train_bare(checkpoint: Path, cfg, steps: int, tmp: Path, i: int) -> dict:
            str(out), "--steps", str(steps), "--batch", str(t.batch_size), "--lr", str(t.learning_rate),
            "--r", str(cfg.lora.r), "--alpha", str(cfg.lora.lora_alpha), "--beta", str(m.beta),
            "--max-length", str(m.max_prompt_length + m.max_completion_length), "--sft-weight", str(m.sft_weight),
-           "--output-dir", str(tmp / f"b{i}"), *bare_precision_args(t.precision)]
+           "--output-dir", str(tmp / f"b{i}"), *bare_precision_args(cfg)]
     proc = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"bare run failed:\n{proc.stderr[-3000:]}")

@@ -67,7 +67,7 @@ def bare(checkpoint: Path, cfg, steps: int, tmp: Path, i: int) -> float:
            "--lr", str(t.learning_rate), "--r", str(cfg.lora.r), "--alpha", str(cfg.lora.lora_alpha),
            "--max-completion", str(m.max_completion_length), "--beta", str(m.kl_beta),
            "--temperature", str(m.temperature), "--output-dir", str(tmp / f"b{i}"),
-           *bare_precision_args(t.precision)]
+           *bare_precision_args(cfg)]
     proc = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"bare run failed:\n{proc.stderr[-3000:]}")
@@ -78,10 +78,11 @@ def quality(manager: TrainingManager, store: ModelStore, data_dir: Path, cfg, a:
     """(Warm up with SFT,) run GRPO with the recipe's defaults, then score held-out greedy answers."""
     out: dict = {}
     start = a.start_adapter
-    if not start and a.warmup_steps > 0:
+    if not start and a.warmup_steps > 0:  # seed: always 42; in the precision GRPO trains in (fp32 for auto)
+        precision = "fp32" if cfg.full_precision else cfg.train.precision
         warm = apply_overrides(recipe_config("pig-latin"), {"max_steps": a.warmup_steps, "adapter_name": WARMUP,
                                                             "overwrite": True, "probe_every": 0,
-                                                            "precision": cfg.train.precision})  # seed: always 42
+                                                            "precision": precision})
         out["warmup_s"], _ = run(manager, dataclasses.replace(warm, base=base_ref(store)))
         out["warmup_steps"], start = a.warmup_steps, WARMUP
     cfg = apply_overrides(cfg, {"start_adapter": start})

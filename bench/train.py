@@ -36,10 +36,11 @@ def env() -> dict[str, str]:
     return {**subprocess_env(), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def run_app(manager: TrainingManager, checkpoint: Path, a: argparse.Namespace, i: int) -> dict:
+def app_config(checkpoint: Path, a: argparse.Namespace, i: int) -> TrainJobConfig:
+    """The app's job for this bench's flags (its precision also picks the bare baseline's)."""
     from playground.train.config import BaseModelRef
 
-    cfg = TrainJobConfig(
+    return TrainJobConfig(
         data=DataSource(recipe="pig-latin", eval_fraction=0.0),
         lora=LoraSettings(r=a.r, lora_alpha=2 * a.r, lora_dropout=0.05),
         train=TrainSettings(max_steps=a.steps, batch_size=a.batch, max_seq_length=a.max_length,
@@ -48,7 +49,10 @@ def run_app(manager: TrainingManager, checkpoint: Path, a: argparse.Namespace, i
                             precision=a.precision),
         base=BaseModelRef(name="bundled", source="bundled", checkpoint_dir=str(checkpoint)),
         adapter_name=f"bench-train-{i}", overwrite=True)
-    run_id = manager.start(cfg)
+
+
+def run_app(manager: TrainingManager, checkpoint: Path, a: argparse.Namespace, i: int) -> dict:
+    run_id = manager.start(app_config(checkpoint, a, i))
     st = manager.wait(run_id, timeout=3600)
     if st.state != "completed":
         raise SystemExit(f"app run {run_id} ended {st.state}: {st.message}")
@@ -67,7 +71,7 @@ def run_bare(checkpoint: Path, a: argparse.Namespace, tmp: Path, i: int) -> dict
     cmd = [sys.executable, str(ROOT / "bench" / "bare_sft.py"), str(checkpoint), str(get_recipe("pig-latin").train),
            str(out), "--steps", str(a.steps), "--batch", str(a.batch), "--max-length", str(a.max_length),
            "--lr", str(a.lr), "--r", str(a.r), "--alpha", str(2 * a.r), "--output-dir", str(tmp / f"bare-{i}"),
-           "--quantization", a.quantization, "--optim", a.optim, *bare_precision_args(a.precision)]
+           "--quantization", a.quantization, "--optim", a.optim, *bare_precision_args(app_config(checkpoint, a, i))]
     proc = subprocess.run(cmd, env=env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"bare run failed:\n{proc.stderr[-3000:]}")
@@ -88,7 +92,8 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--r", type=int, default=16)
-    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="fp32: full precision on a GPU too")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="fp32: full precision on a GPU too; 16-bit: bf16 / fp16 (a GPU only)")
     p.add_argument("--quantization", choices=["none", "4bit"], default="none", help="4bit = QLoRA (NF4 + double quant)")
     p.add_argument("--optim", default="adamw_torch", help="e.g. paged_adamw_8bit (CUDA only)")
     p.add_argument("--data-dir", type=Path, default=None, help="default: a temp dir (bundled weights are linked)")

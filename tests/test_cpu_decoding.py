@@ -105,16 +105,17 @@ def test_training_loads_fp32_on_a_cpu_even_with_native_bf16(monkeypatch, tiny32_
 
 
 def test_fp32_precision_loads_the_training_copy_in_fp32(monkeypatch, tmp_path):
-    """Precision fp32 asks the loader for float32 (on a GPU, where None would give bf16); auto asks for None."""
+    """Precision fp32 (and auto with GRPO) asks the loader for float32 (on a GPU, where None would give bf16);
+    auto with SFT and 16-bit ask for None."""
     from playground.model import store
     from playground.train.config import TrainJobConfig, apply_overrides
     from playground.train.worker import _load_base
 
     asked = []
     monkeypatch.setattr(store, "load_model", lambda settings: asked.append(settings.dtype) or object())
-    for precision in ("fp32", "auto"):
-        _load_base(apply_overrides(TrainJobConfig(data_dir=str(tmp_path)), {"precision": precision}))
-    assert asked == ["float32", None]
+    for precision, method in (("fp32", "sft"), ("auto", "sft"), ("auto", "grpo"), ("16-bit", "grpo")):
+        _load_base(apply_overrides(TrainJobConfig(data_dir=str(tmp_path)), {"precision": precision, "method": method}))
+    assert asked == ["float32", None, "float32", None]
 
 
 def test_dtype_flag_reaches_the_load_settings():

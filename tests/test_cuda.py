@@ -89,6 +89,26 @@ def test_fp32_precision_trains_on_cuda_in_full_precision(tiny_llama_dir, tmp_pat
     assert next(out["result"].model.get_base_model().parameters()).dtype == torch.float32
 
 
+@pytest.mark.parametrize("precision,expected", [("auto", "fp32"), ("16-bit", "bf16")])
+def test_grpo_trains_in_fp32_by_default_on_cuda(tiny_llama_dir, tmp_path, precision, expected):
+    """auto is fp32 for GRPO (TrainJobConfig.full_precision: it learnt less in bf16 on an H200); 16-bit keeps bf16."""
+    import dataclasses
+
+    from tests.test_train_methods_run import job as method_job
+
+    if expected == "bf16" and not torch.cuda.is_bf16_supported():
+        expected = "fp16"
+    cfg = method_job(tiny_llama_dir, tmp_path, "grpo", f"grpo-{precision}", num_generations=2, max_completion_length=6)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=precision))
+    run_dir = tmp_path / "runs" / precision
+    result = run_job(cfg, run_dir)
+    assert result.state == "completed" and result.steps == 2
+    setup = next(e for e in read_events(run_dir / EVENTS_FILE)[0] if e["type"] == "setup")
+    assert setup["device"] == "cuda" and setup["precision"] == expected
+    dtype = next(result.model.get_base_model().parameters()).dtype
+    assert dtype == {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[expected]
+
+
 def test_training_attention_keeps_gradients_finite_where_cudnn_attention_returns_nan():
     """The worker's switch (playground/train/cuda_attention.py) against the cuDNN bug it avoids: a padding-style
     mask, a length of 64 past a multiple of 128 and very negative scores make cuDNN's bf16 backward return NaN

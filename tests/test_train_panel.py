@@ -119,6 +119,16 @@ def test_a_start_while_another_run_trains_names_that_run_and_starts_nothing(pane
     assert "tab-a" not in (panel.trainer.runs_dir / "r1" / STARTER_FILE).read_text()  # only a hash is kept
 
 
+def test_16_bit_precision_on_a_cpu_is_refused_with_a_sentence(panel):
+    """The tiny store runs on the CPU, where training is fp32: the API and the form name the setting, start nothing."""
+    message = r"^Precision 16-bit needs a CUDA GPU \(on cpu training runs in fp32, as bf16 there is far slower\)"
+    with pytest.raises(ValueError, match=message):
+        panel.start_request("pig-latin-grpo", json.dumps({"precision": "16-bit"}))
+    with pytest.raises(ValueError, match=message):
+        panel.start(form(precision="16-bit"))
+    assert panel.trainer.list_runs() == []
+
+
 def test_whose_run_with_logins_and_without(panel, monkeypatch):
     alice, bob = Starter.of("alice", "s1"), Starter.of("bob", "s2")
     assert bob.name_of(alice.as_dict()) == "alice" and alice.name_of(Starter.of("alice", "s9").as_dict()) == "you"

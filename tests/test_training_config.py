@@ -114,21 +114,52 @@ def test_precision_from_hardware():
 
 
 def test_fp32_precision_turns_mixed_precision_off_on_a_gpu_too():
-    assert precision_flags("cuda", bf16_supported=True, precision="fp32") == {"bf16": False, "fp16": False}
-    assert precision_flags("cuda", bf16_supported=False, precision="fp32") == {"bf16": False, "fp16": False}
-    assert precision_flags("cpu", precision="fp32") == {"bf16": False, "fp16": False}
+    assert precision_flags("cuda", bf16_supported=True, full_precision=True) == {"bf16": False, "fp16": False}
+    assert precision_flags("cuda", bf16_supported=False, full_precision=True) == {"bf16": False, "fp16": False}
+    assert precision_flags("cpu", full_precision=True) == {"bf16": False, "fp16": False}
     cfg = apply_overrides(TrainJobConfig(), {"precision": "fp32"})
     assert cfg.train.precision == "fp32" and TrainJobConfig().train.precision == "auto"
-    with pytest.raises(ValueError, match="Unknown precision 'fp8': choose auto or fp32"):
+    with pytest.raises(ValueError, match="Unknown precision 'fp8': choose auto, fp32 or 16-bit"):
         apply_overrides(TrainJobConfig(), {"precision": "fp8"}).validate("cpu")
     # The DPO and GRPO configs built for a GPU follow it (SFT's test: test_training_export / hf_args).
+    for args in gpu_args(cfg):
+        assert args.bf16 is False and args.fp16 is False
+
+
+def gpu_args(cfg: TrainJobConfig) -> list:
+    """The DPO, GRPO and SFT configs the worker would build for `cfg` on a GPU with bf16 (fp32 ones: a CPU cannot
+    build a bf16 TrainingArguments)."""
     from playground.train.dpo import dpo_config, grpo_config
     from playground.train.hf_args import sft_config
 
-    for args in (dpo_config(cfg, output_dir="/tmp/x", device_type="cuda", bf16_supported=True),
-                 grpo_config(cfg, [1.0], output_dir="/tmp/x", device_type="cuda", bf16_supported=True),
-                 sft_config(cfg, "messages", output_dir="/tmp/x", device_type="cuda", bf16_supported=True)):
-        assert args.bf16 is False and args.fp16 is False
+    return [dpo_config(cfg, output_dir="/tmp/x", device_type="cuda", bf16_supported=True),
+            grpo_config(cfg, [1.0], output_dir="/tmp/x", device_type="cuda", bf16_supported=True),
+            sft_config(cfg, "messages", output_dir="/tmp/x", device_type="cuda", bf16_supported=True)]
+
+
+@pytest.mark.parametrize("precision,method,full", [
+    ("auto", "sft", False), ("auto", "dpo", False), ("auto", "grpo", True),  # GRPO learnt less in bf16 (H200)
+    ("fp32", "sft", True), ("fp32", "dpo", True), ("fp32", "grpo", True),
+    ("16-bit", "sft", False), ("16-bit", "dpo", False), ("16-bit", "grpo", False)])
+def test_auto_precision_is_fp32_for_grpo_only(precision, method, full):
+    from playground.train.hf_args import runtime_kwargs
+
+    cfg = apply_overrides(TrainJobConfig(), {"precision": precision, "method": method})
+    assert cfg.full_precision is full and cfg.load_dtype == ("float32" if full else None)
+    flags = runtime_kwargs(cfg, "cuda", bf16_supported=True)  # what every method's config gets on a GPU
+    assert (flags["bf16"], flags["fp16"]) == (not full, False)
+    assert runtime_kwargs(cfg, "cuda", bf16_supported=False)["fp16"] is not full
+    if full:
+        assert all(not (a.bf16 or a.fp16) for a in gpu_args(cfg))
+
+
+def test_16_bit_precision_needs_a_gpu():
+    cfg = apply_overrides(TrainJobConfig(), {"precision": "16-bit", "method": "grpo"})
+    cfg.train.validate("cuda")
+    for device in ("cpu", "mps"):
+        with pytest.raises(ValueError, match=f"Precision 16-bit needs a CUDA GPU \\(on {device} training runs in "
+                                             "fp32"):
+            cfg.train.validate(device)
 
 
 def test_memory_estimate_follows_the_precision_setting():
@@ -141,5 +172,9 @@ def test_memory_estimate_follows_the_precision_setting():
     auto, fp32 = TrainJobConfig(), apply_overrides(TrainJobConfig(), {"precision": "fp32"})
     gpu_auto, gpu_fp32 = memory_estimate(model, auto, "cuda"), memory_estimate(model, fp32, "cuda")
     assert gpu_fp32.total > gpu_auto.total  # 4-byte weights instead of 2
+    grpo = apply_overrides(TrainJobConfig(), {"method": "grpo"})  # auto = fp32 for GRPO
+    assert memory_estimate(model, grpo, "cuda").total == memory_estimate(
+        model, apply_overrides(grpo, {"precision": "fp32"}), "cuda").total > memory_estimate(
+        model, apply_overrides(grpo, {"precision": "16-bit"}), "cuda").total
     assert memory_estimate(model, auto, "cpu").total == gpu_fp32.total  # a CPU trains in fp32 anyway
     assert memory_estimate(model, auto, "mps").total == gpu_auto.total  # fp16 on Apple GPUs: 2 bytes like bf16

@@ -51,15 +51,21 @@ def test_exported_script_trains_two_steps_and_saves_an_adapter(tiny_llama_dir, t
 
 
 def test_exported_script_keeps_the_runs_precision():
-    for method in ("sft", "grpo"):
-        auto = TrainJobConfig(base=BaseModelRef(name="m", source="org/model"))
-        auto = dataclasses.replace(auto, tuning=dataclasses.replace(auto.tuning, method=method))
-        fp32 = dataclasses.replace(auto, train=TrainSettings(precision="fp32"))
-        code_auto, code_fp32 = export_script(auto).code, export_script(fp32).code
-        compile(code_fp32, "train.py", "exec")
-        assert "use_bf16 = use_fp16 = False" in code_fp32 and "is_bf16_supported" not in code_fp32
-        assert "use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()" in code_auto
-        assert "bf16=use_bf16" in code_fp32 and "dtype=dtype" in code_fp32
+    full = "use_bf16 = use_fp16 = False"
+    mixed = "use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()"
+    for method in ("sft", "grpo"):  # DPO's script shares the head (test_train_methods_run exports one)
+        cfg = TrainJobConfig(base=BaseModelRef(name="m", source="org/model"))
+        cfg = dataclasses.replace(cfg, tuning=dataclasses.replace(cfg.tuning, method=method))
+        code = {p: export_script(dataclasses.replace(cfg, train=TrainSettings(precision=p))).code
+                for p in ("auto", "fp32", "16-bit")}
+        for text in code.values():
+            compile(text, "train.py", "exec")
+        assert full in code["fp32"] and "is_bf16_supported" not in code["fp32"]
+        assert "bf16=use_bf16" in code["fp32"] and "dtype=dtype" in code["fp32"]
+        assert mixed in code["16-bit"] and full not in code["16-bit"]
+        # auto: the worker's rule (TrainJobConfig.full_precision), fp32 for GRPO only, saying why
+        assert (full if method == "grpo" else mixed) in code["auto"]
+        assert ("Precision auto for GRPO, which learnt less in bf16" in code["auto"]) is (method == "grpo")
 
 
 def test_exported_script_for_qlora_and_messages_recipe():

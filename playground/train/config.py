@@ -28,8 +28,9 @@ SCHEDULERS = ["linear", "cosine", "constant", "constant_with_warmup", "cosine_wi
 CPU_OPTIMIZERS = ["adamw_torch", "adamw_torch_fused", "adafactor", "sgd"]
 GPU_OPTIMIZERS = ["paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit"]
 BIASES = ["none", "lora_only", "all"]
-# auto = from the hardware (bf16 / fp16 mixed precision on a GPU, fp32 on a CPU); fp32 = full precision everywhere.
-PRECISIONS = ["auto", "fp32"]
+# auto = from the hardware and the method: fp32 on a CPU; on a GPU bf16 (fp16 on older ones) mixed precision for
+# SFT and DPO, fp32 for GRPO (TrainJobConfig.full_precision says why). fp32 / 16-bit = that on a GPU, any method.
+PRECISIONS = ["auto", "fp32", "16-bit"]
 QUANTIZATIONS = [("None", "none"), ("8-bit", "8bit"), ("4-bit NF4 + double quant (QLoRA)", "4bit")]
 EVALS_PER_RUN, PROBES_PER_RUN = 4, 8  # the schedule when the user leaves "every N steps" empty
 
@@ -105,11 +106,12 @@ class TrainSettings:
         label="Packing", help="Concatenate short rows into full sequences (fewer pad tokens).", row="optim"))
     gradient_checkpointing: bool = field(default=False, metadata=dict(
         label="Gradient checkpointing", help="Recompute activations: less memory, ~30 % slower.", row="optim"))
-    # A CPU always trains in fp32 (bf16 there is ~10x slower); on a GPU, GRPO on the 135M model learnt less in bf16.
+    # A CPU always trains in fp32 (bf16 there is ~10x slower); on a GPU, auto is fp32 for GRPO only (full_precision).
+    # 8-bit (bitsandbytes) layers compute in fp16 whatever this says.
     precision: str = field(default="auto", metadata=dict(
-        label="Precision", help="auto: bf16 on GPUs that have it, fp32 on a CPU. fp32: on a GPU too (2× the weights' "
-        "memory; 8-bit layers stay fp16).",
-        widget="dropdown", choices=PRECISIONS, error="Unknown precision {value!r}: choose auto or fp32.",
+        label="Precision", help="auto: fp32 on a CPU; on a GPU bf16, but fp32 for GRPO. fp32 (2× the weights' memory) "
+        "/ 16-bit: that on a GPU for any method.",
+        widget="dropdown", choices=PRECISIONS, error="Unknown precision {value!r}: choose auto, fp32 or 16-bit.",
         row="optim", sticky=True))  # a hardware choice: a recipe pick keeps it, like the seed
     processes: int = field(default=1, metadata=dict(  # > 1: `accelerate launch` (playground.train.launch)
         label=PROCESSES_LABEL, help="Train on several GPUs at once, one process each (the batch size is per "
@@ -134,12 +136,6 @@ class TrainSettings:
     probe_prompt: str = field(default="", metadata=dict(
         label="Probe prompt", help="Empty = the recipe's probe, or the first eval row."))
 
-    @property
-    def load_dtype(self) -> str | None:
-        """The dtype the training copy is loaded in (LoadSettings.dtype): None = from the hardware (sources.pick_dtype:
-        bf16 / fp16 on a GPU, fp32 on a CPU), or float32 with Precision fp32."""
-        return "float32" if self.precision == "fp32" else None
-
     def validate(self, device_type: str = "cpu") -> None:
         check_fields(self, "train", skip=("epochs",) if self.max_steps is not None else ())
         if self.learning_rate > 1:
@@ -149,6 +145,9 @@ class TrainSettings:
                              f"on {device_type} use adamw_torch.")
         if device_type == "mps" and self.quantization != "none":
             raise ValueError("bitsandbytes quantization does not run on Apple MPS: choose quantization none.")
+        if device_type != "cuda" and self.precision == "16-bit":
+            raise ValueError(f"Precision 16-bit needs a CUDA GPU (on {device_type} training runs in fp32, as bf16 "
+                             "there is far slower): choose auto or fp32.")
         check_launch(self.processes, self.strategy, device_type, self.quantization)
 
     def eval_interval(self) -> int | float:
@@ -195,6 +194,19 @@ class TrainJobConfig:
         self.train.validate(device_type or (self.base.device or "cpu"))
         self.tuning.validate(self.train.batch_size, self.train.grad_accum)
 
+    @property
+    def full_precision(self) -> bool:
+        """Whether a GPU trains this job in fp32 (a CPU always does): Precision fp32, or auto with GRPO. On an H200
+        the GRPO recipe learnt less in bf16 in each of 3 seeds (held-out reward; README "GPU notes"), likely as GRPO
+        trains on the log-probabilities of answers it sampled, and bf16 rounding makes the two disagree."""
+        return self.train.precision == "fp32" or (self.train.precision == "auto" and self.tuning.method == "grpo")
+
+    @property
+    def load_dtype(self) -> str | None:
+        """The dtype the training copy is loaded in (LoadSettings.dtype): None = from the hardware (sources.pick_dtype:
+        bf16 / fp16 on a GPU, fp32 on a CPU), or float32 in full precision."""
+        return "float32" if self.full_precision else None
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -235,9 +247,9 @@ def apply_overrides(config: TrainJobConfig, overrides: dict[str, Any]) -> TrainJ
     return dataclasses.replace(config, **changes[""], **sections)
 
 
-def precision_flags(device_type: str, bf16_supported: bool = False, precision: str = "auto") -> dict[str, bool]:
-    """bf16/fp16 mixed precision from the hardware (precision "auto"), or none ("fp32"). TRL defaults to
-    bf16=True, which is ~10x slower on a CPU without native bf16, so CPU and MPS get both flags False explicitly."""
-    if device_type == "cuda" and precision != "fp32":
+def precision_flags(device_type: str, bf16_supported: bool = False, full_precision: bool = False) -> dict[str, bool]:
+    """bf16/fp16 mixed precision on a GPU (from its hardware), or none (TrainJobConfig.full_precision). TRL defaults
+    to bf16=True, which is ~10x slower on a CPU without native bf16, so CPU and MPS get both flags False explicitly."""
+    if device_type == "cuda" and not full_precision:
         return {"bf16": bf16_supported, "fp16": not bf16_supported}
     return {"bf16": False, "fp16": False}

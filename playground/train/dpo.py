@@ -3,16 +3,16 @@
 
 The trainer-agnostic part (steps, batch, learning rate, schedule, checkpoints …) is taken from sft_kwargs, so the
 three methods can never disagree on it. Only what depends on where it runs (output folder, device, precision,
-progress bars) is added by each caller; precision comes from the hardware unless the Precision setting is fp32
-(TRL defaults to bf16, ~10x slower on a CPU).
+progress bars) is added by each caller; precision comes from the hardware unless the job trains in full precision
+(TrainJobConfig.full_precision; TRL defaults to bf16, ~10x slower on a CPU).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from playground.train.config import TrainJobConfig, precision_flags
-from playground.train.hf_args import sft_kwargs
+from playground.train.config import TrainJobConfig
+from playground.train.hf_args import runtime_kwargs, sft_kwargs
 
 # The TrainingArguments every method shares (SFT-only keys such as packing or completion_only_loss are left out).
 SHARED_KEYS = ("num_train_epochs", "max_steps", "per_device_train_batch_size", "per_device_eval_batch_size",
@@ -53,16 +53,10 @@ def grpo_kwargs(config: TrainJobConfig, reward_weights: list[float]) -> dict[str
                 temperature=m.temperature, beta=m.kl_beta, reward_weights=list(reward_weights), log_completions=False)
 
 
-def _runtime(config: TrainJobConfig, device_type: str, bf16_supported: bool) -> dict[str, Any]:
-    """Where it runs: no progress bars (the worker logs to a file), CPU flag, pinned memory on CUDA, precision."""
-    return dict(disable_tqdm=True, dataloader_pin_memory=device_type == "cuda", use_cpu=device_type == "cpu",
-                **precision_flags(device_type, bf16_supported, config.train.precision))
-
-
 def dpo_config(config: TrainJobConfig, *, output_dir: str, device_type: str, bf16_supported: bool = False) -> Any:
     from trl import DPOConfig
 
-    return DPOConfig(output_dir=output_dir, **dpo_kwargs(config), **_runtime(config, device_type, bf16_supported))
+    return DPOConfig(output_dir=output_dir, **dpo_kwargs(config), **runtime_kwargs(config, device_type, bf16_supported))
 
 
 def grpo_config(config: TrainJobConfig, reward_weights: list[float], *, output_dir: str, device_type: str,
@@ -70,4 +64,4 @@ def grpo_config(config: TrainJobConfig, reward_weights: list[float], *, output_d
     from trl import GRPOConfig
 
     return GRPOConfig(output_dir=output_dir, **grpo_kwargs(config, reward_weights),
-                      **_runtime(config, device_type, bf16_supported))
+                      **runtime_kwargs(config, device_type, bf16_supported))

@@ -26,10 +26,12 @@ class ExportedScript:
 
 
 
-def _main_head(out: str, max_steps: int, precision: str = "auto") -> str:
+def _main_head(out: str, max_steps: int, config: TrainJobConfig) -> str:
     """The start of every exported script's main(): its two flags, the precision, the tokenizer."""
-    if precision == "fp32":
-        dtypes = ("    # Full precision (the run's Precision setting): fp32 on a GPU too.\n"
+    if config.full_precision:
+        why = ("the run's Precision setting" if config.train.precision == "fp32" else
+               "Precision auto for GRPO, which learnt less in bf16")
+        dtypes = (f"    # Full precision ({why}): fp32 on a GPU too.\n"
                   "    use_bf16 = use_fp16 = False\n")
     else:
         dtypes = ("    # Mixed precision from the hardware: bf16 where the GPU supports it, fp16 on older GPUs, "
@@ -182,7 +184,7 @@ def to_training_row(row):
     """One source row -> one TRL row ({fmt.replace("_", "/")} format)."""
 {_row_function(config, columns, fmt)}
 
-{_main_head(out, max_steps, t.precision)}{base_model_code(t.quantization, t.gradient_checkpointing)}
+{_main_head(out, max_steps, config)}{base_model_code(t.quantization, t.gradient_checkpointing)}
 {load_code}    dataset = dataset.map(to_training_row, remove_columns=dataset.column_names)
 {f"    split = dataset.train_test_split(test_size={d.eval_fraction!r}, seed={t.seed})" + chr(10) + '    train_data, eval_data = split["train"], split["test"]' if eval_split else "    train_data, eval_data = dataset, None"}
 

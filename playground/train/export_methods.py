@@ -151,7 +151,7 @@ def to_training_row(row):
     """One source row -> one TRL row ({fmt.replace("_", "/")})."""
 {rows}
 
-{_main_head(out, max_steps, t.precision)}{base_model_code(t.quantization, t.gradient_checkpointing)}{model_code}
+{_main_head(out, max_steps, config)}{base_model_code(t.quantization, t.gradient_checkpointing)}{model_code}
 {load_code}    dataset = dataset.map(to_training_row, remove_columns=dataset.column_names)
 {split}
     args = {config_cls}(

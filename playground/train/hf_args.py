@@ -51,6 +51,12 @@ def sft_config(config: TrainJobConfig, data_format: str, *, output_dir: str, dev
     """The worker's SFTConfig: the settings' kwargs plus where it runs (no progress bars: it logs to a file)."""
     from trl import SFTConfig
 
-    return SFTConfig(output_dir=output_dir, **sft_kwargs(config, data_format), disable_tqdm=True,
-                     dataloader_pin_memory=device_type == "cuda", use_cpu=device_type == "cpu",
-                     **precision_flags(device_type, bf16_supported, config.train.precision))
+    return SFTConfig(output_dir=output_dir, **sft_kwargs(config, data_format),
+                     **runtime_kwargs(config, device_type, bf16_supported))
+
+
+def runtime_kwargs(config: TrainJobConfig, device_type: str, bf16_supported: bool = False) -> dict[str, Any]:
+    """Where it runs, for every method's config: no progress bars (the worker logs to a file), the CPU flag,
+    pinned memory on CUDA, and the precision (TrainJobConfig.full_precision, else the hardware's)."""
+    return dict(disable_tqdm=True, dataloader_pin_memory=device_type == "cuda", use_cpu=device_type == "cpu",
+                **precision_flags(device_type, bf16_supported, config.full_precision))

@@ -39,7 +39,7 @@ def memory_estimate(model: Any, config: TrainJobConfig, device_type: str) -> Any
     optim = {"paged_adamw_8bit": "paged_adamw_8bit", "paged_adamw_32bit": "paged_adamw_32bit",
              "adamw_8bit": "adamw_8bit", "sgd": "sgd"}.get(t.optimizer, "adamw_32bit")
     # The dtype the worker loads the training copy in (the same rule: pick_dtype with the run's Precision).
-    dtype = pick_dtype(torch.device(device_type), t.load_dtype)
+    dtype = pick_dtype(torch.device(device_type), config.load_dtype)
     precision = {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype, "fp16")
     try:
         cfg = MemoryEstimateConfig(batch_size=t.batch_size, seq_len=t.max_seq_length, precision=precision,

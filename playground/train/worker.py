@@ -58,7 +58,7 @@ def _load_base(config: TrainJobConfig) -> Any:
     settings = LoadSettings(source=config.base.load_source, data_dir=Path(config.data_dir or "."),
                             device=distributed.load_device(config.base.device, config.train.strategy),
                             quantization=config.train.quantization,
-                            dtype=config.train.load_dtype,
+                            dtype=config.load_dtype,
                             trust_remote_code=config.base.trust_remote_code)
     return distributed.for_training(load_model(settings), config.train.strategy)
 
