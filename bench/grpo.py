@@ -1,6 +1,7 @@
 """GRPO end to end on the bundled model: the "pig-latin-grpo" recipe (Pig Latin prompts, reward = word accuracy
-against the rule) with its defaults, run by the app's own job (worker process), then the held-out reward of
-greedy answers to the Pig Latin test split (playground.compare.reward_eval).
+against the rule) with its defaults on this device (on a CUDA GPU: its gpu_defaults, 64 answers a step), run by
+the app's own job (worker process), then the held-out reward of greedy answers to the Pig Latin test split
+(playground.compare.reward_eval).
 
 GRPO only learns from differences between the answers to one prompt: a base model that never writes Pig Latin
 scores 0 on every sample and learns nothing. So the run starts from a Pig Latin SFT adapter: `--start-adapter
@@ -165,7 +166,9 @@ def main() -> None:
     store.load()
     manager = TrainingManager(data_dir, store)
     overrides = {k: parse_value(v) for k, v in (s.split("=", 1) for s in a.set)}
-    cfg = apply_overrides(recipe_config("pig-latin-grpo"), {**overrides, "adapter_name": ADAPTER, "overwrite": True})
+    device = store.current.device.type  # the recipe's GPU defaults on a GPU, as the Train tab picks them
+    cfg = apply_overrides(recipe_config("pig-latin-grpo", device), {**overrides, "adapter_name": ADAPTER,
+                                                                    "overwrite": True})
     cfg = dataclasses.replace(cfg, base=base_ref(store), data_dir=str(data_dir))
     out = {} if a.ratio_only else quality(manager, store, data_dir, cfg, a)
     if not a.no_ratio:

@@ -41,7 +41,8 @@ def main() -> None:
     store = ModelStore(LoadSettings(data_dir=data_dir))
     store.load()
     overrides = {k: parse_value(v) for k, v in (s.split("=", 1) for s in a.set)}
-    cfg = apply_overrides(recipe_config("pig-latin"), {**overrides, "adapter_name": ADAPTER, "overwrite": True})
+    defaults = recipe_config("pig-latin", store.current.device.type)  # as the Train tab picks them on this device
+    cfg = apply_overrides(defaults, {**overrides, "adapter_name": ADAPTER, "overwrite": True})
     cfg = dataclasses.replace(cfg, base=base_ref(store))
     manager = TrainingManager(data_dir, store)
 

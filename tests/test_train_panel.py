@@ -129,6 +129,17 @@ def test_16_bit_precision_on_a_cpu_is_refused_with_a_sentence(panel):
     assert panel.trainer.list_runs() == []
 
 
+def test_api_start_takes_the_recipes_defaults_for_the_apps_device(panel, monkeypatch):
+    """/train_start with a recipe gets what the Train tab shows on this machine: its GPU defaults on a GPU."""
+    started = []
+    monkeypatch.setattr(panel.trainer, "start", lambda cfg, started_by=None: started.append(cfg) or "r1")
+    assert panel.device_type() == "cpu"
+    assert panel.start_request("pig-latin-grpo", "{}").started
+    monkeypatch.setattr(panel, "device_type", lambda: "cuda")
+    assert panel.start_request("pig-latin-grpo", "{}").started
+    assert [c.train.batch_size for c in started] == [16, 64]
+
+
 def test_whose_run_with_logins_and_without(panel, monkeypatch):
     alice, bob = Starter.of("alice", "s1"), Starter.of("bob", "s2")
     assert bob.name_of(alice.as_dict()) == "alice" and alice.name_of(Starter.of("alice", "s9").as_dict()) == "you"

@@ -19,6 +19,12 @@ class Recipe:
     test: Path
     probe: str
     defaults: dict[str, Any] = field(default_factory=dict)  # flat training settings, see apply_overrides
+    # Settings a CUDA GPU uses instead of `defaults` (recipes are sized for a 2-core CPU; a GPU can do more per step).
+    gpu_defaults: dict[str, Any] = field(default_factory=dict)
+
+    def defaults_for(self, device_type: str) -> dict[str, Any]:
+        """The training defaults on this device: `defaults`, with `gpu_defaults` on top on a CUDA GPU."""
+        return {**self.defaults, **(self.gpu_defaults if device_type == "cuda" else {})}
 
 
 
@@ -27,7 +33,8 @@ def list_recipes(assets: Path = ASSETS) -> list[Recipe]:
     if not path.is_file():
         return []
     return [Recipe(id=r["id"], title=r["title"], description=r.get("description", ""), train=assets / r["train"],
-                   test=assets / r["test"], probe=r.get("probe", ""), defaults=dict(r.get("defaults") or {}))
+                   test=assets / r["test"], probe=r.get("probe", ""), defaults=dict(r.get("defaults") or {}),
+                   gpu_defaults=dict(r.get("gpu_defaults") or {}))
             for r in json.loads(path.read_text(encoding="utf-8"))]
 
 

@@ -93,8 +93,9 @@ def form_values(config: TrainJobConfig) -> dict[str, Any]:
     return v
 
 
-def recipe_config(recipe_id: str) -> TrainJobConfig:
-    """Defaults for a bundled recipe: its data, its training defaults, its probe, named after it.
+def recipe_config(recipe_id: str, device_type: str = "cpu") -> TrainJobConfig:
+    """Defaults for a bundled recipe on this device: its data, its training defaults (Recipe.defaults_for), its
+    probe, named after it.
 
     A recipe's eval / probe intervals (RUN_SCALED) are not applied: left empty they scale with the run's length
     (about EVALS_PER_RUN evaluations and PROBES_PER_RUN probes), so a shorter run still shows a live probe."""
@@ -102,19 +103,19 @@ def recipe_config(recipe_id: str) -> TrainJobConfig:
 
     recipe = get_recipe(recipe_id)
     config = TrainJobConfig(data=DataSource(kind="recipe", recipe=recipe.id), adapter_name=recipe.id)
-    defaults = {k: v for k, v in recipe.defaults.items() if k not in RUN_SCALED}
+    defaults = {k: v for k, v in recipe.defaults_for(device_type).items() if k not in RUN_SCALED}
     config = apply_overrides(config, defaults)
     return dataclasses.replace(config, train=dataclasses.replace(config.train, probe_prompt=recipe.probe))
 
 
-def request_config(recipe: str, settings_json: str) -> TrainJobConfig:
-    """API request -> config: a recipe's defaults (or the plain defaults when `recipe` is empty) with flat
-    JSON overrides, e.g. {"max_steps": 20, "learning_rate": 1e-3} or {"kind": "file", "path": "/x.jsonl"}."""
+def request_config(recipe: str, settings_json: str, device_type: str = "cpu") -> TrainJobConfig:
+    """API request -> config: a recipe's defaults on this device (or the plain defaults when `recipe` is empty)
+    with flat JSON overrides, e.g. {"max_steps": 20, "learning_rate": 1e-3} or {"kind": "file", "path": "/x.jsonl"}."""
     try:
         overrides = json.loads(settings_json or "{}")
     except json.JSONDecodeError as err:
         raise ValueError(f"settings_json is not valid JSON: {err.msg}.") from None
     if not isinstance(overrides, dict):
         raise ValueError("settings_json must be a JSON object of setting names to values.")
-    base = recipe_config(recipe) if recipe else TrainJobConfig()
+    base = recipe_config(recipe, device_type) if recipe else TrainJobConfig()
     return apply_overrides(base, overrides)

@@ -160,8 +160,11 @@ class TrainPanel:
 
     def start_request(self, recipe: str, settings_json: str, who: Starter | None = None) -> StartResult:
         """The scripting API's start: a recipe's defaults plus flat JSON overrides."""
-        return self._start(lambda: self._allowed(dataclasses.replace(request_config(recipe, settings_json),
-                                                                     base=self.trainer.base_ref())), who or Starter())
+        def make() -> TrainJobConfig:
+            config = request_config(recipe, settings_json, self.device_type())
+            return self._allowed(dataclasses.replace(config, base=self.trainer.base_ref()))
+
+        return self._start(make, who or Starter())
 
     def _start(self, make_config: Callable[[], TrainJobConfig], who: Starter) -> StartResult:
         # The busy answer comes before the settings are read: whoever presses Start sees the run in the way first.

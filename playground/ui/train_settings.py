@@ -112,7 +112,7 @@ def render(fields: list[FormField], values: dict[str, Any], extras: dict[str, di
 def build_settings(target_choices: list[str], device_type: str) -> SettingsUI:
     recipes = list_recipes()
     first = recipes[0].id if recipes else ""
-    v = form_values(recipe_config(first) if first else TrainJobConfig())
+    v = form_values(recipe_config(first, device_type) if first else TrainJobConfig())
     v["recipe"] = first or None
     extras = {
         "recipe": {"choices": [(r.title, r.id) for r in recipes]},

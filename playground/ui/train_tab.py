@@ -81,7 +81,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     def on_recipe(recipe_id: str):
         if not recipe_id:
             return [gr.skip()] * (len(on_recipe_pick) + 1)
-        v = form_values(recipe_config(recipe_id))
+        v = form_values(recipe_config(recipe_id, panel.device_type()))
         return [recipe_markdown(recipe_id)] + [v[name] for name in on_recipe_pick]
 
     def preview(data: dict):
