@@ -24,7 +24,8 @@ def bare_parser(name: str, **options: int | float | str) -> argparse.ArgumentPar
     for key, default in {"r": 16, "alpha": 32.0, **options}.items():
         p.add_argument("--" + key.replace("_", "-"), type=type(default), default=default)
     p.add_argument("--output-dir", default=f"/tmp/bare-{name}")
-    p.add_argument("--fp32", action="store_true", help="full precision on a GPU too (the app's Precision fp32)")
+    p.add_argument("--fp32", action="store_true",
+                   help="full precision on a GPU too (an app job in full precision: Precision fp32, or auto for GRPO)")
     return p
 
 

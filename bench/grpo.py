@@ -81,9 +81,9 @@ def quality(manager: TrainingManager, store: ModelStore, data_dir: Path, cfg, a:
     start = a.start_adapter
     if not start and a.warmup_steps > 0:  # seed: always 42; in the precision GRPO trains in (fp32 for auto)
         precision = "fp32" if cfg.full_precision else cfg.train.precision
-        warm = apply_overrides(recipe_config("pig-latin"), {"max_steps": a.warmup_steps, "adapter_name": WARMUP,
-                                                            "overwrite": True, "probe_every": 0,
-                                                            "precision": precision})
+        warm = apply_overrides(recipe_config("pig-latin", store.current.device.type), {
+            "max_steps": a.warmup_steps, "adapter_name": WARMUP, "overwrite": True, "probe_every": 0,
+            "precision": precision})
         out["warmup_s"], _ = run(manager, dataclasses.replace(warm, base=base_ref(store)))
         out["warmup_steps"], start = a.warmup_steps, WARMUP
     cfg = apply_overrides(cfg, {"start_adapter": start})

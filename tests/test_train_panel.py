@@ -121,7 +121,7 @@ def test_a_start_while_another_run_trains_names_that_run_and_starts_nothing(pane
 
 def test_16_bit_precision_on_a_cpu_is_refused_with_a_sentence(panel):
     """The tiny store runs on the CPU, where training is fp32: the API and the form name the setting, start nothing."""
-    message = r"^Precision 16-bit needs a CUDA GPU \(on cpu training runs in fp32, as bf16 there is far slower\)"
+    message = r"^Precision 16-bit \(bf16 / fp16 mixed precision\) needs a CUDA GPU: on cpu choose auto or fp32.$"
     with pytest.raises(ValueError, match=message):
         panel.start_request("pig-latin-grpo", json.dumps({"precision": "16-bit"}))
     with pytest.raises(ValueError, match=message):

@@ -168,11 +168,15 @@ def test_auto_precision_is_fp32_for_grpo_only(precision, method, full):
 
 
 def test_16_bit_precision_needs_a_gpu():
+    from playground.train.config import precision_choices
+
+    assert precision_choices("cuda") == ["auto", "fp32", "16-bit"]  # what the Train tab offers on each device
+    assert precision_choices("cpu") == precision_choices("mps") == ["auto", "fp32"]
     cfg = apply_overrides(TrainJobConfig(), {"precision": "16-bit", "method": "grpo"})
     cfg.train.validate("cuda")
     for device in ("cpu", "mps"):
-        with pytest.raises(ValueError, match=f"Precision 16-bit needs a CUDA GPU \\(on {device} training runs in "
-                                             "fp32"):
+        with pytest.raises(ValueError, match=f"^Precision 16-bit \\(bf16 / fp16 mixed precision\\) needs a CUDA "
+                                             f"GPU: on {device} choose auto or fp32.$"):
             cfg.train.validate(device)
 
 

@@ -56,6 +56,7 @@ def test_three_steps_train_lora_only_and_save_a_loadable_adapter(tiny_llama_dir,
     assert meta["settings"]["r"] == 4 and meta["settings"]["target_modules"] == ["q_proj", "v_proj"]
     assert meta["dataset"] == {"name": "pig-latin", "rows": 16, "sha256": meta["dataset"]["sha256"]}
     assert meta["run_id"] == "r1" and meta["created_at"][:2] == "20"
+    assert meta["settings"]["precision"] == "auto" and meta["trained_in"] == "fp32"  # what auto became here
 
     # LoRA weights changed (B starts at zero), base weights did not.
     lora = load_file(folder / "adapter_model.safetensors")

@@ -35,6 +35,11 @@ QUANTIZATIONS = [("None", "none"), ("8-bit", "8bit"), ("4-bit NF4 + double quant
 EVALS_PER_RUN, PROBES_PER_RUN = 4, 8  # the schedule when the user leaves "every N steps" empty
 
 
+def precision_choices(device_type: str) -> list[str]:
+    """The Precision choices that run on this device: 16-bit (mixed precision) needs a CUDA GPU."""
+    return PRECISIONS if device_type == "cuda" else [p for p in PRECISIONS if p != "16-bit"]
+
+
 def every_n_steps(total_steps: int, per_run: int) -> int:
     """The interval that gives about `per_run` events over a run of `total_steps` (at least every step)."""
     return max(1, math.ceil(total_steps / per_run))
@@ -146,8 +151,8 @@ class TrainSettings:
         if device_type == "mps" and self.quantization != "none":
             raise ValueError("bitsandbytes quantization does not run on Apple MPS: choose quantization none.")
         if device_type != "cuda" and self.precision == "16-bit":
-            raise ValueError(f"Precision 16-bit needs a CUDA GPU (on {device_type} training runs in fp32, as bf16 "
-                             "there is far slower): choose auto or fp32.")
+            raise ValueError(f"Precision 16-bit (bf16 / fp16 mixed precision) needs a CUDA GPU: on {device_type} "
+                             "choose auto or fp32.")
         check_launch(self.processes, self.strategy, device_type, self.quantization)
 
     def eval_interval(self) -> int | float:

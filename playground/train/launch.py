@@ -23,7 +23,7 @@ identical but for `machine_rank`, and run `accelerate launch --config_file <that
     rdzv_backend: static
     same_network: true
     gpu_ids: all
-    mixed_precision: 'no'            # the script sets bf16 / fp16 (from the GPU, or off for fp32)
+    mixed_precision: 'no'            # the script sets bf16 / fp16 (from the GPU, or off in full precision)
     use_cpu: false
 """
 
@@ -111,7 +111,7 @@ def accelerate_config(processes: int, strategy: str, device_type: str | None) ->
 
     On a CPU it is MULTI_GPU + use_cpu: that launcher (torchrun) is the one that starts N local processes
     (MULTI_CPU needs mpirun); the ranks then see no GPU and join over gloo. Mixed precision stays 'no' here:
-    the trainer's bf16 / fp16 flags (from the hardware, or off with Precision fp32) decide it."""
+    the trainer's bf16 / fp16 flags (from the hardware, or off in full precision) decide it."""
     cfg: dict[str, Any] = {
         "compute_environment": "LOCAL_MACHINE", "debug": False,
         "distributed_type": {"fsdp": "FSDP", "zero3": "DEEPSPEED"}.get(strategy, "MULTI_GPU"),

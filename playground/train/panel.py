@@ -115,8 +115,8 @@ class TrainPanel:
             return linear_layer_names(lm.base_model)
 
     def device_type(self) -> str:
-        with self.store.use() as lm:
-            return lm.device.type
+        """The app model's device, read without the model lock (a recipe pick must not wait behind a generation)."""
+        return self.store.current.device.type
 
     # ------------------------------------------------------------ settings
     def config(self, values: dict[str, Any]) -> TrainJobConfig:

@@ -192,7 +192,8 @@ def _run(config: TrainJobConfig, run_dir: Path, log: EventLog, resume: bool, par
             "settings": config.flat_settings(), "loss_history": losses, "eval_history": evals,
             "final_train_loss": losses[-1]["loss"] if losses else None, "final_eval_loss": final_eval,
             "duration_s": round(time.time() - started, 1), "run_id": run_dir.name, "steps": step,
-            "state": state, "probe_prompt": probe.prompt}
+            "state": state, "probe_prompt": probe.prompt,
+            "trained_in": precision_name(trainer.args)}  # what Precision (auto: per hardware and method) became
     adapters = Path(config.data_dir) / "adapters"
     model = distributed.savable(trainer)  # sharded weights: every rank helps gather them
     if not distributed.is_main():  # the adapter is saved once, by rank 0

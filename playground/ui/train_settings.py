@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 
 from playground.data.recipes import list_recipes
-from playground.train.config import ALL_LINEAR, CPU_OPTIMIZERS, GPU_OPTIMIZERS, TrainJobConfig
+from playground.train.config import ALL_LINEAR, CPU_OPTIMIZERS, GPU_OPTIMIZERS, TrainJobConfig, precision_choices
 from playground.train.form import SECTION_TITLES, FormField, form_fields, form_values, recipe_config
 from playground.train.launch import process_choices, strategy_choices
 from playground.ui.train_method import build_method_note, hidden_rows
@@ -119,6 +119,7 @@ def build_settings(target_choices: list[str], device_type: str) -> SettingsUI:
         "path": {"visible": False},
         "target_modules": {"choices": [ALL_LINEAR, *target_choices]},
         "optimizer": {"choices": CPU_OPTIMIZERS + (GPU_OPTIMIZERS if device_type == "cuda" else [])},
+        "precision": {"choices": precision_choices(device_type)},  # 16-bit only where it runs
         "processes": {"choices": process_choices(device_type)},  # what this machine has: its GPUs, or 2 on a CPU
         "strategy": {"choices": strategy_choices(device_type)},  # only what is importable and runs here
         "start_adapter": {"choices": [""]},  # the library's adapters, listed when the picker opens

@@ -176,7 +176,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     # ------------------------------------------------------------ scripting API (gradio_client)
     @api_errors
     def train_start(request: gr.Request, recipe: str = "pig-latin", settings_json: str = "{}") -> str:
-        """Start a run from a bundled recipe ('' = plain defaults) plus flat JSON overrides, e.g.
+        """Start a run from a bundled recipe ('' = plain defaults; its defaults for the app's device, as the tab
+        shows them) plus flat JSON overrides, e.g.
         {"max_steps": 20, "learning_rate": 0.001} or {"kind": "file", "path": "/data.jsonl"}. Returns the run id;
         while another run trains, nothing starts and it returns the sentence naming that run and its progress."""
         result = panel.start_request(recipe, settings_json, starter(request))
