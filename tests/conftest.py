@@ -231,3 +231,14 @@ def second(browser):
     context, pg = _new_page(browser)
     yield pg
     context.close()
+
+
+def set_slider(page, elem_id: str, value) -> None:
+    """Type a value into a Gradio slider's number box (or a number field) as a user does. A slider in an accordion
+    that just opened mounts as it opens: a value typed before the box holds its own can be overwritten by the mount
+    (seen in loaded CI runs), so wait until the box has a value first."""
+    selector = f"#{elem_id} input[type=number]"
+    page.wait_for_function("s => !!document.querySelector(s)?.value", arg=selector)
+    number = page.locator(selector).first
+    number.fill(str(value))
+    number.press("Enter")

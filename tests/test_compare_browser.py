@@ -9,7 +9,7 @@ import os
 import shutil
 
 import pytest
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, set_slider
 from test_compare_fixtures import (  # noqa: F401 (adapter_data, adapter_app: fixtures)
     ADAPTER, BROKEN_HEADER_WORDS, adapter_app, adapter_data, last_answer, options, pick, wait_text,
 )
@@ -38,12 +38,7 @@ def test_activate_then_compare_shows_two_answers_with_divergence(adapter_app, pa
     note = page.locator("#pg-compare-settings-note").inner_text()
     assert "temperature 0.7" in note and "top-p 0.95" in note and "Decode tab" in note
     page.get_by_text("Settings (shared by every column)").click()
-    max_new = page.locator("#pg-compare-max-new input[type=number]")
-    # The accordion mounts its sliders when it opens; a value typed before the slider holds its own (the default)
-    # can be overwritten by the mount (seen once in a loaded CI run), so wait for the default first.
-    page.wait_for_function("() => document.querySelector('#pg-compare-max-new input[type=number]')?.value === '128'")
-    max_new.fill("32")
-    max_new.press("Enter")
+    set_slider(page, "pg-compare-max-new", 32)
     page.locator("#pg-compare-settings-note").get_by_text("up to 32 new tokens").wait_for()  # the note follows
     page.locator("#pg-compare-input textarea").fill("What is the capital of France?")
     page.locator("#pg-compare-send").click()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import ARTIFACTS
+from conftest import set_slider as _set
 
 # [text, problem] for every header or cell of a table that is cut ("…"), and every header wrapped inside a word.
 BROKEN_CELLS_JS = """sel => {
@@ -47,12 +48,6 @@ def _row(page, table: str, row: int) -> list[str]:
 
 def _top_bar_text(page) -> str:
     return page.locator("#decode-chart .bartext").first.text_content() or ""
-
-
-def _set(page, elem_id: str, value) -> None:
-    number = page.locator(f"#{elem_id} input[type=number]")
-    number.fill(str(value))
-    number.press("Enter")
 
 
 def _wait_title(page, text: str) -> None:

@@ -10,6 +10,7 @@ import re
 
 import pytest
 from conftest import BUNDLED_DATA_DIR, ROOT
+from conftest import set_slider as set_number
 from test_app_browser import GLYPHS
 from test_compare_fixtures import last_answer
 from test_train_browser import wait_until
@@ -54,12 +55,6 @@ def shot(page, name: str, until: str | None = None) -> None:
         bottom = page.evaluate("s => document.querySelector(s).getBoundingClientRect().bottom + window.scrollY", until)
         clip = {"x": 0, "y": 0, "width": page.viewport_size["width"], "height": bottom + 16}
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, clip=clip)
-
-
-def set_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Enter")
 
 
 def pick(page, elem_id: str, option: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import ARTIFACTS
+from conftest import set_slider as _set
 
 PROMPT = "The rain in Spain falls mainly in the"
 LINK_VALUE_JS = "id => { const b = document.querySelector('#' + id + ' input, #' + id + ' textarea'); " \
@@ -15,12 +16,6 @@ LINK_VALUE_JS = "id => { const b = document.querySelector('#' + id + ' input, #'
 @pytest.fixture(scope="module")
 def links_url(start_app, tiny_llama_dir, tmp_path_factory) -> str:
     return start_app("--model", str(tiny_llama_dir), data_dir=tmp_path_factory.mktemp("links"))
-
-
-def _set(page, elem_id: str, value) -> None:
-    number = page.locator(f"#{elem_id} input[type=number]")
-    number.fill(str(value))
-    number.press("Enter")
 
 
 def _number(page, elem_id: str) -> str:
