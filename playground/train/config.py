@@ -150,7 +150,7 @@ class TrainSettings:
                              f"on {device_type} use adamw_torch.")
         if device_type == "mps" and self.quantization != "none":
             raise ValueError("bitsandbytes quantization does not run on Apple MPS: choose quantization none.")
-        if device_type != "cuda" and self.precision == "16-bit":
+        if self.precision not in precision_choices(device_type):  # 16-bit: the one choice a device can lack
             raise ValueError(f"Precision 16-bit (bf16 / fp16 mixed precision) needs a CUDA GPU: on {device_type} "
                              "choose auto or fp32.")
         check_launch(self.processes, self.strategy, device_type, self.quantization)
