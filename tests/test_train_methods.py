@@ -195,4 +195,16 @@ def test_reward_metrics_reach_the_status_and_the_charts():
     st = summarize("r", s, alive=True)
     names = {t.name for t in reward_figure(st).data}
     assert {"total reward", "spread", "pig_latin (unweighted)", "answer length", "KL"} <= names
+    assert not names & {"samples' entropy (nats)", "prompts with no signal"}  # not logged: not drawn
+    assert "gave no reward signal" not in method_markdown(st)
     assert sample_rows(st) == [["2", "p", "a", "0.40 (pig_latin 0.40)"]]
+
+    # What is left to learn from: TRL's entropy and frac_reward_zero_std, drawn on the third row as logged
+    s.add([{"type": "metrics", "t": 4, "step": 3, "mode": "train",
+            "values": {"reward": 0.45, "reward_std": 0.05, "entropy": 0.12, "frac_reward_zero_std": 0.5}}])
+    st = summarize("r", s, alive=True)
+    traces = {t.name: t for t in reward_figure(st).data}
+    entropy, no_signal = traces["samples' entropy (nats)"], traces["prompts with no signal"]
+    assert list(entropy.x) == [3] and list(entropy.y) == [0.12] and entropy.yaxis == "y4"
+    assert list(no_signal.y) == [0.5] and no_signal.yaxis == "y5"  # the third row, right axis
+    assert "step 3: reward 0.450 ± 0.050 · 50 % of the step's prompts gave no reward signal" in method_markdown(st)

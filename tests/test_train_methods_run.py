@@ -64,7 +64,8 @@ def test_grpo_two_steps_with_the_pig_latin_rule(tiny_llama_dir, tmp_path):
     assert [e["step"] for e in train] == [1, 2]
     for e in train:
         assert {"reward", "reward_std", "rewards/pig_latin/mean", "rewards/length/mean", "kl",
-                "completions/mean_length"} <= set(e["values"])
+                "completions/mean_length", "entropy", "frac_reward_zero_std"} <= set(e["values"])
+        assert 0 <= e["values"]["frac_reward_zero_std"] <= 1 and e["values"]["entropy"] >= 0  # the third chart row
     samples = events(run_dir, "samples")
     assert samples and samples[0]["samples"][0]["prompt"].startswith("Translate to Pig Latin:")
     assert set(samples[0]["samples"][0]["parts"]) == {"pig_latin", "length"}

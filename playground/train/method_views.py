@@ -2,7 +2,10 @@
 
 DPO: TRL's rewards of the chosen and the rejected answers (β × log-ratio to the reference), their margin, and the
 preference accuracy (share of pairs in the step whose chosen reward is higher), with eval points when there are.
-GRPO: the mean reward (total and per rule) with its spread, the answers' mean length, and the KL to the reference.
+GRPO: the mean reward (total and per rule) with its spread, the answers' mean length, and the KL to the reference;
+below them what GRPO can still learn from: the samples' entropy and the share of prompts whose answers all scored
+the same (TRL's frac_reward_zero_std: their advantages are 0, so the reward has nothing to teach there). When the
+samples sharpen, the reward stops rising for that reason, which the reward line alone does not show.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from playground.train.status import RunStatus
 DPO_LINES = [("rewards/chosen", "chosen reward", "#16a34a"), ("rewards/rejected", "rejected reward", "#dc2626"),
              ("rewards/margins", "margin", "#2563eb")]
 ACCURACY_COLOR, LENGTH_COLOR, KL_COLOR = "#9333ea", "#0891b2", "#d97706"
+ENTROPY_COLOR, NO_SIGNAL_COLOR = "#4b5563", "#dc2626"
 RULE_COLORS = ["#16a34a", "#db2777", "#0891b2", "#ca8a04"]
 
 
@@ -50,9 +54,10 @@ def dpo_figure(st: RunStatus) -> go.Figure:
 
 
 def grpo_figure(st: RunStatus) -> go.Figure:
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.08,
-                        subplot_titles=("Mean reward (band: ± spread)", "Answer length (tokens) and KL"),
-                        specs=[[{}], [{"secondary_y": True}]])
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.46, 0.27, 0.27], vertical_spacing=0.07,
+                        subplot_titles=("Mean reward (band: ± spread)", "Answer length (tokens) and KL",
+                                        "What is left to learn from: samples' entropy and prompts with no signal"),
+                        specs=[[{}], [{"secondary_y": True}], [{"secondary_y": True}]])
     x, y = _xy(st.rewards, "reward")
     _, spread = _xy(st.rewards, "reward_std")
     if len(spread) == len(y) and y:
@@ -73,14 +78,24 @@ def grpo_figure(st: RunStatus) -> go.Figure:
     if kx:
         fig.add_trace(go.Scatter(x=kx, y=ky, name="KL", mode="lines", line=dict(color=KL_COLOR)), row=2, col=1,
                       secondary_y=True)
-    return _layout(fig, st)
+    ex, ey = _xy(st.rewards, "entropy")  # mean per-token entropy of the sampled answers (nats)
+    if ex:
+        fig.add_trace(go.Scatter(x=ex, y=ey, name="samples' entropy (nats)", mode="lines",
+                                 line=dict(color=ENTROPY_COLOR)), row=3, col=1)
+    zx, zy = _xy(st.rewards, "frac_reward_zero_std")  # prompts whose answers all scored the same: advantage 0
+    if zx:
+        fig.add_trace(go.Scatter(x=zx, y=zy, name="prompts with no signal", mode="lines",
+                                 line=dict(color=NO_SIGNAL_COLOR, dash="dot")), row=3, col=1, secondary_y=True)
+        fig.update_yaxes(range=[-0.05, 1.05], tickvals=[0, 0.5, 1], tickformat=".0%", row=3, col=1,
+                         secondary_y=True)
+    return _layout(fig, st, rows=3, height=560)
 
 
-def _layout(fig: go.Figure, st: RunStatus) -> go.Figure:
+def _layout(fig: go.Figure, st: RunStatus, rows: int = 2, height: int = 430) -> go.Figure:
     if st.total_steps:
         fig.update_xaxes(range=[0, st.total_steps + 0.5])
-    fig.update_xaxes(title_text="step", row=2, col=1)
-    fig.update_layout(height=430, margin=dict(l=50, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.18),
+    fig.update_xaxes(title_text="step", row=rows, col=1)
+    fig.update_layout(height=height, margin=dict(l=50, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.18),
                       hovermode="x unified")
     return fig
 
@@ -123,6 +138,9 @@ def method_markdown(st: RunStatus) -> str:
                      f"accuracy {100 * last.get('rewards/accuracies', 0):.0f} %")
     if st.method == "grpo" and last:
         parts.append(f"step {last['step']}: reward {last.get('reward', 0):.3f} ± {last.get('reward_std', 0):.3f}")
+        if last.get("frac_reward_zero_std") is not None:
+            parts.append(f"{100 * last['frac_reward_zero_std']:.0f} % of the step's prompts gave no reward signal "
+                         "(their answers all scored the same)")
     return " · ".join(parts)
 
 
