@@ -51,19 +51,9 @@ if want grpo_wide; then
       --set "seed=$seed" --set precision=fp32 --set batch_size=64   # = the recipe on a GPU, said outright
   done
 fi
-# grpo_long: the GPU defaults with 120 steps instead of 85 (seeds 42, 7); grpo_wide1: the GPU defaults, seed 1;
-# grpo_strong: the GPU defaults from the full 220-step pig-latin SFT adapter (the CPU's 16 a step made it worse).
-if want grpo_long; then
-  for seed in 42 7; do
-    bench "grpo_long_$seed" "$G" bench/grpo.py --data-dir "/tmp/pg-grpo-long-$seed" --no-ratio \
-      --set "seed=$seed" --set precision=fp32 --set batch_size=64 --set max_steps=120
-  done
-fi
-want grpo_wide1 && bench grpo_wide_1 "$G" bench/grpo.py --data-dir /tmp/pg-grpo-wide-1 --no-ratio \
-  --set seed=1 --set precision=fp32 --set batch_size=64
-want grpo_strong && bench grpo_strong "$G" bench/grpo.py --data-dir /tmp/pg-grpo-strong --no-ratio \
-  --warmup-steps 220 --set precision=fp32 --set batch_size=64
-# grpo_try: one-off GRPO runs named in GRPO_TRY ("name:--set k=v --set k=v;name2:..."), from the 60-step warm-up.
+# grpo_try: one-off GRPO runs named in GRPO_TRY ("name:ARGS;name2:ARGS", ARGS = bench/grpo.py's own, e.g.
+# "long42:--set seed=42 --set precision=fp32 --set batch_size=64 --set max_steps=120" or, from the full SFT adapter,
+# "strong:--warmup-steps 220 --set precision=fp32 --set batch_size=64"); the 60-step warm-up unless ARGS say else.
 if want grpo_try; then
   IFS=';' read -ra tries <<< "${GRPO_TRY:-}"
   for t in "${tries[@]}"; do

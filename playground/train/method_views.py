@@ -24,6 +24,7 @@ DPO_LINES = [("rewards/chosen", "chosen reward", "#16a34a"), ("rewards/rejected"
 ACCURACY_COLOR, LENGTH_COLOR, KL_COLOR = "#9333ea", "#0891b2", "#d97706"
 ENTROPY_COLOR, NO_SIGNAL_COLOR = "#4b5563", "#dc2626"
 RULE_COLORS = ["#16a34a", "#db2777", "#0891b2", "#ca8a04"]
+SHARE_AXIS = dict(range=[-0.05, 1.05], tickformat=".0%")  # a y axis for shares (0-1), shown as percentages
 
 
 def _xy(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
@@ -49,7 +50,7 @@ def dpo_figure(st: RunStatus) -> go.Figure:
     if ex:
         fig.add_trace(go.Scatter(x=ex, y=ey, name="eval accuracy", mode="markers",
                                  marker=dict(color=ACCURACY_COLOR, size=9, symbol="diamond")), row=2, col=1)
-    fig.update_yaxes(range=[-0.05, 1.05], tickformat=".0%", row=2, col=1)
+    fig.update_yaxes(**SHARE_AXIS, row=2, col=1)
     return _layout(fig, st)
 
 
@@ -86,8 +87,7 @@ def grpo_figure(st: RunStatus) -> go.Figure:
     if zx:
         fig.add_trace(go.Scatter(x=zx, y=zy, name="prompts with no signal", mode="lines",
                                  line=dict(color=NO_SIGNAL_COLOR, dash="dot")), row=3, col=1, secondary_y=True)
-        fig.update_yaxes(range=[-0.05, 1.05], tickvals=[0, 0.5, 1], tickformat=".0%", row=3, col=1,
-                         secondary_y=True)
+        fig.update_yaxes(**SHARE_AXIS, tickvals=[0, 0.5, 1], row=3, col=1, secondary_y=True)
     return _layout(fig, st, rows=3, height=560)
 
 
