@@ -20,6 +20,8 @@ from playground.classroom.links import (
     from_query,
     steps_of,
 )
+from playground.compare.chat import CompareSettings
+from playground.compare.views import settings_note
 from playground.decode.sampling import SamplingSettings
 from playground.decode.steps import choose
 from playground.decode.views import KNOB_NAMES, built_text_html
@@ -185,7 +187,7 @@ def test_apply_rebuilds_the_state_stepping_built(tiny_store):
     rebuilt = out[STATE_AT]
     assert rebuilt.chosen == st.chosen and rebuilt.ids == st.ids  # same probabilities, ranks, alternatives
     assert out[STATE_AT + 5] == built_text_html(svc.tokenizer(), st)  # the same coloured text
-    assert out[-9:] == (gr.skip(),) * 9  # the Compare tab is left alone
+    assert out[-10:] == (gr.skip(),) * 10  # the Compare tab is left alone, its settings note too
 
 
 def _start(svc):
@@ -221,7 +223,10 @@ def test_a_link_with_an_adapter_runs_it_in_this_browser_and_the_compare_settings
     assert services.adapters.active() is None  # the server's default is untouched
     table = out[STATE_AT + 3]
     assert "base raw" in table.headers  # the Decode view runs alpha (and overlays the base)
-    assert out[-9:] == ("Hi", "", 0.3, 50, 0.95, 0.0, 1.0, 128, 0)
+    assert out[-10:-1] == ("Hi", "", 0.3, 50, 0.95, 0.0, 1.0, 128, 0)
+    # The settings note says the restored values (it is set with them, not left to their change events).
+    assert out[-1] == settings_note(CompareSettings.from_dict({"temperature": 0.3}, seed=0))
+    assert "temperature 0.3 · top-k 50" in out[-1]
 
 
 @pytest.mark.parametrize("view", ["beam", "explore"])

@@ -168,7 +168,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     eval_btn.click(run_eval, [eval_recipe, eval_file, eval_adapter, eval_rows],
                    [eval_status, eval_table, eval_plot, eval_samples], **private)
     _register_api(services)
-    return CompareParts(message, setting_inputs, copy_link, link)
+    return CompareParts(message, setting_inputs, note, copy_link, link)
 
 
 def _note(values: tuple) -> Any:

@@ -40,10 +40,12 @@ class DecodeParts:
 @dataclass
 class CompareParts:
     """What compare_tab.build returns: the message box, the settings in the tab's order (system, temperature,
-    top-k, top-p, min-p, repetition penalty, max new tokens, seed) and its "Copy link" row."""
+    top-k, top-p, min-p, repetition penalty, max new tokens, seed), the note that says them in words, and its
+    "Copy link" row."""
 
     message: gr.Textbox
     settings: list[Any]
+    note: gr.Markdown
     copy: gr.Button
     link: gr.Textbox
 

@@ -24,6 +24,7 @@ from playground.classroom.links import (
     from_query,
     steps_of,
 )
+from playground.compare.views import settings_from_controls, settings_note
 from playground.decode.beam import BeamSettings
 from playground.decode.session import DecodeService, StepState, chosen_from_distribution, context_limit
 from playground.decode.views import KNOB_NAMES, beam_run, explorer_figures, settings_from_values, template_view
@@ -84,11 +85,12 @@ def decode_outputs(d: DecodeParts) -> list[Any]:
 
 def link_outputs(t: LinkTargets) -> list[Any]:
     """The outputs of apply_query, in its order."""
-    return [t.tabs, t.notes, t.session, *decode_outputs(t.decode), t.compare.message, *t.compare.settings]
+    return [t.tabs, t.notes, t.session, *decode_outputs(t.decode), t.compare.message, *t.compare.settings,
+            t.compare.note]
 
 
 DECODE_OUTPUTS = 2 + len(KNOB_NAMES) + 2 + 7 + 2 + 1 + 3 + 5 + 2
-COMPARE_OUTPUTS = len(COMPARE_KEYS)
+COMPARE_OUTPUTS = len(COMPARE_KEYS) + 1  # the keys' controls, then the settings note
 
 
 def vocab_size(svc: DecodeService) -> int:
@@ -167,8 +169,12 @@ def _compare_updates(page: PageState) -> list[Any]:
     if not page.touches_compare:
         return [gr.skip()] * COMPARE_OUTPUTS
     v = page.compare_values()
-    return [page.message if page.message is not None else gr.skip(), v["c_system"], v["c_temperature"],
-            v["c_top_k"], v["c_top_p"], v["c_min_p"], v["c_repetition_penalty"], v["c_max_new_tokens"], v["c_seed"]]
+    settings = [v[k] for k in COMPARE_KEYS[1:]]  # in the tab's order: system, temperature, ..., seed
+    # The note is set with the values, not left to their .change events: a control inside a closed accordion
+    # may not fire one for a value set this way, and the note would then describe settings no longer shown.
+    # from_query has checked every value, so settings_from_controls cannot refuse them.
+    return [page.message if page.message is not None else gr.skip(), *settings,
+            settings_note(settings_from_controls(*settings))]
 
 
 def apply_query(services: Services, query: Mapping[str, Any], session_value: Any) -> tuple[Any, ...]:
