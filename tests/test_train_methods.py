@@ -203,7 +203,10 @@ def test_reward_metrics_reach_the_status_and_the_charts():
     s.add([{"type": "metrics", "t": 4, "step": 3, "mode": "train",
             "values": {"reward": 0.45, "reward_std": 0.05, "entropy": 0.12, "frac_reward_zero_std": 0.5}}])
     st = summarize("r", s, alive=True)
-    traces = {t.name: t for t in reward_figure(st).data}
+    figure = reward_figure(st)
+    traces = {t.name: t for t in figure.data}
+    # The first row's title starts below the top 60 px, where the gr.Plot's label sits (it covered the title).
+    assert figure.layout.margin.t >= 60 and figure.layout.annotations[0].yanchor == "bottom"
     entropy, no_signal = traces["samples' entropy (nats)"], traces["prompts with no signal"]
     assert list(entropy.x) == [3] and list(entropy.y) == [0.12] and entropy.yaxis == "y4"
     assert list(no_signal.y) == [0.5] and no_signal.yaxis == "y5"  # the third row, right axis

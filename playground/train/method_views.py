@@ -95,7 +95,8 @@ def _layout(fig: go.Figure, st: RunStatus, rows: int = 2, height: int = 430) -> 
     if st.total_steps:
         fig.update_xaxes(range=[0, st.total_steps + 0.5])
     fig.update_xaxes(title_text="step", row=rows, col=1)
-    fig.update_layout(height=height, margin=dict(l=50, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.18),
+    # t=64: the first subplot title sits below the gr.Plot's label, which covers the top-left ~30 px at any width.
+    fig.update_layout(height=height, margin=dict(l=50, r=20, t=64, b=40), legend=dict(orientation="h", y=-0.18),
                       hovermode="x unified")
     return fig
 
