@@ -159,8 +159,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
                  clear.click(clear_all, session, [*chats, diff, status, histories], **private)):
         turn.then(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)  # hint follows the history
     other.change(lambda name: gr.update(visible=bool(name)), other, other_chat, **private)
-    gr.on([s.change for s in setting_inputs], lambda *v: _note(v), setting_inputs, note, show_progress="hidden",
-          **private)
+    gr.on([s.change for s in setting_inputs], lambda *v: note_of_controls(v), setting_inputs, note,
+          show_progress="hidden", **private)
     # triggers=None: on page load and when an input changes (this browser's adapter, the history, a picker).
     gr.on(None, refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
     # The model or the library changed (any tab, any browser, a training run): follow it.
@@ -171,8 +171,9 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     return CompareParts(message, setting_inputs, note, copy_link, link)
 
 
-def _note(values: tuple) -> Any:
-    """The sampling note for the current controls (left as it was while a value is out of range)."""
+def note_of_controls(values: tuple | list) -> Any:
+    """The sampling note for these values of the setting controls, in their order (left as it was while a value
+    is out of range). Used by the controls' own change events and by a link's restore (ui/links.py)."""
     try:
         return settings_note(settings_from_controls(*values))
     except USER_ERRORS:

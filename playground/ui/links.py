@@ -24,11 +24,11 @@ from playground.classroom.links import (
     from_query,
     steps_of,
 )
-from playground.compare.views import settings_from_controls, settings_note
 from playground.decode.beam import BeamSettings
 from playground.decode.session import DecodeService, StepState, chosen_from_distribution, context_limit
 from playground.decode.views import KNOB_NAMES, beam_run, explorer_figures, settings_from_values, template_view
 from playground.services import Services
+from playground.ui.compare_tab import note_of_controls
 from playground.ui.decode_tab import view_updates
 from playground.ui.errors import USER_ERRORS
 from playground.ui.link_parts import CompareParts, DecodeParts
@@ -172,9 +172,7 @@ def _compare_updates(page: PageState) -> list[Any]:
     settings = [v[k] for k in COMPARE_KEYS[1:]]  # in the tab's order: system, temperature, ..., seed
     # The note is set with the values, not left to their .change events: a control inside a closed accordion
     # may not fire one for a value set this way, and the note would then describe settings no longer shown.
-    # from_query has checked every value, so settings_from_controls cannot refuse them.
-    return [page.message if page.message is not None else gr.skip(), *settings,
-            settings_note(settings_from_controls(*settings))]
+    return [page.message if page.message is not None else gr.skip(), *settings, note_of_controls(settings)]
 
 
 def apply_query(services: Services, query: Mapping[str, Any], session_value: Any) -> tuple[Any, ...]:
