@@ -53,10 +53,19 @@ def atomic_dir(target: Path, overwrite: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         old = None
-        if target.exists():
-            old = target.parent / f".old-{target.name}-{os.getpid()}"
-            os.replace(target, old)
-        os.replace(tmp, target)
+        if overwrite and target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".old-{target.name}-", dir=target.parent))
+            os.replace(target, old / target.name)
+        elif target.exists():  # another save took the name while this one was writing: keep both, refuse this one
+            raise FileExistsError(f"{target.name} already exists.")
+        try:
+            os.rename(tmp, target)  # fails on a non-empty target, so a save that got in between is never replaced
+        except OSError as err:
+            if old is not None and not target.exists():
+                os.replace(old / target.name, target)  # put the one it was to replace back
+            if target.exists():
+                raise FileExistsError(f"{target.name} already exists.") from err
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

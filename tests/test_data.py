@@ -179,6 +179,18 @@ def test_datasource_validation_messages():
         DataSource(kind="hub", hub_id=" ").validate()
 
 
+def test_a_hub_id_that_names_a_server_folder_is_refused_before_anything_is_read(tmp_path):
+    """load_dataset reads a local folder given as the id: the hub box must not get round the path policy."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "notes.csv").write_text("text\nthe exam answers\n")
+    for hub_id in (str(secret), "../secret", "~/x", "a/b/c", "tests"):  # "tests": a folder in the app's cwd
+        with pytest.raises(ValueError, match="must be a Hugging Face id like user/dataset, not a path"):
+            load_raw(DataSource(kind="hub", hub_id=hub_id))
+    DataSource(kind="hub", hub_id="HuggingFaceTB/smoltalk").validate()  # a real id passes
+    DataSource(kind="hub", hub_id="imdb").validate()
+
+
 def test_hub_dataset_offline_gives_a_sentence():
     with pytest.raises(ValueError, match="Could not load the hub dataset nobody/nothing-here"):
         load_raw(DataSource(kind="hub", hub_id="nobody/nothing-here"))

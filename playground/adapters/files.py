@@ -32,7 +32,19 @@ def save_adapter_folder(adapters_dir: Path, name: str, model: Any, meta: dict[st
     """Write `model`'s adapter `adapter_name` (a peft.PeftModel) to `adapters_dir/<name>/` with `meta` as
     playground.json. A taken `name` gets a suffix unless `overwrite`. `meta["name"]` is set to the final name
     and `meta["created_at"]` is filled in when missing. Returns the folder."""
-    final = resolve_adapter_name(adapters_dir, name, overwrite)
+    for _ in range(3):  # another save can take the free name while this one writes: then take the next one
+        try:
+            return _save_as(adapters_dir, resolve_adapter_name(adapters_dir, name, overwrite), model, meta,
+                            adapter_name, overwrite)
+        except FileExistsError:
+            if overwrite:
+                raise
+    return _save_as(adapters_dir, resolve_adapter_name(adapters_dir, name, overwrite), model, meta, adapter_name,
+                    overwrite)
+
+
+def _save_as(adapters_dir: Path, final: str, model: Any, meta: dict[str, Any], adapter_name: str,
+             overwrite: bool) -> Path:
     target = adapters_dir / final
     with atomic_dir(target, overwrite=overwrite) as tmp:
         staging = tmp / ".peft"

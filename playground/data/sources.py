@@ -6,7 +6,9 @@ see playground.train.schema for the keys.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 DataKind = Literal["recipe", "file", "hub"]
@@ -15,6 +17,7 @@ KINDS = [("Bundled recipe", "recipe"), ("Upload a file", "file"), ("Hub dataset"
 FORMATS = [("Auto-detect", "auto"), ("Chat messages", "messages"), ("Prompt / completion", "prompt_completion"),
            ("Instruction / input / output", "instruction"), ("Plain text", "text")]
 MAX_EVAL_FRACTION = 0.9
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")  # name or owner/name, no path parts
 FORMAT_GROUP = "Format, columns and loss masking"
 
 
@@ -65,11 +68,23 @@ class DataSource:
             raise ValueError("Choose a recipe.")
         if self.kind == "file" and not self.path:
             raise ValueError("Upload a JSONL, JSON or CSV file first.")
-        if self.kind == "hub" and not self.hub_id.strip():
-            raise ValueError("Type a hub dataset id (e.g. user/dataset).")
+        if self.kind == "hub":
+            check_hub_id(self.hub_id)
         if self.format not in [value for _, value in FORMATS]:
             raise ValueError(f"Unknown data format {self.format!r}.")
         if not 0 <= self.eval_fraction < MAX_EVAL_FRACTION:
             raise ValueError(f"Eval fraction must be between 0 and {MAX_EVAL_FRACTION} (got {self.eval_fraction}).")
         if self.max_rows is not None and self.max_rows < 1:
             raise ValueError(f"Max rows must be at least 1 (got {self.max_rows}).")
+
+
+def check_hub_id(hub_id: str) -> str:
+    """A Hugging Face dataset id, `name` or `owner/name`. `datasets.load_dataset` also reads a local folder or
+    file given as the id, which would let the hub box read any server folder past the path policy: refused."""
+    hub_id = (hub_id or "").strip()
+    if not hub_id:
+        raise ValueError("Type a hub dataset id (e.g. user/dataset).")
+    if not HUB_ID.match(hub_id) or ".." in hub_id or Path(hub_id).expanduser().exists():
+        raise ValueError(f"Hub dataset id {hub_id!r} must be a Hugging Face id like user/dataset, not a path on "
+                         "the server: for your own file choose Source → Upload a file.")
+    return hub_id

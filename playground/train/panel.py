@@ -131,7 +131,7 @@ class TrainPanel:
         from playground.data.loading import load_raw
         from playground.data.preview import build_preview
 
-        cfg = config_from_form(values)
+        cfg = self._allowed(config_from_form(values))  # the preview reads the file too: same path policy
         d = cfg.data
         key = (d.kind, d.recipe, d.path, d.hub_id, d.hub_split)
         if key not in self._raw:
