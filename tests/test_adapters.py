@@ -271,3 +271,16 @@ def test_stamp_changes_with_every_change_an_adapter_list_shows(manager, tiny_lla
     assert changed() and "from-worker" in manager.state().names
     manager.state()
     assert not changed()
+
+
+def test_an_adapters_compatibility_note_is_its_own_and_said_each_time(manager, tiny_llama_dir):
+    """Notes used to live on the manager: another browser's load left them for the next activation of any
+    adapter, and an adapter already loaded lost its own."""
+    lm = manager.store.current
+    make_adapter(manager.library.root, "odd", tiny_llama_dir, seed=5, base_name=lm.name, fingerprint="f" * 16)
+    with manager.using("odd"):  # another browser's turn loads it (no activation, no status sentence)
+        pass
+    said = manager.activate("alpha", session_only=True)
+    assert "Note" not in said
+    for _ in range(2):  # loaded already the second time: the note is still its own
+        assert "its base fingerprint differs" in manager.activate("odd", session_only=True)

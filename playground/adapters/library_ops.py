@@ -30,6 +30,7 @@ class Loaded:
     key: str  # PEFT adapter name: internal, because library names may contain '.' (not allowed by PEFT)
     stamp: tuple[int, int]  # (mtime_ns, size) of the weights file when loaded
     used: float
+    notes: tuple[str, ...] = ()  # what the compatibility check said about this adapter on this base
 
 
 def weights_stamp(folder: Path) -> tuple[int, int]:

@@ -48,7 +48,6 @@ class AdapterManager(LibraryOperations):
         self._loaded: dict[str, Loaded] = {}
         self._base_ref: weakref.ref | None = None
         self._counter = 0
-        self.last_notes: list[str] = []
 
     @classmethod
     def for_data_dir(cls, store: ModelStore, data_dir: Path) -> "AdapterManager":
@@ -111,7 +110,7 @@ class AdapterManager(LibraryOperations):
             return slot.key
         info = self.library.get(name)
         shapes = check_adapter_files(info.path, full=True)
-        self.last_notes = check_compatible(info, shapes, lm)
+        notes = tuple(check_compatible(info, shapes, lm))
         if slot is not None:  # the files changed on disk since it was loaded (e.g. retrained): reload
             self._loaded.pop(name, None)
             self._unload_key(lm, slot.key)
@@ -142,7 +141,7 @@ class AdapterManager(LibraryOperations):
             raise
         except Exception as err:  # PEFT's own checks: turn them into a sentence
             raise AdapterError(f"Adapter {name!r} could not be loaded into {lm.name}: {err}") from err
-        self._loaded[name] = Loaded(key, weights_stamp(info.path), time.monotonic())
+        self._loaded[name] = Loaded(key, weights_stamp(info.path), time.monotonic(), notes)
         self._apply(lm, lm.active_adapter)  # keep the visible state as it was
         return key
 
@@ -194,8 +193,8 @@ class AdapterManager(LibraryOperations):
             self._ensure_loaded(lm, name)
             if not session_only:
                 self._apply(lm, name)
-            notes = f" Note: {'; '.join(self.last_notes)}." if self.last_notes else ""
-            self.last_notes = []
+            said = self._loaded[name].notes  # this adapter's own notes, whoever loaded it first
+            notes = f" Note: {'; '.join(said)}." if said else ""
             where = " in this browser" if session_only else ""
             return f"Adapter **{name}** is active{where} on {lm.name}.{notes}"
 
