@@ -72,6 +72,23 @@ def test_a_link_opens_a_lesson_at_a_step(lessons_url, page):
 
 
 @pytest.mark.browser
+def test_a_link_to_an_acting_step_shows_it_without_acting(lessons_url, page):
+    """A room opening the presenter's link must not start a run per student, nor send Compare once each."""
+    page.goto(f"{lessons_url}?lesson=pig_latin&step=1")
+    _wait_tab(page, "Compare")
+    page.locator("#pg-lesson-note").get_by_text("Opened from a link: press step 1 to send its Compare "
+                                                "message.").wait_for()
+    page.wait_for_timeout(1500)  # time for a send to have emptied the box
+    assert page.locator("#pg-compare-input textarea").input_value().startswith("Translate to Pig Latin: Can you")
+    assert page.locator("#pg-compare-base .user").count() == 0
+    page.goto(f"{lessons_url}?lesson=pig_latin&step=2")
+    _wait_tab(page, "Train")
+    page.locator("#pg-lesson-note").get_by_text("Opened from a link: press step 2 to start its training "
+                                                "run.").wait_for()
+    assert "Started run" not in page.locator("#pg-lesson-note").inner_text()
+
+
+@pytest.mark.browser
 def test_pig_latin_before_train_after(lessons_url, page):
     _open_lesson(page, lessons_url, "Teach it Pig Latin")
     page.locator("#pg-lesson-step-2").click()  # "after" before any run: says so, asks nothing

@@ -22,8 +22,8 @@ class FakeRooms:
     def __init__(self, owners: set[str]) -> None:
         self.owners = owners
 
-    def owned_by(self, session: str) -> str | None:
-        return "ABCD" if session in self.owners else None
+    def presenting(self, session: str) -> bool:  # RoomHub.presenting: a room with an audience
+        return session in self.owners
 
 
 @pytest.mark.parametrize("session,expected", [("projector", Urgency.PRESENTER), ("student", None), ("", None)])

@@ -46,6 +46,12 @@ def test_presenter_and_student_play_a_round(room_app, browser, page):
     assert page.locator("#pg-room-url").inner_text() == f"{url}?room={code}"
     assert page.locator("#room-join svg path").count() == 1  # the QR code, drawn inline
     page.wait_for_function(f"({CHART_VOTES})?.x?.length === 10")  # the pick list's bars, no votes yet
+    # F5 on the projector: a new session, but the browser kept the owner token, so the room comes back
+    page.reload()
+    page.get_by_role("tab", name="Guess the next token").click()
+    page.locator("#pg-room-code").get_by_text(code).wait_for()
+    page.locator("#room-status").get_by_text(f"Room {code}, round 1").wait_for()
+    page.wait_for_function(f"({CHART_VOTES})?.x?.length === 10")
 
     student_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
     student = student_ctx.new_page()
@@ -62,7 +68,10 @@ def test_presenter_and_student_play_a_round(room_app, browser, page):
         choices = [t.strip() for t in student.locator("#room-pick label").all_inner_texts()]
         assert len(choices) == 10 and choices == sorted(choices, key=lambda s: (s.replace("␣", " ").strip().casefold(), s))
         pick = choices[-1]
+        guess = student.locator("#room-guess input, #room-guess textarea")
+        guess.fill("Madrid")  # typed first, then picked from the list: the pick, the last used, counts
         student.locator("#room-pick label").filter(has_text=pick).first.click()
+        student.wait_for_function("document.querySelector('#room-guess input, #room-guess textarea').value === ''")
         student.locator("#room-vote").click()
         student.get_by_text(f"Your vote: “{pick}”").wait_for()
 

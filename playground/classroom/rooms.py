@@ -4,10 +4,16 @@ Gradio-free and thread-safe: one lock guards the rooms; the model is never calle
 would stall every student's poll), so a round's candidates are computed first and applied after, checking the
 room did not move on meanwhile. Rooms are forgotten on close or after `idle_seconds` without a join, a vote
 or a presenter action; nothing is written anywhere.
+
+Who may do what: a room belongs to the page that opened it (its session) and to the owner token handed to that
+page, which its browser keeps, so a reloaded projector page (a new session) gets its room back. A script can
+invent sessions but not computers, so rooms and joins are also capped per client host.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +29,9 @@ MAX_ROUNDS = 200        # tokens a room may append
 MAX_ROOMS = 50          # rooms open at once on one server
 MAX_MEMBERS = 500       # people in one room
 IDLE_SECONDS = 3 * 3600
+MAX_ROOMS_PER_HOST = 3     # rooms one computer may have open (so one machine cannot take all MAX_ROOMS)
+MAX_MEMBERS_PER_HOST = 8   # sessions one computer may add to a room (so one machine cannot fill it)
+MIN_AUDIENCE = 2           # other devices in a room before its presenter's calls go first (ui/turns.py)
 
 
 class NextTokenModel(Protocol):
@@ -43,21 +52,48 @@ def _session(session: object) -> str:
     return session
 
 
+def _host(host: object) -> str:
+    return host.strip()[:64] if isinstance(host, str) else ""
+
+
+def trusted_host(host: str) -> bool:
+    """This machine, or no host known (in-process calls): never capped per host. The server's own machine is
+    the teacher's (who could stop the server anyway), and behind a reverse proxy on it every client looks
+    local, where a per-host cap would count the whole class as one computer."""
+    if not host or host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def _same_token(token: object, room: Room) -> bool:
+    return (isinstance(token, str) and bool(token) and bool(room.token)
+            and secrets.compare_digest(token.encode(), room.token.encode()))
+
+
 class RoomHub:
     def __init__(self, model: NextTokenModel, *, top_n: int = TOP_N, max_rooms: int = MAX_ROOMS,
                  max_members: int = MAX_MEMBERS, idle_seconds: float = IDLE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 max_rooms_per_host: int = MAX_ROOMS_PER_HOST, max_members_per_host: int = MAX_MEMBERS_PER_HOST,
+                 min_audience: int = MIN_AUDIENCE, clock: Callable[[], float] = time.monotonic) -> None:
         self.model = model
         self.top_n, self.max_rooms, self.max_members = top_n, max_rooms, max_members
-        self.idle_seconds, self.clock = idle_seconds, clock
+        self.max_rooms_per_host, self.max_members_per_host = max_rooms_per_host, max_members_per_host
+        self.min_audience, self.idle_seconds, self.clock = min_audience, idle_seconds, clock
         self._rooms: dict[str, Room] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ presenter
 
-    def open(self, prompt: str, chat: bool, owner: str) -> RoomView:
-        """Open a room on `prompt`; the owner's previous room, if any, closes (one room per presenter page)."""
-        owner = _session(owner)
+    def open(self, prompt: str, chat: bool, owner: str, *, host: str = "", token: str = "") -> RoomView:
+        """Open a room on `prompt` from client `host`; the owner's previous room, if any, closes (one room per
+        presenter: its session, or the owner `token` its browser kept from before a reload). The view carries
+        the new room's owner token (`owner_token`) for the browser to keep."""
+        owner, host = _session(owner), _host(host)
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("The prompt is empty: type the text the class should continue.")
         if len(prompt) > MAX_PROMPT:
@@ -66,30 +102,49 @@ class RoomHub:
         candidates = self._candidates(ids)
         with self._lock:
             self._purge()
-            for code in [c for c, r in self._rooms.items() if r.owner == owner]:
+            for code in [c for c, r in self._rooms.items() if r.owner == owner or _same_token(token, r)]:
                 del self._rooms[code]
             if len(self._rooms) >= self.max_rooms:
                 raise ValueError(f"{self.max_rooms} rooms are open on this server, the most it keeps: close one, "
                                  "or wait until an idle one expires.")
+            if (not trusted_host(host)
+                    and sum(r.host == host for r in self._rooms.values()) >= self.max_rooms_per_host):
+                raise ValueError(f"{self.max_rooms_per_host} rooms are already open from this computer ({host}), "
+                                 "the most one computer may have: close one of them first.")
             room = Room(code=new_code(self._rooms), owner=owner, prompt=prompt, chat=bool(chat), prompt_ids=ids,
-                        candidates=candidates, last_active=self.clock(), signature=self.model.signature())
+                        candidates=candidates, last_active=self.clock(), signature=self.model.signature(),
+                        token=secrets.token_urlsafe(24), host=host)
             self._rooms[room.code] = room
-            return room_view(room, owner)
+            return room_view(room, owner, with_token=True)
 
-    def reveal(self, code: str, owner: str) -> RoomView:
+    def resume(self, token: str, session: str) -> RoomView | None:
+        """The live room this owner token opened, now presented by `session` (a reloaded presenter page gets
+        its room back, and its calls go first again); None when the token opens no room."""
+        if not isinstance(token, str) or not token:
+            return None
+        session = _session(session)
+        with self._lock:
+            self._purge()
+            room = next((r for r in self._rooms.values() if _same_token(token, r)), None)
+            if room is None:
+                return None
+            room.owner, room.last_active = session, self.clock()
+            return room_view(room, session, with_token=True)
+
+    def reveal(self, code: str, owner: str, token: str = "") -> RoomView:
         """Show the model's choice (its top-1 token) and who guessed it; voting for this round ends."""
         with self._lock:
-            room = self._owned(code, owner, "reveal the model's choice")
+            room = self._owned(code, owner, "reveal the model's choice", token)
             if not room.revealed:
                 room.revealed = True
                 room.history.append(RoundResult(room.round, room.chosen, len(room.votes), room.correct()))
                 room.version += 1
             return room_view(room, owner)
 
-    def next_round(self, code: str, owner: str) -> RoomView:
+    def next_round(self, code: str, owner: str, token: str = "") -> RoomView:
         """Append the model's choice to the text and start a new round (new candidates, no votes)."""
         with self._lock:
-            room = self._owned(code, owner, "start the next round")
+            room = self._owned(code, owner, "start the next round", token)
             if not room.revealed:
                 raise ValueError("Reveal the model's choice first: the next round appends it to the text.")
             if len(room.appended) >= MAX_ROUNDS:
@@ -102,36 +157,35 @@ class RoomHub:
         candidates = self._candidates(ids)  # the model runs outside the lock
         continuation = self.model.decode(appended)
         with self._lock:
-            room = self._owned(code, owner, "start the next round")
+            room = self._owned(code, owner, "start the next round", token)
             if room.round == this_round and room.revealed:  # else a second click already moved on
                 room.appended, room.continuation, room.candidates = appended, continuation, candidates
                 room.round, room.revealed, room.votes = room.round + 1, False, {}
                 room.version += 1
             return room_view(room, owner)
 
-    def close(self, code: str, owner: str) -> str:
+    def close(self, code: str, owner: str, token: str = "") -> str:
         """Close the room (returns its code): its prompt, members, names and votes are forgotten at once."""
         with self._lock:
-            room = self._owned(code, owner, "close the room")
+            room = self._owned(code, owner, "close the room", token)
             del self._rooms[room.code]
             return room.code
 
     # ------------------------------------------------------------------ students
 
-    def join(self, code: str, session: str, name: str = "") -> RoomView:
-        """Join (or rejoin, renaming) a room; the name is optional."""
+    def join(self, code: str, session: str, name: str = "", host: str = "") -> RoomView:
+        """Join (or rejoin, renaming) a room from client `host`; the name is optional."""
         session, name = _session(session), clean_name(name)
         with self._lock:
             room = self._room(code)
-            if session not in room.members and len(room.members) >= self.max_members:
-                raise ValueError(f"Room {room.code} is full ({self.max_members} people).")
-            if room.members.get(session) != name or session not in room.members:
+            new = self._admit(room, session, _host(host))
+            if new or room.members[session] != name:
                 room.members[session] = name
                 room.version += 1
             room.last_active = self.clock()
             return room_view(room, session)
 
-    def vote(self, code: str, session: str, guess: str) -> RoomView:
+    def vote(self, code: str, session: str, guess: str, host: str = "") -> RoomView:
         """This session's vote for the current round: one per round, a new vote replaces the old one until
         the reveal. Voting without joining first joins anonymously."""
         session = _session(session)
@@ -141,10 +195,7 @@ class RoomHub:
             if room.revealed:
                 raise ValueError(f"Voting for round {room.round} is over: the model's choice is revealed. "
                                  "Wait for the next round.")
-            if session not in room.members:
-                if len(room.members) >= self.max_members:
-                    raise ValueError(f"Room {room.code} is full ({self.max_members} people).")
-                room.members[session] = ""
+            self._admit(room, session, _host(host))
             hit = match(guess, room.candidates)
             room.votes[session] = (Vote(guess=hit.label, token_id=hit.token_id, key=hit.label) if hit
                                    else Vote(guess=guess.strip(), token_id=None, key=fold(guess)))
@@ -154,16 +205,27 @@ class RoomHub:
 
     # ------------------------------------------------------------------ anyone
 
-    def snapshot(self, code: str, session: str = "") -> RoomView:
-        """The room as this session may see it (polling does not count as activity)."""
+    def snapshot(self, code: str, session: str = "", token: str = "") -> RoomView:
+        """The room as this session may see it, as its presenter with its owner token (polling does not count
+        as activity, nor move the room to this page)."""
         with self._lock:
-            return room_view(self._room(code), session or "")
+            room = self._room(code)
+            return room_view(room, room.owner if _same_token(token, room) else session or "")
 
-    def owned_by(self, owner: str) -> str | None:
-        """The code of the room this presenter session has open, if any."""
+    def owned_by(self, owner: str, token: str = "") -> str | None:
+        """The code of the room this presenter session (or owner token) has open, if any."""
         with self._lock:
             self._purge()
-            return next((c for c, r in self._rooms.items() if r.owner == owner), None)
+            return next((c for c, r in self._rooms.items() if (owner and r.owner == owner) or _same_token(token, r)),
+                        None)
+
+    def presenting(self, session: str) -> bool:
+        """True when `session` presents a room that at least `min_audience` other devices joined: only then do
+        its calls go first on the model (ui/turns.py), so opening a room alone gives no one priority."""
+        with self._lock:
+            self._purge()
+            return bool(session) and any(r.owner == session and r.audience(trusted_host) >= self.min_audience
+                                         for r in self._rooms.values())
 
     def __len__(self) -> int:
         with self._lock:
@@ -194,9 +256,24 @@ class RoomHub:
                              f"{self.idle_seconds / 3600:g} hours without activity).")
         return room
 
-    def _owned(self, code: str, owner: str, action: str) -> Room:
+    def _owned(self, code: str, owner: str, action: str, token: str = "") -> Room:
         room = self._room(code)
         if _session(owner) != room.owner:
-            raise ValueError(f"Only the presenter who opened room {room.code} can {action}.")
+            if not _same_token(token, room):
+                raise ValueError(f"Only the presenter who opened room {room.code} can {action}.")
+            room.owner = owner  # the page holding the token presents it now (sees the tally, goes first)
         room.last_active = self.clock()
         return room
+
+    def _admit(self, room: Room, session: str, host: str) -> bool:
+        """Let `session` in; True when it is new. A script can invent sessions but not computers: a computer
+        other than this one adds at most `max_members_per_host` people to a room."""
+        if session in room.members:
+            return False
+        if len(room.members) >= self.max_members:
+            raise ValueError(f"Room {room.code} is full ({self.max_members} people).")
+        if not trusted_host(host) and room.joined_from(host) >= self.max_members_per_host:
+            raise ValueError(f"{self.max_members_per_host} people already joined room {room.code} from this "
+                             f"computer ({host}), the most one computer may add: join from your own device.")
+        room.members[session], room.member_hosts[session] = "", host
+        return True

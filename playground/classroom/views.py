@@ -7,6 +7,7 @@ Gradio-free; `RoomView.as_api()` is the JSON the room_* endpoints return.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ class Room:
     """A room's whole state; only RoomHub touches it, under its lock."""
 
     code: str
-    owner: str               # the presenter's session
+    owner: str               # the presenter's session: the page that opened the room, or last showed `token`
     prompt: str
     chat: bool
     prompt_ids: tuple[int, ...]
@@ -48,6 +49,10 @@ class Room:
     votes: dict[str, Vote] = field(default_factory=dict)    # session -> this round's vote
     history: list[RoundResult] = field(default_factory=list)
     version: int = 0         # bumped on every change, so a page polling it redraws only when needed
+    # The owner token (kept in the presenter's browser): a reload gets a new session, the token stays.
+    token: str = ""
+    host: str = ""           # the presenter's client host (the per-computer room cap)
+    member_hosts: dict[str, str] = field(default_factory=dict)  # session -> client host (per-computer caps)
 
     @property
     def ids(self) -> tuple[int, ...]:
@@ -68,6 +73,15 @@ class Room:
 
     def correct(self) -> int:
         return sum(v.token_id == self.chosen.token_id for v in self.votes.values())
+
+    def joined_from(self, host: str) -> int:
+        return sum(h == host for h in self.member_hosts.values())
+
+    def audience(self, trusted: Callable[[str], bool]) -> int:
+        """Devices other than the presenter's that joined: distinct hosts, each session of a `trusted` host
+        (this machine, or unknown) counted apart, so one computer inventing sessions counts once."""
+        return len({s if trusted(h) else h for s, h in self.member_hosts.items()
+                    if s != self.owner and (trusted(h) or h != self.host)})
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,7 @@ class RoomView:
     your_vote_correct: bool | None = None       # after the reveal
     history: tuple[RoundResult, ...] = ()
     people: tuple[tuple[str, bool], ...] = ()   # the presenter only: (name, voted this round) of named members
+    owner_token: str = ""   # only in the views open/resume hand the presenter's page (never in as_api)
 
     def as_api(self) -> dict[str, Any]:
         cand = (lambda c: {"token": c.label, "text": c.text, "id": c.token_id, "prob": c.prob})
@@ -108,7 +123,7 @@ class RoomView:
                 "people": [{"name": n, "voted": v} for n, v in self.people]}
 
 
-def room_view(room: Room, session: str) -> RoomView:
+def room_view(room: Room, session: str, with_token: bool = False) -> RoomView:
     """The room as `session` may see it (call under the hub's lock: it copies what it shows)."""
     owner = bool(session) and session == room.owner
     shown = owner or room.revealed
@@ -122,4 +137,5 @@ def room_view(room: Room, session: str) -> RoomView:
         your_name=room.members.get(session, ""), your_vote=mine.guess if mine else None,
         your_vote_correct=(mine.token_id == room.chosen.token_id) if (mine and room.revealed) else None,
         history=tuple(room.history),
-        people=tuple((n, s in room.votes) for s, n in room.members.items() if n) if owner else ())
+        people=tuple((n, s in room.votes) for s, n in room.members.items() if n) if owner else (),
+        owner_token=room.token if (owner and with_token) else "")

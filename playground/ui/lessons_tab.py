@@ -164,9 +164,13 @@ def wire(services: Services, demo: gr.Blocks, bar: LessonBar, targets: links.Lin
             return None, None
         return st.state, st.adapter
 
-    def show(lesson: Lesson, index: int, run_id: str | None, session_value: Any, request: gr.Request | None):
+    def show(lesson: Lesson, index: int, run_id: str | None, session_value: Any, request: gr.Request | None,
+             act: bool = True):
+        """The step on screen; with `act`, also its action (start the quick run, send the Compare message). A
+        link opening the page shows the step without acting: thirty students opening the presenter's link must
+        not start thirty runs or thirty Compare sends."""
         step = lesson.steps[index]
-        out = {bar.index: index, bar.say: say_html(lesson, index), bar.action: step.action or ""}
+        out = {bar.index: index, bar.say: say_html(lesson, index), bar.action: step.action if act else ""}
         for i, button in enumerate(bar.steps[:len(lesson.steps)]):  # the step on screen stands out
             out[button] = gr.Button(variant="primary" if i == index else "secondary")
         notes, adapter = [], None
@@ -182,7 +186,10 @@ def wire(services: Services, demo: gr.Blocks, bar: LessonBar, targets: links.Lin
             adapter = choice.name
             if adapter is None:
                 out[bar.action] = ""  # nothing to ask yet
-        if step.action == "train":
+        if step.action and not act:
+            what = "start its training run" if step.action == "train" else "send its Compare message"
+            notes.append(f"Opened from a link: press step {index + 1} to {what}.")
+        elif step.action == "train":
             try:
                 result = panel.start_request(lesson.recipe, json.dumps(lesson.quick), starter(request))
             except USER_ERRORS as err:
@@ -231,7 +238,7 @@ def wire(services: Services, demo: gr.Blocks, bar: LessonBar, targets: links.Lin
         out.update(opened(lesson))
         step = str(query.get("step", "")).strip()
         if step.isdigit() and 1 <= int(step) <= len(lesson.steps):
-            out.update(show(lesson, int(step) - 1, None, session_value, request))
+            out.update(show(lesson, int(step) - 1, None, session_value, request, act=False))
         return out
 
     def tick(run_id: str | None) -> dict[Any, Any]:

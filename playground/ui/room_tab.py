@@ -4,7 +4,8 @@ reveals the model's choice, and the next round appends it. Plus the /room_* API 
 
 Layout and event wiring only; rooms live in playground/classroom/ (RoomHub, held by Services). A browser
 session (gr.Request.session_hash, one per page load) is a person: it owns the room it opened and has one vote
-per round.
+per round. The presenter's browser also keeps the room's owner token (gr.BrowserState, in localStorage), so a
+reload of the projector page gets the room back; the client's host feeds the hub's per-computer caps.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ LIVE = dict(api_visibility="private", show_progress="hidden", concurrency_limit=
 
 def _session(request: gr.Request | None) -> str:
     return (request.session_hash or "") if request is not None else ""
+
+
+def _host(request: gr.Request | None) -> str:
+    client = getattr(request, "client", None) if request is not None else None
+    return str(getattr(client, "host", "") or "")
+
+
+def _token(key: Any) -> str:
+    """The owner token in the browser's key: a dict, because BrowserState does not store a falsy value, so {}
+    is how a closed room's token is cleared."""
+    return str(key.get("owner", "")) if isinstance(key, dict) else ""
 
 
 def _url(request: gr.Request | None, code: str) -> str:
@@ -68,6 +80,7 @@ def build(services: Services) -> None:
                     p_status = gr.HTML(elem_id="room-status")
                     chart = gr.Plot(label="Votes and the model's distribution", elem_id="room-chart")
             room_code = gr.State("")  # the code of the room this page presents
+            owner_key = gr.BrowserState({}, storage_key="pg-room-owner")  # {"owner": token}: survives a reload
             shown = gr.State(-1)      # the room version on screen: a poll redraws only when it changed
             p_timer = gr.Timer(PRESENTER_POLL, active=False)
         with gr.Tab("Student", id="room-student"):
@@ -98,52 +111,72 @@ def build(services: Services) -> None:
         return {room_code: "", shown: -1, p_timer: gr.Timer(active=False), join_panel: "", chart: None,
                 p_status: notice_html(message), **{b: gr.Button(interactive=False) for b in presenter_buttons}}
 
-    def on_open(text: str, use_chat: bool, show: bool, request: gr.Request) -> dict:
-        try:
-            view = hub.open(text, use_chat, _session(request))
-        except USER_ERRORS as err:
-            return {p_status: notice_html(f"⚠️ {err}")}
+    def presenting(view: RoomView, show: bool, request: gr.Request | None) -> dict:
+        """The whole presenter view of a room this page (now) presents: on open, and on a reload."""
         url = _url(request, view.code)
         return {**presenter_view(view, show), room_code: view.code, join_panel: join_html(view.code, url, qr_svg(url)),
-                p_timer: gr.Timer(active=True), close_btn: gr.Button(interactive=True)}
+                p_timer: gr.Timer(active=True), close_btn: gr.Button(interactive=True),
+                owner_key: {"owner": view.owner_token}}
 
-    def presenter_action(action: Callable[[str, str], RoomView], quiet: bool = False) -> Callable[..., dict]:
-        def handler(code: str, show: bool, request: gr.Request) -> dict:
+    def on_open(text: str, use_chat: bool, show: bool, key: Any, request: gr.Request) -> dict:
+        try:  # the browser's old token closes its room from before a reload too: one room per presenter
+            view = hub.open(text, use_chat, _session(request), host=_host(request), token=_token(key))
+        except USER_ERRORS as err:
+            return {p_status: notice_html(f"⚠️ {err}")}
+        return presenting(view, show, request)
+
+    def presenter_action(action: Callable[[str, str, str], RoomView], quiet: bool = False) -> Callable[..., dict]:
+        def handler(code: str, show: bool, key: Any, request: gr.Request) -> dict:
             if not code:
                 return {p_status: gr.skip()} if quiet else presenter_gone("Open a room first.")
             try:
-                return presenter_view(action(code, _session(request)), show)
+                return presenter_view(action(code, _session(request), _token(key)), show)
             except USER_ERRORS as err:
-                if hub.owned_by(_session(request)) != code:  # closed or expired meanwhile
+                if hub.owned_by(_session(request), _token(key)) != code:  # closed or expired meanwhile
                     return presenter_gone(f"⚠️ {err}")
                 return {p_status: notice_html(f"⚠️ {err}")}
         return handler
 
-    def on_close(code: str, request: gr.Request) -> dict:
+    def on_close(code: str, key: Any, request: gr.Request) -> dict:
+        cleared: dict = {}
         try:
             if code:
-                hub.close(code, _session(request))
+                hub.close(code, _session(request), _token(key))
+                cleared = {owner_key: {}}  # only when it was this token's room: another tab may hold a newer one
         except USER_ERRORS:
             pass  # already gone: closing is what was asked
-        return presenter_gone(f"Room {code} is closed: its prompt, names and votes are forgotten." if code else "")
+        return {**presenter_gone(f"Room {code} is closed: its prompt, names and votes are forgotten."
+                                 if code else ""), **cleared}
 
-    def on_presenter_tick(code: str, seen: int, show: bool, request: gr.Request) -> Any:
+    def on_presenter_tick(code: str, seen: int, show: bool, key: Any, request: gr.Request) -> Any:
         if not code:
             return {p_timer: gr.Timer(active=False)}
         try:
-            view = hub.snapshot(code, _session(request))
+            view = hub.snapshot(code, _session(request), _token(key))
         except USER_ERRORS as err:
             return presenter_gone(f"⚠️ {err}")
         return {shown: gr.skip()} if view.version == seen else presenter_view(view, show)
 
-    p_in = [room_code, peek]
-    p_out = [p_text, p_status, chart, shown, reveal_btn, next_btn, close_btn, room_code, join_panel, p_timer]
-    open_btn.click(on_open, [prompt, chat, peek], p_out, **PRIVATE)
+    p_in = [room_code, peek, owner_key]
+    p_out = [p_text, p_status, chart, shown, reveal_btn, next_btn, close_btn, room_code, join_panel, p_timer,
+             owner_key]
+    open_btn.click(on_open, [prompt, chat, peek, owner_key], p_out, **PRIVATE)
     reveal_btn.click(presenter_action(hub.reveal), p_in, p_out, **PRIVATE)
     next_btn.click(presenter_action(hub.next_round), p_in, p_out, **PRIVATE)
     peek.change(presenter_action(hub.snapshot, quiet=True), p_in, p_out, **PRIVATE)
-    close_btn.click(on_close, room_code, p_out, **PRIVATE)
-    p_timer.tick(on_presenter_tick, [room_code, shown, peek], p_out, **LIVE)
+    close_btn.click(on_close, [room_code, owner_key], p_out, **PRIVATE)
+    p_timer.tick(on_presenter_tick, [room_code, shown, peek, owner_key], p_out, **LIVE)
+
+    def on_key(key: Any, code: str, show: bool, request: gr.Request) -> dict:
+        """A browser keeping a live room's owner token gets its presenter view back (a reloaded projector).
+        Not on the page's load: BrowserState reads localStorage when its tab is first drawn, which for a tab
+        other than the first comes later, and then fires this change."""
+        if not _token(key) or code:  # nothing kept, or this page presents its room already (set by Open)
+            return {room_code: gr.skip()}
+        view = hub.resume(_token(key), _session(request))
+        return presenting(view, show, request) if view is not None else {room_code: gr.skip()}
+
+    owner_key.change(on_key, [owner_key, room_code, peek], p_out, **PRIVATE)
 
     def student_view(view: RoomView, state: dict) -> dict:
         key = f"{view.round}|{view.revealed}|{view.your_vote}"
@@ -160,7 +193,7 @@ def build(services: Services) -> None:
 
     def on_join(code: str, name: str, state: dict, request: gr.Request) -> dict:
         try:
-            view = hub.join(code, _session(request), name)
+            view = hub.join(code, _session(request), name, _host(request))
         except USER_ERRORS as err:
             return {s_status: notice_html(f"⚠️ {err}")}
         return {**student_view(view, state or {}), s_code: view.code, ballot: gr.Column(visible=True),
@@ -170,11 +203,14 @@ def build(services: Services) -> None:
         state = state or {}
         if not state.get("code"):
             return {s_status: notice_html("⚠️ Join a room first: type its code and press Join.")}
-        try:  # a typed guess wins over the list: typing is the deliberate act
-            view = hub.vote(state["code"], _session(request), guess if (guess or "").strip() else choice)
+        # Whichever the student used last wins: a pick from the list clears the typed box (pick.input below)
+        # and a vote clears it too, so a typed guess counts only while it is the latest thing entered.
+        try:
+            view = hub.vote(state["code"], _session(request), guess if (guess or "").strip() else choice,
+                            _host(request))
         except USER_ERRORS as err:
             return {s_status: notice_html(f"⚠️ {err}")}
-        return student_view(view, state)
+        return {**student_view(view, state), typed: ""}
 
     def on_student_tick(state: dict, request: gr.Request) -> Any:
         state = state or {}
@@ -203,6 +239,7 @@ def build(services: Services) -> None:
     s_code.submit(on_join, [s_code, s_name, seat], s_out, **PRIVATE)
     vote_btn.click(on_vote, [pick, typed, seat], s_out, **PRIVATE)
     typed.submit(on_vote, [pick, typed, seat], s_out, **PRIVATE)
+    pick.input(None, None, typed, js="() => ''")  # in the browser: picking clears a typed guess at once
     s_timer.tick(on_student_tick, seat, s_out, **LIVE)
     load_out = [s_code, parts] + ([outer] if isinstance(outer, gr.Tabs) else [])
     gr.on(None, on_load, None, load_out, queue=False, **PRIVATE)
@@ -216,18 +253,18 @@ def _register_api(hub: RoomHub) -> None:
     @api_errors
     def room_open(prompt: str, chat: bool = False, request: gr.Request | None = None) -> dict:
         """Open a room on a prompt (this client presents it; its previous room closes). Adds join_url."""
-        view = hub.open(prompt, chat, _session(request))
+        view = hub.open(prompt, chat, _session(request), host=_host(request))
         return {**view.as_api(), "join_url": _url(request, view.code)}
 
     @api_errors
     def room_join(code: str, name: str = "", request: gr.Request | None = None) -> dict:
         """Join a room by its code; the name is optional."""
-        return hub.join(code, _session(request), name).as_api()
+        return hub.join(code, _session(request), name, _host(request)).as_api()
 
     @api_errors
     def room_vote(code: str, token: str, request: gr.Request | None = None) -> dict:
         """Vote for the next token: a token from `choices` or any text; again before the reveal replaces it."""
-        return hub.vote(code, _session(request), token).as_api()
+        return hub.vote(code, _session(request), token, _host(request)).as_api()
 
     @api_errors
     def room_state(code: str, request: gr.Request | None = None) -> dict:

@@ -1,6 +1,8 @@
 """The presenter's browser goes first on the model (the scheduling itself is model/turns.py).
 
-"The presenter" is the browser session that has a Guess-the-next-token room open: the page on the projector.
+"The presenter" is the browser session that presents a Guess-the-next-token room other devices joined
+(RoomHub.presenting): the page on the projector. Owning a room is not enough, or any student could open one
+to jump the queue.
 Its Decode steps, generations and Compare turns run at `Urgency.PRESENTER`, so a room of students working
 on the same server does not make the class wait for the projector. Any other page runs at the urgency of the
 call itself.
@@ -30,9 +32,9 @@ def request_session() -> str:
 
 
 def is_presenter(rooms: RoomHub) -> bool:
-    """True when the current event comes from the page that owns an open room."""
+    """True when the current event comes from the page presenting a room with an audience."""
     session = request_session()
-    return bool(session) and rooms.owned_by(session) is not None
+    return bool(session) and rooms.presenting(session)
 
 
 def presenter_first(rooms: RoomHub, fn: Callable[..., Any]) -> Callable[..., Any]:
