@@ -10,7 +10,7 @@ import torch
 
 from playground.decode.sampling import SamplingSettings, greedy_token, sample_token
 from playground.decode.session import DecodeService, StepState
-from playground.decode.steps import choose, generate_states, state_for_prompt
+from playground.decode.steps import choose, for_current_model, generate_states, state_for_prompt
 
 
 @pytest.fixture()
@@ -27,6 +27,23 @@ def test_state_for_prompt_continues_the_built_text_only_for_the_same_box(svc):
     assert state_for_prompt(svc, None, "Hello", False).prompt.text == "Hello"
     with pytest.raises(ValueError, match="empty"):
         state_for_prompt(svc, None, "  ", False)
+
+
+def test_after_a_model_switch_the_old_token_ids_are_not_fed_as_other_text(svc):
+    """Ids made by another model's tokenizer would read as other words: the prompt is tokenized again (the Decode
+    tab redraws through this on the app's change signal; beam search and the comparison continue through it)."""
+    from dataclasses import replace
+
+    st = choose(svc, StepState(prompt=svc.encode("Once upon a time", False)), SamplingSettings(), "greedy")
+    assert for_current_model(svc, st) == (st, "")  # same tokenizer (an adapter change): everything kept
+    other = replace(st, prompt=replace(st.prompt, ids=(261, 300, 291, 297)))  # as another tokenizer made them
+    again, note = for_current_model(svc, other)
+    assert again.ids == svc.encode("Once upon a time", False).ids and again.chosen == ()
+    assert note == ("The model changed: the prompt was tokenized again for it; the 1 token chosen under the "
+                    "previous model dropped.")
+    assert state_for_prompt(svc, other, "Once upon a time", False).ids == again.ids
+    beyond = replace(st.chosen[0], token_id=len(svc.tokenizer()) + 5)  # a token this vocabulary lacks
+    assert for_current_model(svc, replace(st, chosen=(beyond,)))[0].chosen == ()
 
 
 def test_choose_picks_samples_and_takes_the_argmax(svc):
@@ -61,14 +78,14 @@ def test_generate_states_grow_token_by_token(svc):
 def test_with_settings_builds_one_settings_object_and_turns_mistakes_into_gr_error():
     import gradio as gr
 
-    from playground.ui.decode_tab import KNOBS, settings_wrapper
+    from playground.ui.decode_handlers import KNOBS, settings_wrapper
 
     from types import SimpleNamespace
 
     # A browser that follows the server gets the server's DecodeService (here None: no words typed, so no
     # tokenizer is needed); the choice is the first input of every knob handler.
     services = SimpleNamespace(decode=SimpleNamespace(seen_by=lambda view: None),
-                               rooms=SimpleNamespace(owned_by=lambda session: None))  # no room: no presenter
+                               rooms=SimpleNamespace(presenting=lambda session: False))  # no room: no presenter
     with_settings = settings_wrapper(services)
     more_off = (1.0, 0.0, 0.0, 0.0, 0, "", "")  # typical, ε, η, top-h, n-gram, bias, banned words
     assert KNOBS == 5 + len(more_off)

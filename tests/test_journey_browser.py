@@ -167,6 +167,10 @@ def test_a_newcomers_journey(journey_url, page, second):
 
     # 6. Decode with the adapter: the chart overlays the base model's probabilities, the table a "base raw" column.
     page.get_by_role("tab", name="Decode").click()
+    # The view drawn in step 1 was redrawn when this browser activated the adapter: no base model's numbers left
+    page.wait_for_function("() => [...document.querySelectorAll('#decode-table th span.header')]"
+                           ".some(th => th.innerText.trim() === 'base raw')")
+    assert page.locator("#decode-prompt textarea").input_value() == "日本の首都は"
     page.locator("#decode-prompt textarea").fill(MESSAGE)
     page.locator("#decode-chat input").check()
     page.locator("#decode-run").click()

@@ -208,6 +208,13 @@ def test_a_bad_link_opens_with_notes_and_the_rest_applied(tiny_store):
     assert out[STATE_AT].chosen == () and out[STATE_AT].prompt.text == "Hello"
 
 
+def test_a_crafted_key_cannot_put_a_link_or_bold_text_in_the_notice(tiny_store):
+    services, _, _ = _parts(tiny_store)
+    notes = _apply(services, {"[Log in again](http://10.0.0.9/x)": "1", "**urgent**": "1"})[1]
+    assert r"\[Log in again\]\(http://10.0.0.9/x\)" in notes and r"\*\*urgent\*\*" in notes
+    assert "](" not in notes and "**" not in notes
+
+
 def test_steps_past_the_context_are_dropped_and_the_prompt_shown(tiny_store):
     services, _, _ = _parts(tiny_store)
     out = _apply(services, {"prompt": "word " * 600, "steps": ",".join(["g5"] * 200)})

@@ -24,8 +24,22 @@ def state_for_prompt(svc: DecodeService, st: StepState | None, prompt_text: str,
     """The step-through state when it was built from this prompt box (same text, same chat flag), so beam
     search and the comparison continue the text built so far; otherwise a fresh state for the box's text."""
     if st is not None and st.prompt.text == prompt_text and st.prompt.chat == bool(chat):
-        return st
+        return for_current_model(svc, st)[0]
     return StepState(prompt=svc.encode(prompt_text, chat))
+
+
+def for_current_model(svc: DecodeService, st: StepState) -> tuple[StepState, str]:
+    """`st` as the model loaded now reads it, and a sentence when that changed it. Token ids mean text only under
+    the tokenizer that made them: after a switch to a model that tokenizes the prompt differently, the old ids
+    would be fed as other words, so the prompt is encoded again and the chosen tokens are dropped. An adapter
+    change (same tokenizer) keeps everything: only the probabilities are drawn again."""
+    again = svc.encode(st.prompt.text, st.prompt.chat)
+    vocab = len(svc.tokenizer())
+    if again.ids == st.prompt.ids and all(c.token_id < vocab for c in st.chosen):
+        return st, ""
+    n = len(st.chosen)
+    dropped = f"; the {n} token{'s' * (n != 1)} chosen under the previous model dropped" if n else ""
+    return StepState(prompt=again), f"The model changed: the prompt was tokenized again for it{dropped}."
 
 
 def choose(svc: DecodeService, st: StepState | None, settings: SamplingSettings, how: str,

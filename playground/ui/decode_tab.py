@@ -8,8 +8,6 @@ branch.py for branching, views.py for what is shown).
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -17,27 +15,23 @@ import gradio as gr
 from playground.decode.beam import MAX_BEAMS, MAX_STEPS, BeamSettings
 from playground.decode.beam_report import FINAL_HEADERS
 from playground.decode.branch import branch, follow
-from playground.decode.checks import check_int
-from playground.decode.sampling import SamplingSettings
 from playground.decode.session import DecodeService, StepState
 from playground.decode.steps import (
     MAX_STEP_TOKENS,
     choose,
+    for_current_model,
     generate_states,
     state_for_prompt,
 )
 from playground.decode.text_view import TEXT_CSS, TEXT_JS
 from playground.decode.views import (
     COMPARE_HEADERS,
-    KNOB_NAMES,
     TABLE_HEADERS,
     beam_run,
     built_text_html,
     column_widths,
     comparison_stream,
-    distribution_view,
     explorer_figures,
-    settings_from_values,
     template_view,
 )
 from playground.services import Services
@@ -46,51 +40,17 @@ from playground.ui.decode_samplers import TREE_CLICK_JS, more_samplers
 from playground.ui.errors import api_errors
 from playground.ui.link_parts import DecodeParts, link_row
 from playground.ui.session_adapter import decode_for
-from playground.ui.turns import presenter_first
+from playground.ui.decode_handlers import session_values, settings_wrapper, view_updates
 
 EXAMPLES = ["The rain in Spain falls mainly in the", "The capital of France is", "Once upon a time, there was a",
             "def fibonacci(n):", "日本の首都は", "My favourite food is 🍕 because"]
 PRIVATE = dict(api_visibility="private")
-KNOBS = len(KNOB_NAMES)  # the five sliders, "More samplers": always the first inputs of a knob handler
 
 
-def session_values(services: Services, values: tuple) -> tuple:
-    """(svc as this session sees it, SamplingSettings, *the handler's own values) from a knob handler's inputs."""
-    svc = decode_for(services, values[0])
-    return (svc, settings_from_values(svc, *values[1:KNOBS + 1]), *values[KNOBS + 1:])
-
-
-def settings_wrapper(services: Services) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A decorator: Gradio calls the result with this browser's adapter choice, then the knob values
-    (KNOB_NAMES order), then the handler's own inputs; fn(svc, settings, *rest) runs with the DecodeService
-    as this session sees it (its own adapter) and one SamplingSettings (words tokenized with the current
-    model). User mistakes become a gr.Error."""
-    def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if inspect.isgeneratorfunction(fn):
-            def stream(*values: Any) -> Any:
-                yield from fn(*session_values(services, values))
-            return api_errors(presenter_first(services.rooms, stream))
-
-        def call(*values: Any) -> Any:
-            return fn(*session_values(services, values))
-        return api_errors(presenter_first(services.rooms, call))
-    return with_settings
-
-
-def _table_update(headers: list[str], rows: list[list[Any]]) -> gr.Dataframe:
-    return gr.Dataframe(value=rows, headers=headers, column_widths=column_widths(headers))
-
-
-def view_updates(svc: DecodeService, settings: SamplingSettings, st: StepState, n: Any) -> tuple:
-    """The Next-token view of `st` (the outputs state, chart, stats, table, candidates, text, waterfall)."""
-    v = distribution_view(svc, st, settings, check_int("top_n", n, 1, 200))
-    return (st, v.figure, v.stats, _table_update(v.headers, v.table), gr.Radio(choices=v.candidates, value=None),
-            v.text_html, v.waterfall)
-
-
-def build(services: Services, session: gr.State, header: gr.Markdown | None = None) -> DecodeParts:
-    """Lay out the Decode tab inside the current gr.Tab; `session`: this browser's adapter choice. Returns
-    the components a link sets (ui/links.py)."""
+def build(services: Services, session: gr.State, header: gr.Markdown | None = None,
+          stamp: gr.State | None = None) -> DecodeParts:
+    """Lay out the Decode tab inside the current gr.Tab; `session`: this browser's adapter choice; `stamp`: the
+    app's change signal (app_ui). Returns the components a link sets (ui/links.py)."""
     svc: DecodeService = services.decode  # the API's (the server's adapter); handlers get their session's
     with_settings = settings_wrapper(services)
 
@@ -196,6 +156,15 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
         return skip_view if st is None else _view(svc, settings, st, n)
 
     @with_settings
+    def on_model_change(svc, settings, st, n):
+        """The model or an adapter changed: the numbers on screen may be another model's. Drawn again (the
+        logits cache makes that cheap when this browser's model did not change, e.g. another adapter saved)."""
+        if st is None:
+            return (*skip_view, gr.skip(), gr.skip())
+        st, note = for_current_model(svc, st)
+        return (*_view(svc, settings, st, n), note or gr.skip(), template_view(svc, st))
+
+    @with_settings
     def on_pick(svc, settings, st, n, token_id):
         return skip_view if token_id is None else _view(svc, settings, choose(svc, st, settings, "picked", token_id), n)
 
@@ -278,6 +247,10 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
            *(e for box in more_texts for e in (box.submit, box.blur))],  # words: on Enter or leaving the box
           on_settings, knob_inputs(state, top_n), view_out, trigger_mode="always_last", show_progress="hidden",
           **PRIVATE)
+    if stamp is not None:  # a model switch, or an adapter activated for the server or this browser
+        gr.on([stamp.change, session.change], on_model_change, knob_inputs(state, top_n),
+              [*view_out, notice, template], trigger_mode="always_last", show_progress="hidden",
+              **PRIVATE)
     candidates.input(on_pick, knob_inputs(state, top_n, candidates), view_out, **PRIVATE)
     sample.click(on_sample, knob_inputs(state, top_n, seed), view_out, **PRIVATE)
     greedy.click(on_greedy, knob_inputs(state, top_n), view_out, **PRIVATE)

@@ -1,0 +1,56 @@
+"""The Decode tab's handler plumbing: each knob handler runs with this browser's DecodeService and one
+SamplingSettings, and `view_updates` maps a StepState onto the Next-token view's components (the tab and
+links.py both draw through it)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from playground.decode.checks import check_int
+from playground.decode.sampling import SamplingSettings
+from playground.decode.session import DecodeService, StepState
+from playground.decode.views import KNOB_NAMES, column_widths, distribution_view, settings_from_values
+from playground.services import Services
+from playground.ui.errors import api_errors
+from playground.ui.session_adapter import decode_for
+from playground.ui.turns import presenter_first
+
+KNOBS = len(KNOB_NAMES)  # the five sliders, "More samplers": always the first inputs of a knob handler
+
+
+def session_values(services: Services, values: tuple) -> tuple:
+    """(svc as this session sees it, SamplingSettings, *the handler's own values) from a knob handler's inputs."""
+    svc = decode_for(services, values[0])
+    return (svc, settings_from_values(svc, *values[1:KNOBS + 1]), *values[KNOBS + 1:])
+
+
+def settings_wrapper(services: Services) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator: Gradio calls the result with this browser's adapter choice, then the knob values
+    (KNOB_NAMES order), then the handler's own inputs; fn(svc, settings, *rest) runs with the DecodeService
+    as this session sees it (its own adapter) and one SamplingSettings (words tokenized with the current
+    model). User mistakes become a gr.Error."""
+    def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(fn):
+            def stream(*values: Any) -> Any:
+                yield from fn(*session_values(services, values))
+            return api_errors(presenter_first(services.rooms, stream))
+
+        def call(*values: Any) -> Any:
+            return fn(*session_values(services, values))
+        return api_errors(presenter_first(services.rooms, call))
+    return with_settings
+
+
+def _table_update(headers: list[str], rows: list[list[Any]]) -> gr.Dataframe:
+    return gr.Dataframe(value=rows, headers=headers, column_widths=column_widths(headers))
+
+
+def view_updates(svc: DecodeService, settings: SamplingSettings, st: StepState, n: Any) -> tuple:
+    """The Next-token view of `st` (the outputs state, chart, stats, table, candidates, text, waterfall)."""
+    v = distribution_view(svc, st, settings, check_int("top_n", n, 1, 200))
+    return (st, v.figure, v.stats, _table_update(v.headers, v.table), gr.Radio(choices=v.candidates, value=None),
+            v.text_html, v.waterfall)
