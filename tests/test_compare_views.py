@@ -7,7 +7,7 @@ import pytest
 
 from playground.compare.chat import NO_ADAPTER_HINT, CompareSettings, CompareUpdate
 from playground.compare.views import column_views, compare_header, settings_from_controls, settings_note
-from playground.decode.sampling import SamplingSettings
+from playground.decode.sampling import SamplingSettings, generate_kwargs
 
 NO_ADAPTER = "No adapter is active"
 
@@ -59,9 +59,19 @@ def test_settings_note_names_the_values_and_the_difference_from_decode():
     note = settings_note()
     assert f"temperature {d.sampling.temperature:g}" in note and f"top-p {d.sampling.top_p:g}" in note
     assert f"Decode tab's starting values (temperature {decode.temperature:g}, top-p {decode.top_p:g})" in note
-    changed = settings_from_controls("", 0, 50, 1.0, 0, 1.0, 64, 3)
+    changed = settings_from_controls("", 0.5, 50, 1.0, 0, 1.0, 64, 3)
     note = settings_note(changed)
-    assert "temperature 0 ·" in note and "seed 3" in note and "64 new tokens" in note and "Decode" not in note
+    assert "temperature 0.5 ·" in note and "seed 3" in note and "64 new tokens" in note and "Decode" not in note
+
+
+def test_settings_note_at_temperature_0_says_greedy_not_sampling():
+    """At temperature 0 generate() takes the argmax: top-k / top-p / min-p and the seed do nothing."""
+    s = settings_from_controls("", 0, 50, 0.9, 0.1, 1.3, 128, 0)
+    assert generate_kwargs(s.sampling)["do_sample"] is False
+    note = settings_note(s)
+    assert "samples" not in note and "greedily" in note and "repetition penalty 1.3" in note
+    assert "top-k, top-p, min-p and the seed are unused" in note
+    assert "top-k 50" not in note and "top-p 0.9" not in note and "min-p 0.1" not in note and "seed 0" not in note
 
 
 def test_settings_from_controls_names_a_bad_field():
@@ -91,3 +101,19 @@ def test_the_page_says_what_the_sliders_hold(tiny_store):
     h = compare_header(None)
     assert _component(demo, "pg-compare-hint").value == h.hint
     assert _component(demo, "pg-compare-diff").value == h.placeholder
+
+
+def test_evaluation_chart_shows_accuracies_in_percent_like_the_table():
+    from playground.compare.charts import metrics_figure
+    from playground.compare.evaluation import EvalResult, Scores
+
+    result = EvalResult("pig-latin", "tiny", 10, True, Scores("base", None, 2.0, 7.39, 0.25, 0.1),
+                        Scores("tuned", "a", 1.0, 2.72, 0.873, 0.5), ["x"] * 10)
+    fig = metrics_figure(result)
+    table = result.table()
+    for i, key in ((2, "word_accuracy"), (3, "exact_match")):
+        bars = fig.data[i]
+        assert list(bars.y) == pytest.approx([100 * getattr(result.base, key), 100 * getattr(result.tuned, key)])
+        assert list(bars.text) == [table[0][2 + i], table[1][2 + i]]  # e.g. "87.3 %", the table's cell
+    assert fig.layout.yaxis3.range == (0, 100) and fig.layout.yaxis3.ticksuffix == " %"
+    assert list(fig.data[0].y) == [2.0, 1.0]  # loss keeps its own scale

@@ -199,3 +199,19 @@ def test_tokens_round_trip_with_readable_labels(tokenizer):
     api = result.as_api()
     assert api["count"] == len(ids) and api["ids"] == ids and api["tokens"][1]["token"] == "␣capital"
     assert "<|im_start|>" in api["chat_template_sample"]
+
+
+def test_lens_summary_says_when_the_answer_first_enters_the_top_tokens():
+    """The answer (id 9) is in the top 5 at layer 1, drops out at layer 2, is top-1 at layer 3: the summary may not
+    claim it stays among the top 5 from layer 1."""
+    from playground.inside.lens import LensLayer, LensResult, LensToken
+    from playground.inside.tokens import Prompt
+
+    def layer(i: int, ids: list[int]) -> LensLayer:
+        return LensLayer(i, f"layer {i}", tuple(LensToken(f"t{t}", t, 0.1) for t in ids))
+
+    layers = (layer(0, [1, 2, 3, 4, 5]), layer(1, [1, 2, 3, 4, 9]), layer(2, [1, 2, 3, 4, 5]),
+              layer(3, [9, 1, 2, 3, 4]), layer(4, [9, 1, 2, 3, 4]))
+    result = LensResult(Prompt("x", False, "x", (1,), ("x",)), layers, (0,), (), 0.0)
+    summary = result.summary()
+    assert "first enters the top 5 at layer 1" in summary and "among the top 5 from" not in summary

@@ -49,7 +49,8 @@ def test_full_fp32_with_8bit_adam():
 def test_qlora_base_is_four_bit_with_double_quant():
     est = estimate_memory(SHAPE, MemoryEstimateConfig(batch_size=1, seq_len=4, precision="bf16", method="qlora",
                                                       lora_rank=2, optimizer="paged_adamw_8bit"))
-    assert est.weights == pytest.approx(1000 * (0.5 + 0.127 / 8) + 160)
+    # only the Linear weights (8·8 + 8·16 = 192) are NF4; the other 808 parameters stay bf16
+    assert est.weights == pytest.approx(192 * (0.5 + 0.127 / 8) + 808 * 2 + 160)
     assert est.optimizer == 80 * 2
     assert any("Paged" in n for n in est.notes) and any("NF4" in n for n in est.notes)
 
@@ -74,3 +75,42 @@ def test_model_shape_from_tiny_llama(tiny_store):
     assert len(shape.lora_linears) == 14
     assert (32, 32) in shape.lora_linears and (32, 16) in shape.lora_linears  # k_proj: 2 KV heads × 8
     assert shape.hidden_size == 32 and shape.num_layers == 2 and shape.num_heads == 4
+
+
+def test_qlora_keeps_tied_embeddings_and_norms_in_16_bit():
+    """bitsandbytes quantizes the Linear layers only: the (tied) embeddings, norms and output head stay 16-bit."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    shape = model_shape(model)
+    linear = sum(m.weight.numel() for n, m in model.named_modules()
+                 if isinstance(m, torch.nn.Linear) and n != "lm_head")
+    assert shape.total_params == 50_592 and shape.quantized_params == linear == 18_432  # embeddings: 32,000
+    est = estimate_memory(shape, MemoryEstimateConfig(precision="bf16", method="qlora", lora_rank=4))
+    nf4 = 0.5 + 0.127 / 8
+    assert est.weights == pytest.approx(linear * nf4 + (50_592 - linear) * 2 + est.trainable_params * 2)
+    assert any("embeddings" in n and "bf16" in n for n in est.notes)
+
+
+def test_qlora_quantizes_what_transformers_bitsandbytes_replaces():
+    """The 4-bit count is what transformers' own bitsandbytes integration turns into Linear4bit (tied or not)."""
+    bnb = pytest.importorskip("bitsandbytes")
+    import torch
+    from transformers import BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
+    from transformers.integrations.bitsandbytes import replace_with_bnb_linear
+    from transformers.quantizers.base import get_keys_to_not_convert
+
+    for tied in (True, False):
+        config = LlamaConfig(vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=tied)
+        with torch.device("meta"):
+            model = LlamaForCausalLM(config)
+        shape = model_shape(model)
+        replace_with_bnb_linear(model, modules_to_not_convert=get_keys_to_not_convert(model),
+                                quantization_config=BitsAndBytesConfig(load_in_4bit=True))
+        four_bit = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
+        assert shape.quantized_params == four_bit > 0

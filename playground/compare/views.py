@@ -95,9 +95,14 @@ def settings_note(current: CompareSettings | None = None) -> str:
     """The sampling every column uses, in words, and how it differs from the Decode tab's starting point."""
     s = current or CompareSettings()
     p, d = s.sampling, SamplingSettings()  # SamplingSettings() = the Decode tab's starting values
-    line = (f"Every column samples with temperature {p.temperature:g} · top-k {p.top_k} · top-p {p.top_p:g} · "
-            f"min-p {p.min_p:g} · repetition penalty {p.repetition_penalty:g} · seed {s.seed}, up to "
-            f"{s.max_new_tokens} new tokens.")
+    if p.greedy:  # generate() takes the argmax: no sampling, so the filters and the seed do nothing
+        line = (f"Every column decodes greedily (temperature 0: the most likely token at every step) · repetition "
+                f"penalty {p.repetition_penalty:g}, up to {s.max_new_tokens} new tokens; top-k, top-p, min-p and "
+                "the seed are unused.")
+    else:
+        line = (f"Every column samples with temperature {p.temperature:g} · top-k {p.top_k} · top-p {p.top_p:g} · "
+                f"min-p {p.min_p:g} · repetition penalty {p.repetition_penalty:g} · seed {s.seed}, up to "
+                f"{s.max_new_tokens} new tokens.")
     if p == CompareSettings().sampling and p != d:
         line += (f" These chat-style defaults differ from the Decode tab's starting values (temperature "
                  f"{d.temperature:g}, top-p {d.top_p:g}); change them under Settings (temperature 0 = greedy).")

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from playground.decode.beam import BeamResult
+from playground.decode.processors import scaled_basis
 from playground.decode.sampling import SamplingSettings, TokenRow, cumulative_basis
 from playground.decode.settings import describe_more
 
@@ -38,7 +39,7 @@ def distribution_figure(rows: Sequence[TokenRow], settings: SamplingSettings) ->
     hover = [[r.token_id, r.rank, r.raw_prob, r.scaled_prob, r.final_prob, r.cumulative,
               r.removed_by or "kept", r.token, r.top_p_prob] for r in rows]
     template = ("<b>%{customdata[7]}</b><br>id %{customdata[0]} · rank %{customdata[1]}<br>"
-                "raw %{customdata[2]:.2%} · after penalty + temperature %{customdata[3]:.2%}<br>"
+                f"raw %{{customdata[2]:.2%}} · {scaled_basis(settings)[1]} %{{customdata[3]:.2%}}<br>"
                 f"{basis} %{{customdata[8]:.2%}} · cumulative %{{customdata[5]:.2%}}<br>"
                 "final %{customdata[4]:.2%} · %{customdata[6]}<extra></extra>")
     data = [
@@ -96,15 +97,17 @@ def add_base_overlay(fig: go.Figure, rows: Sequence[TokenRow], base_probs: Seque
 
 
 def _title(s: SamplingSettings) -> str:
+    # the stages that still run before generate()'s argmax at temperature 0 (describe_more leaves out the warpers)
+    shaping = [f"repetition penalty {s.repetition_penalty:g}"] if s.repetition_penalty != 1 else []
+    shaping += describe_more(s)
     if s.greedy:
-        return "Greedy (temperature 0): the top token gets 100 %"
+        after = f" after {', '.join(shaping)}" if shaping else ""
+        return f"Greedy (temperature 0){after}: the top token gets 100 %"
     parts = [f"T={s.temperature:g}"]
     parts += [f"top-k {s.top_k}"] if s.top_k else []
     parts += [f"top-p {s.top_p:g}"] if s.top_p < 1 else []
     parts += [f"min-p {s.min_p:g}"] if s.min_p > 0 else []
-    parts += [f"repetition penalty {s.repetition_penalty:g}"] if s.repetition_penalty != 1 else []
-    parts += describe_more(s)
-    return "Next-token probabilities · " + ", ".join(parts)
+    return "Next-token probabilities · " + ", ".join(parts + shaping)
 
 
 def temperature_figure(sweep: Sequence[tuple[float, float, float]]) -> go.Figure:

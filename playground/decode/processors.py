@@ -100,3 +100,21 @@ def cumulative_basis(settings: SamplingSettings) -> str:
     before top-p (e.g. "after temperature + top-k"), or "raw" when none of them is on."""
     before = [STAGE_LABEL[stage.name] for stage in pipeline_stages(settings) if stage.name in STAGE_LABEL]
     return "after " + " + ".join(before) if before else "raw"
+
+
+def reshaped_by(settings: SamplingSettings) -> list[str]:
+    """The stages behind Distribution.scaled_probs, in order: those that reshape rather than filter. Sampling
+    always counts temperature (at 1 it changes nothing); greedy applies none."""
+    names = [stage.name for stage in pipeline_stages(settings) if not stage.filters]
+    return names + ["temperature"] if not settings.greedy and "temperature" not in names else names
+
+
+def scaled_basis(settings: SamplingSettings) -> tuple[str, str]:
+    """(short column header, words) for the scaled probabilities, e.g. ("after penalty + temp.",
+    "after repetition penalty + temperature"); greedy without penalty or bias: the raw probabilities."""
+    names = reshaped_by(settings)
+    if not names:
+        return "no temp. (greedy)", "no temperature (greedy)"
+    short = {"bias": "bias", "penalty": "penalty", "temperature": "temp."}
+    return ("after " + " + ".join(short[n] for n in names),
+            "after " + " + ".join(STAGE_LABEL[n] for n in names))

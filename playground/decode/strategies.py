@@ -31,7 +31,8 @@ class StrategyResult:
     sum_logprob: float        # under the model itself (temperature 1), comparable across strategies
 
     @property
-    def mean_token_prob(self) -> float:
+    def geometric_mean_prob(self) -> float:
+        """exp(mean log p): the geometric mean of the tokens' probabilities (not their arithmetic mean)."""
         return float(torch.tensor(self.sum_logprob / max(1, len(self.token_ids))).exp())
 
 
@@ -45,17 +46,26 @@ class StrategyRun:
 
 
 def strategy_runs(settings: SamplingSettings, num_beams: Any, seed: Any) -> list[StrategyRun]:
-    """Greedy, beam search (num_beams, length penalty 1) and sampling with `settings` and `seed`."""
+    """Greedy, beam search (num_beams, length penalty 1) and sampling with `settings` and `seed` (at
+    temperature 0 the last row is greedy with `settings`' penalties, and says so)."""
     num_beams = check_int("num_beams", num_beams, 1, MAX_BEAMS)
     seed = check_int("seed", seed, 0, 2**32 - 1)
     greedy = generate_kwargs(SamplingSettings(temperature=0.0))
+    more = "".join(f", {part}" for part in describe_more(settings))
+    if settings.greedy:  # generate() takes the argmax (do_sample False): the filters and the seed do nothing
+        stages = ([f"repetition penalty={settings.repetition_penalty:g}"] if settings.repetition_penalty != 1
+                  else []) + describe_more(settings)
+        argmax = f"argmax every step after {', '.join(stages)}" if stages else "argmax every step"
+        yours = StrategyRun("Greedy (temperature 0)", f"{argmax}; top-k, top-p, min-p and seed unused",
+                            generate_kwargs(settings))
+    else:
+        yours = StrategyRun("Sampled", f"T={settings.temperature:g}, top-k={settings.top_k}, top-p={settings.top_p:g}, "
+                                       f"min-p={settings.min_p:g}, repetition penalty={settings.repetition_penalty:g}"
+                                       f"{more}, seed {seed}", generate_kwargs(settings))
     return [StrategyRun("Greedy", "argmax every step", greedy),
             StrategyRun("Beam search", f"{num_beams} beams, length penalty 1",
                         {**greedy, "num_beams": num_beams, "early_stopping": False, "length_penalty": 1.0}),
-            StrategyRun("Sampled", f"T={settings.temperature:g}, top-k={settings.top_k}, top-p={settings.top_p:g}, "
-                                   f"min-p={settings.min_p:g}, repetition penalty={settings.repetition_penalty:g}, "
-                                   + "".join(f"{part}, " for part in describe_more(settings))
-                                   + f"seed {seed}", generate_kwargs(settings))]
+            yours]
 
 
 @torch.inference_mode()

@@ -15,7 +15,9 @@ from functools import lru_cache
 from typing import Any
 
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")  # sentencepiece byte-fallback pieces
-_VISIBLE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"})
+# Other control characters (C0, DEL, C1) would print blank or not at all: shown as `\xNN`, like partial bytes.
+_VISIBLE = str.maketrans({**{chr(c): f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))},
+                          " ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"})
 
 
 @lru_cache(maxsize=1)
@@ -57,7 +59,8 @@ def token_text(tokenizer: Any, token_id: int) -> str:
 
 
 def visible(text: str) -> str:
-    """Whitespace made visible: space ␣, newline ↵, tab ⇥; an empty token shows as ∅."""
+    """Whitespace made visible: space ␣, newline ↵, tab ⇥, carriage return ␍, other control characters as
+    `\\xNN`; an empty token shows as ∅."""
     return text.translate(_VISIBLE) if text else "∅"
 
 

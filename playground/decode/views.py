@@ -22,6 +22,7 @@ from playground.decode.charts import (
     small_multiples_figure,
     temperature_figure,
 )
+from playground.decode.processors import reshaped_by, scaled_basis
 from playground.decode.sampling import (
     Distribution,
     SamplingSettings,
@@ -48,7 +49,7 @@ BASE_HEADER = "base raw"
 # Relative column widths, enough for each header to wrap at its spaces only (never inside a word).
 COLUMN_WIDTHS = {"#": 30, "token": 128, "id": 58, "raw": 58, BASE_HEADER: 58, "after temp.": 66,
                  "top-p cum.": 66, "after filters": 74, "kept": 78}
-COMPARE_HEADERS = ["strategy", "settings", "continuation", "log-prob", "mean token prob"]
+COMPARE_HEADERS = ["strategy", "settings", "continuation", "log-prob", "geometric mean token prob"]
 RUNNING = "⏳ running…"
 CANDIDATES = 12                       # clickable candidates under the chart
 SWEEP = [round(0.1 * i, 1) for i in range(1, 21)]
@@ -78,13 +79,15 @@ def stats_markdown(dist: Distribution, adapter: str | None = None) -> str:
     s = dist.settings
     kept = f"{_plural(1, 'token')}, greedy" if s.greedy else _plural(dist.kept_count, "token")
     base = f" · *base raw*: the base model without {adapter}" if adapter else ""
+    header, words = scaled_basis(s)
+    scaled = (f"*{header}*: greedy applies no temperature, so the same as raw" if not reshaped_by(s) else
+              f"*{header}*: {words} (the stages that reshape rather than remove)")
     return (f"**Entropy:** {dist.entropy_bits:.2f} bits  \n"
             f"**Effective choices (2^entropy):** {dist.effective_choices:.1f}  \n"
             f"**Probability mass kept:** {100 * dist.mass_kept:.1f} % ({kept})\n\n"
             "<small>Table columns in pipeline order (%): *#*: rank · *raw*: the model's softmax"
-            f"{base} · *after temp.*: after the reshaping stages (bias, repetition penalty, temperature) · "
-            "*top-p cum.*: running sum of "
-            f"what top-p cuts on ({cumulative_basis(s)}) · *after filters*: after top-k / top-p / min-p and every other stage, "
+            f"{base} · {scaled} · *top-p cum.*: running sum of what top-p cuts on ({cumulative_basis(s)}) · "
+            "*after filters*: after top-k / top-p / min-p and every other stage, "
             "renormalised: what generate() samples from.</small>")
 
 
@@ -103,12 +106,16 @@ def table_rows(rows: Sequence[TokenRow], base_probs: Sequence[float] | None = No
 
 
 def column_widths(headers: Sequence[str]) -> list[str]:
-    total = sum(COLUMN_WIDTHS.get(h, 60) for h in headers)
-    return [f"{100 * COLUMN_WIDTHS.get(h, 60) / total:.1f}%" for h in headers]
+    widths = [COLUMN_WIDTHS.get(h, 74 if h.startswith(("after ", "no temp.")) else 60) for h in headers]
+    return [f"{100 * w / sum(widths):.1f}%" for w in widths]
 
 
-def table_headers(with_base: bool) -> list[str]:
-    return TABLE_HEADERS[:4] + [BASE_HEADER] + TABLE_HEADERS[4:] if with_base else list(TABLE_HEADERS)
+def table_headers(with_base: bool, settings: SamplingSettings | None = None) -> list[str]:
+    """TABLE_HEADERS, the scaled column named by the stages that reshaped it (scaled_basis) when settings given."""
+    headers = list(TABLE_HEADERS)
+    if settings is not None:
+        headers[4] = scaled_basis(settings)[0]
+    return headers[:4] + [BASE_HEADER] + headers[4:] if with_base else headers
 
 
 def candidate_choices(rows: Sequence[TokenRow], k: int = CANDIDATES) -> list[tuple[str, int]]:
@@ -152,7 +159,7 @@ def distribution_view(svc: DecodeService, state: StepState, settings: SamplingSe
     return DistributionView(figure=figure, stats=stats_markdown(dist, adapter),
                             table=table_rows(rows, base_probs), candidates=candidate_choices(rows),
                             text_html=built_text_html(tokenizer, state), rows=rows, dist=dist,
-                            headers=table_headers(base_probs is not None), stages=stages,
+                            headers=table_headers(base_probs is not None, settings), stages=stages,
                             waterfall=waterfall_figure(stages))
 
 
@@ -207,7 +214,7 @@ def comparison_stream(svc: DecodeService, state: StepState, settings: SamplingSe
             if svc.store.revision != revision:
                 raise ValueError("The model or adapter changed during the comparison: run it again.")
             r = run_strategy(lm, list(state.ids), run, max_new_tokens, seed)
-        rows[i] = [r.name, r.detail, one_line(r.text), round(r.sum_logprob, 3), f"{100 * r.mean_token_prob:.1f}%"]
+        rows[i] = [r.name, r.detail, one_line(r.text), round(r.sum_logprob, 3), f"{100 * r.geometric_mean_prob:.1f}%"]
         yield [list(row) for row in rows]
 
 
@@ -220,6 +227,7 @@ def api_next_token(svc: DecodeService, prompt: str, chat: bool, settings: Sampli
     return {"prompt_tokens": len(state.ids), "notice": state.prompt.notice, "entropy_bits": dist.entropy_bits,
             "effective_choices": dist.effective_choices, "mass_kept": dist.mass_kept,
             "kept_count": dist.kept_count, "cumulative_basis": cumulative_basis(settings),
+            "after_temperature_basis": scaled_basis(settings)[1],
             "rows": [r.as_api() for r in rows],
             "stages": [row.as_api() for row in waterfall_rows(dist, svc.tokenizer(), top_n)]}
 

@@ -81,7 +81,8 @@ class LensResult:
                  f"it first becomes the lens's top-1 at **layer {self.first_layer}** of {n} and stays top-1 "
                  f"from layer {self.settled_layer} on")
         if self.first_top_layer < self.first_layer:
-            where += f" (it is among the top {len(self.layers[-1].top)} from layer {self.first_top_layer})"
+            entry = "the embeddings" if self.first_top_layer == 0 else f"layer {self.first_top_layer}"
+            where += f" (it first enters the top {len(self.layers[-1].top)} at {entry})"
         adapter = f" · adapter `{self.adapter}`" if self.adapter else ""
         shown = (f"the last {len(self.positions)} of {len(self.prompt.ids)} positions" if
                  len(self.positions) < len(self.prompt.ids) else f"all {len(self.positions)} positions")

@@ -35,6 +35,15 @@ class ModelShape:
     vocab_size: int
     # (in_features, out_features) of every Linear a LoRA would wrap ("all-linear", lm_head excluded)
     lora_linears: tuple[tuple[int, int], ...]
+    # weights bitsandbytes stores in 4-bit (its Linear layers' weights); None = those of lora_linears
+    quantized_params: int | None = None
+
+    def nf4_params(self) -> int:
+        """Parameters QLoRA holds in NF4; everything else (embeddings, a tied or kept lm_head, norms, biases)
+        stays at the compute precision."""
+        if self.quantized_params is not None:
+            return self.quantized_params
+        return sum(i * o for i, o in self.lora_linears)
 
     def lora_params(self, rank: int) -> int:
         """LoRA adds A (r×in) and B (out×r) to each wrapped Linear."""
@@ -100,10 +109,11 @@ def estimate_memory(shape: ModelShape, cfg: MemoryEstimateConfig) -> MemoryBreak
         weights = shape.total_params * BYTES_PER_PARAM[cfg.precision]
     else:
         trainable = shape.lora_params(cfg.lora_rank)
-        base_bytes = NF4_BYTES_PER_PARAM if cfg.method == "qlora" else BYTES_PER_PARAM[cfg.precision]
-        weights = shape.total_params * base_bytes + trainable * BYTES_PER_PARAM[cfg.precision]
+        nf4 = min(shape.nf4_params(), shape.total_params) if cfg.method == "qlora" else 0
+        weights = (nf4 * NF4_BYTES_PER_PARAM + (shape.total_params - nf4 + trainable) * BYTES_PER_PARAM[cfg.precision])
         if cfg.method == "qlora":
-            notes.append("QLoRA: base weights in 4-bit NF4 with double quantization.")
+            notes.append(f"QLoRA: the Linear layers' weights in 4-bit NF4 with double quantization; embeddings, "
+                         f"norms, biases and the output head stay in {cfg.precision}.")
     gradients = trainable * BYTES_PER_PARAM[cfg.precision]
     optimizer = trainable * OPTIMIZER_BYTES[cfg.optimizer]
     if cfg.optimizer.startswith("paged"):
@@ -119,21 +129,40 @@ def model_shape(model: Any) -> ModelShape:
     """Read a ModelShape off a loaded transformers model: the base model's own layers (loaded adapters'
     lora_A / lora_B are not layers a new LoRA would wrap, and their parameters are not base weights)."""
     import torch
+    from transformers.quantizers.quantizers_utils import should_convert_module
 
     from playground.model.anatomy import base_view
     from playground.model.inspect import count_params, model_facts
 
     model = base_view(model)
     facts = model_facts(model, "")
+    skip = _not_quantized(model)
     linears: list[tuple[int, int]] = []
+    quantized = 0
     for name, module in model.named_modules():
         leaf = name.rsplit(".", 1)[-1]
-        if leaf in ("lm_head", "embed_out"):
-            continue
         if isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt"):
-            linears.append((module.in_features, module.out_features))
+            shape = (module.in_features, module.out_features)
         elif type(module).__name__ == "Conv1D":  # GPT-2 stores Linear weights transposed
-            linears.append(tuple(module.weight.shape))  # type: ignore[arg-type]
+            shape = tuple(module.weight.shape)
+        else:
+            continue
+        if leaf not in ("lm_head", "embed_out"):
+            linears.append(shape)  # type: ignore[arg-type]
+        if skip is not None and should_convert_module(name, skip):
+            quantized += shape[0] * shape[1]
     return ModelShape(total_params=count_params(model)[0], hidden_size=facts.hidden_size or 0,
                       num_layers=facts.num_layers or 0, num_heads=facts.num_heads or 1,
-                      vocab_size=facts.vocab_size, lora_linears=tuple(linears))
+                      vocab_size=facts.vocab_size, lora_linears=tuple(linears),
+                      quantized_params=None if skip is None else quantized)
+
+
+def _not_quantized(model: Any) -> list[str] | None:
+    """The modules transformers' bitsandbytes quantizer leaves unquantized (tied weights, the output embeddings,
+    the last module, _keep_in_fp32_modules), as load_in_4bit computes them; None if that fails."""
+    from transformers.quantizers.base import get_keys_to_not_convert
+
+    try:
+        return get_keys_to_not_convert(model) + list(getattr(model, "_keep_in_fp32_modules", None) or [])
+    except Exception:  # noqa: BLE001 (an odd model: fall back to the Linear layers LoRA wraps)
+        return None
