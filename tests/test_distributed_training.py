@@ -182,8 +182,17 @@ def test_stop_ends_every_rank_at_one_step_and_a_dead_rank_ends_the_run(tiny_mode
     last = run_dir / "checkpoints" / f"checkpoint-{final.step}"
     assert {"rng_state_0.pth", "rng_state_1.pth"} <= {p.name for p in last.iterdir()}
 
-    # resume on 2 ranks from that checkpoint, then kill rank 1: the run ends with a sentence, never hangs
+    # resume on 2 ranks from that checkpoint, then kill rank 1: the run ends with a sentence, never hangs.
+    # Resume refuses a stopped run (its adapter is saved): let this one end as when the app closes mid-run
+    # (the worker's "interrupted" ending), read by a new manager as after an app restart.
+    with pytest.raises(ValueError, match="was stopped"):
+        manager.resume(run_id)
+    lines = [json.loads(line) for line in (run_dir / EVENTS_FILE).read_text().splitlines()]
+    lines = [{k: v for k, v in e.items() if k != "adapter"} | {"state": "interrupted"} if e["type"] == "end" else e
+             for e in lines]
+    (run_dir / EVENTS_FILE).write_text("".join(json.dumps(e) + "\n" for e in lines))
     (run_dir / STOP_FILE).unlink(missing_ok=True)
+    manager = TrainingManager(tmp_path / "data")
     manager.resume(run_id)
     begin = wait_for(lambda: of_type(run_dir, "train_begin")[1:])[0]
     assert begin["start_step"] == final.step

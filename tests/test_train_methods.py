@@ -53,8 +53,10 @@ def test_recipes_and_api_pick_the_method():
     ({"method": "grpo", "reward_pig_latin": 0}, "GRPO needs at least one reward with a weight above 0."),
     ({"method": "grpo", "batch_size": 6, "num_generations": 4}, "must be a multiple of the generations per prompt"),
     ({"method": "grpo", "num_generations": 1}, "Generations per prompt must be a whole number of at least 2"),
-    ({"method": "grpo", "reward_regex": 1, "regex": "(unclosed"}, "The pattern is not a valid regular expression"),
-    ({"method": "grpo", "reward_regex": 1, "regex": ""}, "The pattern reward is on but the pattern is empty."),
+    ({"method": "grpo", "reward_regex": 1, "regex": "(unclosed"},
+     "Pattern (regular expression): '(unclosed' is not a valid regular expression"),
+    ({"method": "grpo", "reward_regex": 1, "regex": ""},
+     "The pattern reward is on but the pattern is empty: fill in Pattern (regular expression)."),
     ({"method": "grpo", "reward_words": 1}, "The word reward is on but no required or banned words are given."),
 ])
 def test_method_validation_sentences(overrides, sentence):

@@ -72,6 +72,38 @@ def test_grpo_two_steps_with_the_pig_latin_rule(tiny_llama_dir, tmp_path):
     assert events(run_dir, "method")[0]["rewards"] == "1 × pig_latin + 0.5 × length"
 
 
+def test_every_offered_dpo_loss_passes_trls_checks(tiny_llama_dir, tmp_path):
+    """TRL refuses some losses' settings in DPOTrainer (exo_pair needs label smoothing): each loss of the form
+    builds the worker's trainer, and exo_pair trains to a finite loss."""
+    import math
+
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOTrainer
+
+    from playground.train.dpo import dpo_config
+    from playground.train.hf_args import lora_config
+    from playground.train.methods import DPO_LOSSES
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    pairs = Dataset.from_list([{"prompt": "Hi?", "chosen": "Hello there!", "rejected": "Go."}] * 4)
+    refused = {}
+    for loss in DPO_LOSSES:
+        cfg = job(tiny_llama_dir, tmp_path, "dpo", "losses", loss_type=loss)
+        try:
+            trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_llama_dir),
+                                 args=dpo_config(cfg, output_dir=str(tmp_path / loss), device_type="cpu"),
+                                 train_dataset=pairs, eval_dataset=pairs, processing_class=tok,
+                                 peft_config=lora_config(cfg.lora))
+        except (ValueError, NotImplementedError) as err:
+            refused[loss] = str(err)
+            continue
+        if loss == "exo_pair":
+            trainer.args.max_steps = 1
+            assert math.isfinite(trainer.train().training_loss)
+    assert refused == {}
+
+
 def test_dpo_continues_an_adapter_against_its_frozen_copy(tiny_llama_dir, tmp_path):
     from playground.train.manager import TrainingManager
 

@@ -120,7 +120,7 @@ def test_validation_sentences_are_the_documented_ones():
         (TrainSettings(warmup=-1), "Warmup must be 0 or more (got -1)."),
         (TrainSettings(eval_steps=0), "Eval every N steps must be a whole number of at least 1 (got 0)."),
         (TrainSettings(learning_rate=2.0), "Learning rate 2.0 is far too high (typical LoRA: 1e-4 to 3e-3)."),
-        (TrainSettings(seed=-1), "Seed must be a whole number of at least 0 (got -1)."),
+        (TrainSettings(seed=-1), "Seed must be a whole number from 0 to 4294967295 (got -1)."),
     ]
     for settings, sentence in sentences:
         with pytest.raises(ValueError) as err:

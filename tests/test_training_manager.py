@@ -157,3 +157,76 @@ def test_status_from_events_running_eta_and_dead_workers():
            {"type": "start", "t": t0 + 40}, {"type": "log", "t": t0 + 50, "step": 6, "loss": 0.9}])
     resumed = summarize("r", s, alive=True, now=t0 + 55)
     assert resumed.state == "starting" and resumed.step == 6 and len(resumed.losses) == 2
+
+
+def _dead_run(manager: TrainingManager, run_id: str, *events: dict, checkpoint: int | None = None) -> None:
+    """A run folder whose worker has ended (no process), with a checkpoint folder when `checkpoint` is set."""
+    folder = manager.runs_dir / run_id
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(TrainJobConfig(adapter_name=run_id).to_dict()))
+    log = EventLog(folder / "events.jsonl")
+    for e in events:
+        log.emit(e.pop("kind"), **e)
+    if checkpoint is not None:
+        (folder / "checkpoints" / f"checkpoint-{checkpoint}").mkdir(parents=True)
+
+
+def test_resume_continues_only_an_interrupted_or_failed_run_and_says_why_not(tmp_path, monkeypatch):
+    from playground.ui.errors import api_errors
+
+    manager = TrainingManager(tmp_path / "data")
+    spawned = []
+    monkeypatch.setattr(manager, "_spawn", lambda run_id, resume: spawned.append((run_id, resume)))
+    # Stop saved the adapter at step 7 and left checkpoints: a resume would rewind to step 5 and save another.
+    _dead_run(manager, "halted", {"kind": "start"}, {"kind": "checkpoint", "step": 5},
+              {"kind": "end", "state": "stopped", "adapter": "halted", "step": 7}, checkpoint=5)
+    stopped = ("Run halted was stopped: its adapter halted was saved at step 7. Start a new run to train more "
+               "(Resume continues only an interrupted or failed run).")
+    with pytest.raises(ValueError) as err:
+        manager.resume("halted")
+    assert str(err.value) == stopped
+    import gradio as gr
+
+    with pytest.raises(gr.Error) as api_err:  # what /train_resume answers (the tab's api_errors)
+        api_errors(manager.resume)("halted")
+    assert api_err.value.message == stopped
+    # A completed run (its checkpoints removed) is "already completed", not "no checkpoint".
+    _dead_run(manager, "done", {"kind": "start"}, {"kind": "end", "state": "completed", "adapter": "done", "step": 9})
+    with pytest.raises(ValueError, match=r"^Run done already completed: its adapter done was saved at step 9\. "
+                                         r"Start a new run to train more\.$"):
+        manager.resume("done")
+    _dead_run(manager, "early", {"kind": "start"}, {"kind": "log", "step": 1, "loss": 1.0})
+    with pytest.raises(ValueError, match=r"^Run early has no checkpoint to resume from: start a new run\.$"):
+        manager.resume("early")
+    running = _fake_run(manager, "busy", {"kind": "start"}, {"kind": "log", "step": 1, "loss": 1.0}, lifetime_s=30)
+    try:
+        with pytest.raises(ValueError, match=r"^Run busy is still running \(starting\): there is nothing to resume"):
+            manager.resume("busy")
+    finally:
+        running.kill()
+        running.wait()
+    assert spawned == []
+    # Killed after its checkpoint at step 5: resumable.
+    _dead_run(manager, "killed", {"kind": "start"}, {"kind": "checkpoint", "step": 5}, checkpoint=5)
+    assert manager.status("killed").resumable and manager.resume("killed") == "killed"
+    assert spawned == [("killed", True)]
+
+
+def test_a_resumed_attempt_drops_the_rows_logged_past_its_checkpoint():
+    t0 = 1000.0
+    first = [{"type": "start", "t": t0}, {"type": "train_begin", "t": t0 + 1, "total_steps": 100, "start_step": 0}]
+    first += [{"type": "log", "t": t0 + 1 + step, "step": step, "loss": 2.0} for step in range(1, 74)]
+    first += [{"type": "eval", "t": t0 + 60, "step": 60, "eval_loss": 1.5},
+              {"type": "checkpoint", "t": t0 + 51, "step": 50}]
+    s = _summary(*first)  # killed at step 73, with a checkpoint at 50
+    assert summarize("r", s, alive=False, has_checkpoint=True).step == 73
+    t1 = t0 + 500
+    s.add([{"type": "start", "t": t1}, {"type": "status", "t": t1 + 1, "state": "training", "message": "x"},
+           {"type": "train_begin", "t": t1 + 10, "total_steps": 100, "start_step": 50}])
+    begun = summarize("r", s, alive=True, now=t1 + 11)
+    assert begun.step == 50 and begun.losses[-1]["step"] == 50 and begun.evals == []
+    s.add([{"type": "log", "t": t1 + 20, "step": 51, "loss": 1.0},
+           {"type": "log", "t": t1 + 30, "step": 52, "loss": 0.9}])
+    live = summarize("r", s, alive=True, now=t1 + 31)
+    assert live.step == 52 and [r["step"] for r in live.losses][-3:] == [50, 51, 52] and len(live.losses) == 52
+    assert live.eta_s == (100 - 52) * 10.0  # 2 steps in 20 s since the resume, not 73 steps' worth

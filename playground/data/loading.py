@@ -25,6 +25,7 @@ from playground.data.sources import DataSource
 FORMAT_ROLES = {"messages": ["messages"], "prompt_completion": ["prompt", "completion"],
                 "instruction": ["instruction", "input", "output"], "text": ["text"]}
 OPTIONAL_ROLES = {"input"}
+ANSWER_ROLES = {"completion", "output"}  # optional for prompt-only data (GRPO samples its own answers)
 # Column names recognised by "auto", per role (first match wins).
 ROLE_ALIASES = {"messages": ["messages", "conversations", "conversation"], "prompt": ["prompt", "question", "query"],
                 "completion": ["completion", "response", "answer"], "instruction": ["instruction"],
@@ -77,9 +78,11 @@ def load_raw(source: DataSource, assets: Path = ASSETS) -> RawData:
 
 # ---------------------------------------------------------------- formats
 
-def resolve_format(columns: list[str], source: DataSource) -> tuple[str, dict[str, str]]:
-    """(format, role -> column) from the user's choice, or detected from the column names ("auto")."""
+def resolve_format(columns: list[str], source: DataSource, prompts_only: bool = False) -> tuple[str, dict[str, str]]:
+    """(format, role -> column) from the user's choice, or detected from the column names ("auto").
+    `prompts_only` (GRPO): the answer column (completion / output) may be missing."""
     lower = {c.lower(): c for c in columns}
+    optional = OPTIONAL_ROLES | ANSWER_ROLES if prompts_only else OPTIONAL_ROLES
 
     def find(role: str) -> str | None:
         if source.columns.get(role):
@@ -89,17 +92,19 @@ def resolve_format(columns: list[str], source: DataSource) -> tuple[str, dict[st
     fmt = source.format
     if fmt == "auto":
         for candidate in ("messages", "prompt_completion", "instruction", "text"):
-            if all(find(role) for role in FORMAT_ROLES[candidate] if role not in OPTIONAL_ROLES):
+            if all(find(role) for role in FORMAT_ROLES[candidate] if role not in optional):
                 fmt = candidate
                 break
         else:
+            wanted = ("messages; prompt (+ completion); instruction (+ output)" if prompts_only else
+                      "messages; prompt + completion; instruction + output; or text")
             raise ValueError(f"Could not tell the format from the columns ({', '.join(columns)}): choose a format "
-                             "and map the columns (messages; prompt + completion; instruction + output; or text).")
+                             f"and map the columns ({wanted}).")
     mapping: dict[str, str] = {}
     for role in FORMAT_ROLES[fmt]:
         column = find(role)
         if column is None:
-            if role in OPTIONAL_ROLES:
+            if role in optional:
                 continue
             raise ValueError(f"The {fmt.replace('_', '/')} format needs a {role!r} column; the data has "
                              f"{', '.join(columns)}. Map one of them to {role!r}.")
@@ -141,6 +146,12 @@ def _messages(value: Any, row: int) -> list[dict[str, str]]:
     return out
 
 
+def wraps_in_chat(use_chat_template: bool, has_chat_template: bool) -> bool:
+    """Whether plain prompt/answer rows become chat messages: the setting is on and the model has a chat template.
+    The one rule of the worker, the previews and the exported scripts (they copy this function)."""
+    return bool(use_chat_template and has_chat_template)
+
+
 def to_training_row(row: dict[str, Any], number: int, fmt: str, columns: dict[str, str], source: DataSource,
                     chat: bool) -> dict[str, Any]:
     """One source row -> one TRL row. `chat`: wrap plain prompt/completion in the chat template."""
@@ -177,7 +188,7 @@ def format_rows(raw: RawData, source: DataSource, has_chat_template: bool = True
     if len(ds) == 0:
         raise ValueError(f"{raw.name} has no rows.")
     fmt, columns = resolve_format(list(ds.column_names), source)
-    chat = source.use_chat_template and has_chat_template
+    chat = wraps_in_chat(source.use_chat_template, has_chat_template)
     with quiet_datasets():
         mapped = ds.map(lambda row, i: to_training_row(row, i + 1, fmt, columns, source, chat), with_indices=True,
                         remove_columns=ds.column_names, keep_in_memory=True)

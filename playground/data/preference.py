@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.data.files import quiet_datasets
-from playground.data.loading import PreparedData, load_raw, split_rows
+from playground.data.loading import PreparedData, load_raw, split_rows, wraps_in_chat
 from playground.data.recipes import ASSETS
 from playground.data.sources import DataSource
 
@@ -127,7 +127,7 @@ def format_preference(raw: Any, source: DataSource, has_chat_template: bool = Tr
     if len(ds) == 0:
         raise ValueError(f"{raw.name} has no rows.")
     columns = resolve_preference_columns(list(ds.column_names), source)
-    chat = source.use_chat_template and has_chat_template
+    chat = wraps_in_chat(source.use_chat_template, has_chat_template)
     rows = [to_preference_row(ds[i], i + 1, columns, chat) for i in range(len(ds))]
     from datasets import Dataset
 
@@ -185,16 +185,17 @@ def preference_preview(source: DataSource, tokenizer: Any, max_prompt: int, max_
     rows = [[str(i + 1), _short(text_of(r["prompt"])), _short(text_of(r["chosen"])), _short(text_of(r["rejected"]))]
             for i, r in enumerate(mapped.select(range(n)))]
     prompt_lens, answer_lens = pair_lengths(mapped, tokenizer)
-    long_prompts = sum(p > max_prompt for p in prompt_lens)
-    long_answers = sum(a > max_answer for a in answer_lens)
+    cap = max_prompt + max_answer  # TRL 1.16 caps the pair (DPOConfig.max_length), not prompt and answer apart
+    cut = sum(p + a > cap for p, a in zip(prompt_lens, answer_lens))
+    dropped = sum(p >= cap for p in prompt_lens)  # TRL drops a pair whose prompt alone fills max_length
     mapping = ", ".join(f"{role} ← `{col}`" for role, col in columns.items())
     summary = (f"**{raw.name}**: {len(mapped):,} pairs → **{len(train):,} train** / "
                f"**{0 if evals is None else len(evals):,} eval** · format **preference** ({mapping})"
                f" · prompt tokens: median {sorted(prompt_lens)[len(prompt_lens) // 2]}, answer tokens: max "
                f"{max(answer_lens)}")
-    if long_prompts or long_answers:
-        summary += (f" · ⚠️ {long_prompts} prompt(s) over {max_prompt} and {long_answers} answer(s) over "
-                    f"{max_answer} tokens: the pair is cut at {max_prompt + max_answer} tokens")
+    if cut:
+        summary += (f" · ⚠️ {cut} pair(s) over {cap} tokens (prompt + longer answer) are cut at the end"
+                    + (f", {dropped} of them dropped (the prompt alone fills it)" if dropped else ""))
     index = min(max(1, int(row or 1)), len(mapped))
     pick = mapped[index - 1]
     pair = [(f"Prompt: {text_of(pick['prompt'])}\n", None), (f"✓ chosen: {text_of(pick['chosen'])}\n", "chosen"),

@@ -83,7 +83,8 @@ class TrainSettings:
         widget="radio", choices=QUANTIZATIONS, error="Quantization must be none, 8bit or 4bit (got {value!r}).",
         section="lora"))
     epochs: float = field(default=1.0, metadata=dict(
-        label="Epochs", help="Passes over the training rows.", gt=0, row="length"))
+        label="Epochs", help="Passes over the training rows (API: epochs without max_steps trains for epochs).",
+        gt=0, row="length"))
     max_steps: int | None = field(default=None, metadata=dict(  # set = stop after this many optimizer steps
         label="Max steps", help="Optimizer steps to train for (instead of epochs).", ge=1, row="length"))
     learning_rate: float = field(default=2e-4, metadata=dict(
@@ -103,7 +104,8 @@ class TrainSettings:
         label="Max sequence length", help="Longer rows are truncated (see the token lengths).", ge=8,
         error="{label} must be at least 8 tokens (got {value}).", row="batch"))
     seed: int = field(default=42, metadata=dict(
-        label="Seed", help="Same seed: same split, same initial adapter.", ge=0, row="batch", sticky=True))
+        label="Seed", help="Same seed: same split, same initial adapter.", ge=0, lt=2**32,  # numpy's seed range
+        error="{label} must be a whole number from 0 to 4294967295 (got {value}).", row="batch", sticky=True))
     optimizer: str = field(default="adamw_torch", metadata=dict(
         label="Optimizer", help="The paged / 8-bit optimizers need a CUDA GPU.", widget="dropdown",
         choices=CPU_OPTIMIZERS + GPU_OPTIMIZERS, error="Unknown optimizer {value!r}.", row="optim"))

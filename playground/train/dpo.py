@@ -19,9 +19,13 @@ SHARED_KEYS = ("num_train_epochs", "max_steps", "per_device_train_batch_size", "
                "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_steps",
                "activation_checkpointing", "optim", "seed", "data_seed", "eval_strategy", "eval_steps",
                "logging_steps", "save_strategy", "save_steps", "save_total_limit", "report_to")
-DPO_COMMENTS = {"max_length": "prompt + answer tokens; longer pairs are cut at the end",
+# Label smoothing the losses that need it get (TRL: exo_pair refuses 0; robust with 0 is plain sigmoid DPO).
+LABEL_SMOOTHING = {"exo_pair": 1e-3, "robust": 0.1}  # the EXO and Robust DPO papers' values
+DPO_COMMENTS = {"max_length": "prompt + answer tokens; longer pairs are cut at the end (prompt alone: dropped)",
+                "beta": "how far the model may move from the reference: lower = further",
                 "loss_type": "TRL's DPO losses, e.g. sigmoid (the original DPO)",
-                "loss_weights": "with 'sft': the chosen answer's NLL is added with this weight (RPO)"}
+                "loss_weights": "with 'sft': the chosen answer's NLL is added with this weight (RPO)",
+                "label_smoothing": "the loss's paper value (EXO: 1e-3, Robust DPO: 0.1)"}
 GRPO_COMMENTS = {"per_device_train_batch_size": "answers per step (prompts x num_generations)",
                  "beta": "KL penalty towards the reference (0 = none)",
                  "reward_weights": "one weight per reward function, in order"}
@@ -35,9 +39,12 @@ def shared_kwargs(config: TrainJobConfig) -> dict[str, Any]:
 def dpo_kwargs(config: TrainJobConfig) -> dict[str, Any]:
     """Everything of DPOConfig the settings decide."""
     m = config.tuning
-    losses = {"loss_type": [m.loss_type]}
+    losses: dict[str, Any] = {"loss_type": [m.loss_type]}
     if m.sft_weight > 0 and m.loss_type != "sft":  # RPO-style: TRL combines the losses with these weights
         losses = {"loss_type": [m.loss_type, "sft"], "loss_weights": [1.0, m.sft_weight]}
+    if m.loss_type in LABEL_SMOOTHING:
+        losses["label_smoothing"] = LABEL_SMOOTHING[m.loss_type]
+    # TRL 1.16's DPOConfig has no separate prompt / answer caps: their sum is the pair's max_length.
     return dict(**shared_kwargs(config), beta=m.beta, **losses,
                 max_length=m.max_prompt_length + m.max_completion_length)
 

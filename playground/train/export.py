@@ -4,11 +4,12 @@ plus the `accelerate launch` command that runs it on several GPUs. The script do
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from playground.data.loading import resolve_format
+from playground.data.loading import resolve_format, wraps_in_chat
 from playground.data.recipes import get_recipe
 from playground.train.bnb_cpu import PACKING_SWITCH
 from playground.train.config import TrainJobConfig
@@ -56,9 +57,9 @@ def _main_head(out: str, max_steps: int, config: TrainJobConfig) -> str:
 '''
 
 def _row_function(config: TrainJobConfig, columns: dict[str, str], fmt: str) -> str:
-    """The body of `to_training_row` for this data format (same mapping as playground.data.to_training_row)."""
+    """The body of `to_training_row(row, chat)` for this data format (same mapping as
+    playground.data.loading.to_training_row; `chat` is decided by wraps_in_chat, see CHAT_MAP)."""
     d = config.data
-    chat = d.use_chat_template
     if fmt == "messages":
         col = columns["messages"]
         if d.completion_only_loss:
@@ -69,18 +70,36 @@ def _row_function(config: TrainJobConfig, columns: dict[str, str], fmt: str) -> 
         return f'    return {{"messages": row[{col!r}]}}\n'
     if fmt == "text":
         return f'    return {{"text": row[{columns["text"]!r}]}}\n'
+    return (_prompt_code(columns, fmt) + '    if chat:\n'
+            '        return {"prompt": [{"role": "user", "content": prompt}],\n'
+            '                "completion": [{"role": "assistant", "content": completion}]}\n'
+            '    return {"prompt": prompt, "completion": completion}\n')
+
+
+def _prompt_code(columns: dict[str, str], fmt: str, answer: bool = True) -> str:
+    """Lines setting `prompt` (and with `answer`, `completion`) from an instruction or prompt/completion row."""
     if fmt == "instruction":
         body = f"    prompt = row[{columns['instruction']!r}]\n"
         if "input" in columns:
             body += (f"    if row.get({columns['input']!r}):\n"
                      f"        prompt += \"\\n\\n\" + row[{columns['input']!r}]\n")
-        body += f"    completion = row[{columns['output']!r}]\n"
-    else:
-        body = f"    prompt, completion = row[{columns['prompt']!r}], row[{columns['completion']!r}]\n"
-    if chat:
-        return body + ('    return {"prompt": [{"role": "user", "content": prompt}],\n'
-                       '            "completion": [{"role": "assistant", "content": completion}]}\n')
-    return body + '    return {"prompt": prompt, "completion": completion}\n'
+        return body + (f"    completion = row[{columns['output']!r}]\n" if answer else "")
+    if answer:
+        return f"    prompt, completion = row[{columns['prompt']!r}], row[{columns['completion']!r}]\n"
+    return f"    prompt = row[{columns['prompt']!r}]\n"
+
+
+# The script decides the chat wrapping as the worker does: the run's setting, if the model has a chat template.
+CHAT_MAP = """\
+    chat = wraps_in_chat(USE_CHAT_TEMPLATE, bool(tokenizer.chat_template))  # as the app decided it
+    dataset = dataset.map(to_training_row, fn_kwargs={"chat": chat}, remove_columns=dataset.column_names)
+"""
+
+
+def chat_rule(config: TrainJobConfig) -> str:
+    """The script's chat-wrapping rule: the run's setting and the app's own wraps_in_chat (copied)."""
+    return (f"USE_CHAT_TEMPLATE = {config.data.use_chat_template!r}  # wrap plain prompt/answer rows in chat "
+            "messages\n\n\n" + inspect.getsource(wraps_in_chat))
 
 
 def _data_loading(config: TrainJobConfig) -> tuple[str, list[str]]:
@@ -178,15 +197,14 @@ from peft import LoraConfig{", prepare_model_for_kbit_training" if quant else ""
 from trl import SFTConfig, SFTTrainer
 
 BASE_MODEL = {config.base.load_source!r}  # the app's base model: {config.base.name} ({config.base.source})
+{chat_rule(config)}
 
-
-def to_training_row(row):
+def to_training_row(row, chat):
     """One source row -> one TRL row ({fmt.replace("_", "/")} format)."""
 {_row_function(config, columns, fmt)}
 
 {_main_head(out, max_steps, config)}{base_model_code(t.quantization, t.gradient_checkpointing)}
-{load_code}    dataset = dataset.map(to_training_row, remove_columns=dataset.column_names)
-{f"    split = dataset.train_test_split(test_size={d.eval_fraction!r}, seed={t.seed})" + chr(10) + '    train_data, eval_data = split["train"], split["test"]' if eval_split else "    train_data, eval_data = dataset, None"}
+{load_code}{CHAT_MAP}{f"    split = dataset.train_test_split(test_size={d.eval_fraction!r}, seed={t.seed})" + chr(10) + '    train_data, eval_data = split["train"], split["test"]' if eval_split else "    train_data, eval_data = dataset, None"}
 
     peft_config = LoraConfig(
 {_keywords(lora_kwargs(lora))}    )

@@ -17,53 +17,61 @@ from playground.data import reward_rules
 from playground.train.config import TrainJobConfig
 from playground.train.dpo import DPO_COMMENTS, GRPO_COMMENTS, dpo_kwargs, grpo_kwargs
 from playground.train.export import (
+    CHAT_MAP,
     ExportedScript,
     _data_loading,
     _main_head,
+    _prompt_code,
     _row_function,
     base_model_code,
+    chat_rule,
     multi_process_launch,
 )
 from playground.train.hf_args import SFT_COMMENTS, lora_kwargs, sft_kwargs
+from playground.train.methods import check_regex
 
 TRAINERS = {"sft": ("SFTConfig", "SFTTrainer"), "dpo": ("DPOConfig", "DPOTrainer"),
             "grpo": ("GRPOConfig", "GRPOTrainer")}
-COMMENTS = {**SFT_COMMENTS, **DPO_COMMENTS, **GRPO_COMMENTS}
+# The comments next to each method's keywords (a GRPO comment on a DPO keyword of the same name would be wrong).
+COMMENTS = {"sft": SFT_COMMENTS, "dpo": {**SFT_COMMENTS, **DPO_COMMENTS}, "grpo": {**SFT_COMMENTS, **GRPO_COMMENTS}}
 
 
-def _keywords(kwargs: dict[str, Any], indent: str = "        ") -> str:
-    return "".join(f"{indent}{k}={v!r},{f'  # {COMMENTS[k]}' if k in COMMENTS else ''}\n" for k, v in kwargs.items())
+def _keywords(kwargs: dict[str, Any], method: str, indent: str = "        ") -> str:
+    comments = COMMENTS[method]
+    return "".join(f"{indent}{k}={v!r},{f'  # {comments[k]}' if k in comments else ''}\n" for k, v in kwargs.items())
 
 
 def _dpo_rows(config: TrainJobConfig, columns: dict[str, str]) -> str:
-    """The body of to_training_row for preference pairs (as playground.data.preference maps them)."""
-    chat = config.data.use_chat_template
+    """The body of to_training_row for preference pairs (as playground.data.preference.to_preference_row maps
+    them: a text prompt of conversation answers is a user turn; text pairs are wrapped when `chat`)."""
     body = (f"    chosen, rejected = row[{columns['chosen']!r}], row[{columns['rejected']!r}]\n")
     if "prompt" not in columns:  # implicit prompt: TRL takes the shared leading turns of the conversations
         return body + '    return {"chosen": chosen, "rejected": rejected}\n'
     body += f"    prompt = row[{columns['prompt']!r}]\n"
-    if chat:
-        body += ('    if isinstance(prompt, str):\n        prompt = [{"role": "user", "content": prompt}]\n'
-                 '    if isinstance(chosen, str):\n'
-                 '        chosen = [{"role": "assistant", "content": chosen}]\n'
-                 '        rejected = [{"role": "assistant", "content": rejected}]\n')
+    body += ('    if isinstance(prompt, str) and (chat or isinstance(chosen, list)):\n'
+             '        prompt = [{"role": "user", "content": prompt}]\n'
+             '    if chat and isinstance(chosen, str):\n'
+             '        chosen = [{"role": "assistant", "content": chosen}]\n'
+             '        rejected = [{"role": "assistant", "content": rejected}]\n')
     return body + '    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}\n'
 
 
-def _grpo_rows(config: TrainJobConfig, columns: dict[str, str], fmt: str) -> str:
-    """The body of to_training_row for GRPO: the prompt only (as playground.data.prompts maps rows)."""
+def _grpo_rows(columns: dict[str, str], fmt: str) -> str:
+    """The body of to_training_row for GRPO: the prompt only, answers optional (as playground.data.prompts maps
+    rows); a conversation prompt is kept as it is."""
     if fmt == "messages":
         return (f"    messages = row[{columns['messages']!r}]\n"
                 "    # every turn before the final assistant answer; GRPO samples its own answers\n"
                 '    return {"prompt": messages[:-1] if messages[-1]["role"] == "assistant" else messages}\n')
-    sft_body = _row_function(config, columns, fmt)  # builds prompt (and completion) like the SFT export
-    return sft_body.split("    return")[0] + ("    return {\"prompt\": [{\"role\": \"user\", \"content\": prompt}]}\n"
-                                               if config.data.use_chat_template else '    return {"prompt": prompt}\n')
+    return (_prompt_code(columns, fmt, answer=False) + '    if chat and isinstance(prompt, str):\n'
+            '        prompt = [{"role": "user", "content": prompt}]\n    return {"prompt": prompt}\n')
 
 
 def _reward_code(config: TrainJobConfig) -> tuple[str, list[str]]:
     """The reward rules' source and the names of the reward functions switched on."""
     m = config.tuning
+    if m.reward_regex > 0:
+        check_regex(m.regex)  # a bad pattern is a sentence naming its field, not a script that fails
     parts = ["import re\nfrom typing import Any\n", f"VOWELS = frozenset({''.join(sorted(pig_latin.VOWELS))!r})",
              f"_TOKEN = re.compile({pig_latin._TOKEN.pattern!r})",
              f"PIG_LATIN_PREFIX = re.compile({reward_rules.PIG_LATIN_PREFIX.pattern!r}, re.IGNORECASE)",
@@ -95,9 +103,9 @@ def export_method_script(config: TrainJobConfig, run_id: str = "", output_dir: s
         rows = _dpo_rows(config, resolve_preference_columns(source_columns, d))
         kwargs, fmt = dpo_kwargs(config), "preference"
     else:
-        fmt, columns = resolve_format(source_columns, d)
+        fmt, columns = resolve_format(source_columns, d, prompts_only=method == "grpo")
         if method == "grpo":
-            rows = _grpo_rows(config, columns, fmt)
+            rows = _grpo_rows(columns, fmt)
             rewards_code, reward_names = _reward_code(config)
             kwargs = grpo_kwargs(config, [w for w in (m.reward_pig_latin, m.reward_length, m.reward_regex,
                                                       m.reward_words) if w > 0])
@@ -118,7 +126,7 @@ def export_method_script(config: TrainJobConfig, run_id: str = "", output_dir: s
          "    train_data, eval_data = dataset, None\n")
     model_code = ('    model = PeftModel.from_pretrained(model, START_ADAPTER, is_trainable=True)  # train it on\n'
                   '    peft_config = None\n') if start else \
-        f"    peft_config = LoraConfig(\n{_keywords(lora_kwargs(config.lora))}    )\n"
+        f"    peft_config = LoraConfig(\n{_keywords(lora_kwargs(config.lora), method)}    )\n"
     trainer_args = ("        reward_funcs=[" + ", ".join(reward_names) + "],\n" if method == "grpo" else "") + \
         ("" if method == "grpo" else "        eval_dataset=eval_data,\n")
     today = dt.date.today().isoformat()
@@ -144,20 +152,17 @@ from trl import {config_cls}, {trainer_cls}
 
 BASE_MODEL = {config.base.load_source!r}  # the app's base model: {config.base.name} ({config.base.source})
 START_ADAPTER = {start_dir!r}  # '' = train a new adapter
-
-
-{rewards_code}
-def to_training_row(row):
+{chat_rule(config)}{chr(10) * 2 + rewards_code + chr(10) if rewards_code else ""}
+def to_training_row(row, chat):
     """One source row -> one TRL row ({fmt.replace("_", "/")})."""
 {rows}
 
 {_main_head(out, max_steps, config)}{base_model_code(t.quantization, t.gradient_checkpointing)}{model_code}
-{load_code}    dataset = dataset.map(to_training_row, remove_columns=dataset.column_names)
-{split}
+{load_code}{CHAT_MAP}{split}
     args = {config_cls}(
         output_dir=cli.output_dir + "/checkpoints",
         max_steps=cli.max_steps,
-{_keywords(kwargs)}        use_cpu=not torch.cuda.is_available(),
+{_keywords(kwargs, method)}        use_cpu=not torch.cuda.is_available(),
         bf16=use_bf16,  # set explicitly: TRL defaults to bf16=True, ~10x slower on a CPU
         fp16=use_fp16,
     )

@@ -26,7 +26,7 @@ from playground.train.config import ALL_LINEAR, BaseModelRef, TrainJobConfig
 from playground.train.events import CHECKPOINTS, CONFIG_FILE, EVENTS_FILE, LOG_FILE, PID_FILE, STOP_FILE, read_events
 from playground.train.launch import launcher_env, worker_command
 from playground.train.sizing import SettingsDescriber
-from playground.train.status import EventSummary, RunStatus, summarize
+from playground.train.status import EventSummary, RunStatus, resume_refusal, summarize
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository root (the worker runs with it as cwd)
 # Who pressed Start ({"user", "session"}: playground.train.panel.Starter), kept with the run so that every
@@ -228,17 +228,16 @@ class TrainingManager:
             return run_id
 
     def resume(self, run_id: str) -> str:
-        """Continue an interrupted run from its last checkpoint (same run folder, same settings)."""
+        """Continue an interrupted or failed run from its last checkpoint (same run folder, same settings); any
+        other run is refused with a sentence saying why (status.resume_refusal)."""
         with self._lock:
             folder = self.run_dir(run_id)
-            active = self._active_unless_exiting()
+            active = self._active_unless_exiting()  # first: a worker only exiting is waited for
+            refusal = resume_refusal(self.status(run_id))
+            if refusal:
+                raise ValueError(refusal)
             if active:
                 raise RunInProgressError(f"A training run is in progress ({active}).")
-            if not self._has_checkpoint(folder):
-                raise ValueError(f"Run {run_id} has no checkpoint to resume from.")
-            st = self.status(run_id)
-            if st.state == "completed":
-                raise ValueError(f"Run {run_id} already completed.")
             (folder / STOP_FILE).unlink(missing_ok=True)
             self._spawn(run_id, resume=True)
             return run_id

@@ -162,26 +162,28 @@ def preference_view(cfg: Any, tokenizer: Any, raw: Any, mask_row: Any) -> Any:
 def prompts_view(cfg: Any, tokenizer: Any, raw: Any) -> Any:
     """The Data section's preview for GRPO: the prompts it will sample answers to, and what the data's own answers
     score under the chosen rewards (a check that the rules reward what you mean)."""
-    from playground.data.loading import format_rows, split_rows
+    from playground.data.loading import split_rows
+    from playground.data.prompts import format_prompts
     from playground.data.reward_rules import rules_from_settings, text_of
     from playground.train.charts import length_histogram
     from playground.train.panel import DataPreviewView
 
-    mapped, fmt, columns = format_rows(raw, cfg.data, bool(getattr(tokenizer, "chat_template", None)))
+    cfg.tuning.validate_rewards()  # a bad reward setting is a sentence naming its field, not a traceback
+    mapped, fmt, columns = format_prompts(raw, cfg.data, bool(getattr(tokenizer, "chat_template", None)))
     train, held_out = split_rows(mapped, cfg.data.eval_fraction, cfg.train.seed)
     rules = rules_from_settings(dataclasses.asdict(cfg.tuning))
     rows, scores = [], []
     for i, row in enumerate(mapped.select(range(min(8, len(mapped))))):
-        prompt, answer = text_of(row.get("prompt") or row.get("messages") or ""), text_of(row.get("completion") or "")
+        prompt, answer = text_of(row["prompt"]), row["completion"]
         total = sum(w * score(prompt, answer) for _, w, score in rules)
-        scores.append(total)
-        rows.append([str(i + 1), prompt, answer, f"{total:.2f}"])
-    lengths = [len(tokenizer(text_of(r.get("prompt") or ""))["input_ids"])
-               for r in mapped.select(range(min(500, len(mapped))))]
+        scores += [total] if answer else []
+        rows.append([str(i + 1), prompt, answer or "(none in the data)", f"{total:.2f}" if answer else "—"])
+    lengths = [len(tokenizer(text_of(r["prompt"]))["input_ids"]) for r in mapped.select(range(min(500, len(mapped))))]
     summary = (f"**{raw.name}**: {len(mapped):,} prompts → **{len(train):,} to train on** / "
                f"**{0 if held_out is None else len(held_out):,} held out** · GRPO samples "
-               f"{cfg.tuning.num_generations} answers per prompt · the data's own answers score "
-               f"{sum(scores) / max(1, len(scores)):.2f} on average under the rewards shown")
+               f"{cfg.tuning.num_generations} answers per prompt · " +
+               (f"the data's own answers score {sum(scores) / len(scores):.2f} on average under the rewards shown"
+                if scores else "no answers in the data to score (GRPO needs none)"))
     return DataPreviewView(summary=summary, headers=["#", "prompt", "answer in the data", "its reward"], rows=rows,
                            lengths_figure=length_histogram(lengths, cfg.tuning.max_completion_length),
                            mask=[(rows[0][1] if rows else "", None)],

@@ -52,16 +52,20 @@ class MethodSettings:
     # ---- DPO
     beta: float = method_field(0.1, "DPO beta", "How far the model may move from the reference: lower = further "
                                "(0.1 typical).", "dpo", gt=0)
-    loss_type: str = method_field("sigmoid", "DPO loss type", "TRL's DPO losses; sigmoid is the original DPO.",
+    loss_type: str = method_field("sigmoid", "DPO loss type", "TRL's DPO losses; sigmoid is the original DPO. "
+                                  "exo_pair and robust get their papers' label smoothing (1e-3, 0.1).",
                                   "dpo", widget="dropdown", choices=DPO_LOSSES,
                                   error="Unknown DPO loss type {value!r}.")
     sft_weight: float = method_field(0.0, "SFT loss weight on chosen", "Adds TRL's 'sft' loss (the chosen answer's "
                                      "NLL) to the DPO loss with this weight, keeping answers fluent (RPO); 0 = pure "
                                      "DPO.", "dpo", ge=0)
-    max_prompt_length: int = method_field(128, "Max prompt length", "Tokens of prompt budgeted per pair (DPO: max "
-                                          "length = prompt + answer).", "lengths", ge=8)
-    max_completion_length: int = method_field(64, "Max answer length", "DPO: answer tokens kept per pair; GRPO: "
-                                              "tokens sampled per answer.", "lengths", ge=1)
+    # TRL 1.16's DPOConfig has one cap, max_length (prompt + answer): a pair is cut there, at its end.
+    max_prompt_length: int = method_field(128, "Max prompt length", "DPO: added to the max answer length, the sum "
+                                          "caps prompt + answer (cut at the end; a pair whose prompt alone fills it "
+                                          "is dropped). Prompts are not cut on their own.", "lengths", ge=8)
+    max_completion_length: int = method_field(64, "Max answer length", "DPO: added to the max prompt length, the "
+                                              "sum caps prompt + answer; GRPO: tokens sampled per answer.",
+                                              "lengths", ge=1)
     # ---- GRPO
     num_generations: int = method_field(4, "Generations per prompt", "Answers sampled per prompt and compared with "
                                         "each other (≥ 2); the batch size counts answers, so it must be a multiple "
@@ -93,25 +97,22 @@ class MethodSettings:
                                      "reward-words")
 
     def validate(self, batch_size: int = 1, grad_accum: int = 1) -> None:
+        self.validate_rewards()
+        if self.method == "grpo" and (batch_size * grad_accum) % self.num_generations:
+            raise ValueError(f"GRPO: batch size × gradient accumulation ({batch_size} × {grad_accum}) must be a "
+                             f"multiple of the generations per prompt ({self.num_generations}), so every prompt "
+                             "gets all its answers in one batch.")
+
+    def validate_rewards(self) -> None:
+        """The settings' ranges and, for GRPO, the rewards (what scoring answers needs; no batch sizes)."""
         check_fields(self, "tuning")
         if self.method != "grpo":
             return
         weights = [self.reward_pig_latin, self.reward_length, self.reward_regex, self.reward_words]
         if not any(w > 0 for w in weights):
             raise ValueError("GRPO needs at least one reward with a weight above 0.")
-        if (batch_size * grad_accum) % self.num_generations:
-            raise ValueError(f"GRPO: batch size × gradient accumulation ({batch_size} × {grad_accum}) must be a "
-                             f"multiple of the generations per prompt ({self.num_generations}), so every prompt "
-                             "gets all its answers in one batch.")
         if self.reward_regex > 0:
-            if not self.regex.strip():
-                raise ValueError("The pattern reward is on but the pattern is empty.")
-            if len(self.regex) > MAX_REGEX_CHARS:
-                raise ValueError(f"The pattern is {len(self.regex)} characters; at most {MAX_REGEX_CHARS}.")
-            try:
-                re.compile(self.regex)
-            except re.error as err:
-                raise ValueError(f"The pattern is not a valid regular expression: {err}.") from None
+            check_regex(self.regex)
         if self.reward_words > 0 and not (word_list(self.must_include) or word_list(self.must_exclude)):
             raise ValueError("The word reward is on but no required or banned words are given.")
 
@@ -123,6 +124,20 @@ class MethodSettings:
                 "grpo": tuple(f for f in self.__dataclass_fields__ if f not in ("beta", "loss_type", "sft_weight",
                                                                                    "max_prompt_length"))}
         return {k: getattr(self, k) for k in keep.get(self.method, ("method",))}
+
+
+def check_regex(pattern: str) -> re.Pattern:
+    """The pattern reward's regular expression, compiled; a ValueError naming the field if it is not one (re.error
+    is not a ValueError). Not guarded: patterns that backtrack catastrophically, e.g. ^(a+)+$."""
+    label = MethodSettings.__dataclass_fields__["regex"].metadata["label"]
+    if not pattern.strip():
+        raise ValueError(f"The pattern reward is on but the pattern is empty: fill in {label}.")
+    if len(pattern) > MAX_REGEX_CHARS:
+        raise ValueError(f"{label} is {len(pattern)} characters; at most {MAX_REGEX_CHARS}.")
+    try:
+        return re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"{label}: {pattern!r} is not a valid regular expression ({err}).") from None
 
 
 def method_of(config: object) -> MethodSettings:

@@ -76,10 +76,27 @@ class Setting:
             if self.meta.get("zero") and number == 0:
                 return None
             return number
+        # API callers send any JSON: a wrong type is refused here, not later as a TypeError deep in the run.
         if self.kind is list:
-            return [value] if isinstance(value, str) else list(value or [])
+            if value is None or isinstance(value, str):
+                return [value] if value else []
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{label} must be a list of names (got {value!r}).")
+            return list(value)
+        if self.kind is dict:
+            if value is None:
+                return {}
+            if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                      for k, v in value.items()):
+                example = '{"prompt": "question"}'
+                raise ValueError(f"{label} must be an object of roles to column names, e.g. {example} (got {value!r}).")
+            return dict(value)
         if self.kind is str:
-            return "" if value is None else value
+            if value is None:
+                return ""
+            if not isinstance(value, str):
+                raise ValueError(f"{label} must be text (got {value!r}).")
+            return value
         return value
 
     def check(self, value: Any) -> None:

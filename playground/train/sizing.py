@@ -29,6 +29,19 @@ def count_trainable(model_config: Any, lora: Any) -> tuple[int, int]:
     return get_peft_model(model, lora_config(lora)).get_nb_trainable_parameters()
 
 
+def training_rows(config: TrainJobConfig) -> tuple[int, int]:
+    """(rows, tokens per row) of one forward and backward pass, per method. SFT: the batch at the max sequence
+    length. DPO: chosen and rejected go through together (twice the pairs), each prompt + answer long (its
+    max_length). GRPO: the batch counts answers (prompts x generations), each prompt + sampled answer; TRL does
+    not cut GRPO prompts, so the prompt part is the Max prompt length budget."""
+    t, m = config.train, config.tuning
+    if m.method == "dpo":
+        return 2 * t.batch_size, m.max_prompt_length + m.max_completion_length
+    if m.method == "grpo":
+        return t.batch_size, m.max_prompt_length + m.max_completion_length
+    return t.batch_size, t.max_seq_length
+
+
 def memory_estimate(model: Any, config: TrainJobConfig, device_type: str) -> Any | None:
     """The Model tab's estimator applied to these settings (playground.model.memory); None if it cannot say."""
     try:
@@ -41,8 +54,9 @@ def memory_estimate(model: Any, config: TrainJobConfig, device_type: str) -> Any
     # The dtype the worker loads the training copy in (the same rule: pick_dtype with the run's Precision).
     dtype = pick_dtype(torch.device(device_type), config.load_dtype)
     precision = {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype, "fp16")
+    batch, seq_len = training_rows(config)
     try:
-        cfg = MemoryEstimateConfig(batch_size=t.batch_size, seq_len=t.max_seq_length, precision=precision,
+        cfg = MemoryEstimateConfig(batch_size=batch, seq_len=seq_len, precision=precision,
                                    method="qlora" if t.quantization == "4bit" else "lora",
                                    lora_rank=config.lora.r, optimizer=optim,
                                    gradient_checkpointing=t.gradient_checkpointing)

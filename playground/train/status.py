@@ -77,6 +77,8 @@ class EventSummary:
                 self.first_start = self.first_start or e["t"]
                 for k in ("status", "train_begin", "log"):
                     self.last.pop(k, None)
+            elif kind == "train_begin" and e.get("start_step") is not None:
+                self._rewind(e["start_step"])
             elif kind == "log":
                 self.losses[e["step"]] = {k: e.get(k) for k in LOSS_KEYS}
             elif kind == "eval":
@@ -92,6 +94,13 @@ class EventSummary:
             elif kind == "end":
                 self.end = e
             self.last[kind] = e
+
+    def _rewind(self, start_step: int) -> None:
+        """A resumed attempt restarts from its checkpoint: the rows an earlier attempt logged past it belong to a
+        trajectory that no longer exists (they would keep the chart, the step and the ETA ahead of the run)."""
+        for rows in (self.losses, self.evals, self.probes, self.samples, *self.metrics.values()):
+            for step in [k for k in rows if k > start_step]:
+                del rows[step]
 
     def loss_history(self) -> list[dict[str, Any]]:
         """{step, loss, learning_rate, grad_norm} per step, in step order (a repeated step: the last wins)."""
@@ -123,7 +132,12 @@ def summarize(run_id: str, s: EventSummary, *, alive: bool, stop_requested: bool
     begin, log = s.last.get("train_begin"), s.last.get("log")
     if begin:
         st.total_steps = int(begin.get("total_steps") or 0)
-    if st.losses:
+    # The current attempt's progress (its latest log, else where it began), not the highest step ever logged.
+    if log:
+        st.step = log["step"]
+    elif begin:
+        st.step = int(begin.get("start_step") or 0)
+    elif st.losses:
         st.step = st.losses[-1]["step"]
     if log:
         st.epoch, st.tokens_per_s, st.peak_mem_mb = log.get("epoch"), log.get("tokens_per_s"), log.get("peak_mem_mb")
@@ -155,3 +169,21 @@ def summarize(run_id: str, s: EventSummary, *, alive: bool, stop_requested: bool
         st.elapsed_s = round(last_t - (s.attempt_start or last_t), 1)
     st.resumable = st.state in ("interrupted", "failed") and has_checkpoint and not alive
     return st
+
+
+def resume_refusal(st: RunStatus) -> str:
+    """Why Resume does not apply to this run ("" = it does). Only an interrupted or failed run with a checkpoint
+    resumes: a stopped or completed one already saved its adapter, and resuming it would rewind to the last
+    checkpoint and save a second adapter (or overwrite the first)."""
+    if st.resumable:
+        return ""
+    saved = (f"its adapter {st.adapter} was saved at step {st.step}" if st.adapter
+             else "nothing was saved")
+    if st.active:
+        return f"Run {st.run_id} is still running ({st.state}): there is nothing to resume."
+    if st.state == "completed":
+        return f"Run {st.run_id} already completed: {saved}. Start a new run to train more."
+    if st.state == "stopped":
+        return (f"Run {st.run_id} was stopped: {saved}. Start a new run to train more (Resume continues only "
+                "an interrupted or failed run).")
+    return f"Run {st.run_id} has no checkpoint to resume from: start a new run."
