@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -81,14 +82,20 @@ def test_start_refuses_bad_input_before_any_process(tiny_store, tmp_path):
         manager.status("../etc")
 
 
-def _fake_run(manager: TrainingManager, run_id: str, *events: dict, lifetime_s: float) -> subprocess.Popen:
-    """A run folder whose 'worker' is a sleeping process: status logic without any training."""
+def _run_folder(manager: TrainingManager, run_id: str, events: tuple[dict, ...]) -> Path:
+    """A run folder with its config and these events, and no worker."""
     folder = manager.runs_dir / run_id
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(TrainJobConfig(adapter_name=run_id).to_dict()))
     log = EventLog(folder / "events.jsonl")
     for e in events:
         log.emit(e.pop("kind"), **e)
+    return folder
+
+
+def _fake_run(manager: TrainingManager, run_id: str, *events: dict, lifetime_s: float) -> subprocess.Popen:
+    """A run folder whose 'worker' is a sleeping process: status logic without any training."""
+    _run_folder(manager, run_id, events)
     proc = subprocess.Popen(["sleep", str(lifetime_s)])
     manager._procs[run_id] = proc
     return proc
@@ -161,12 +168,7 @@ def test_status_from_events_running_eta_and_dead_workers():
 
 def _dead_run(manager: TrainingManager, run_id: str, *events: dict, checkpoint: int | None = None) -> None:
     """A run folder whose worker has ended (no process), with a checkpoint folder when `checkpoint` is set."""
-    folder = manager.runs_dir / run_id
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps(TrainJobConfig(adapter_name=run_id).to_dict()))
-    log = EventLog(folder / "events.jsonl")
-    for e in events:
-        log.emit(e.pop("kind"), **e)
+    folder = _run_folder(manager, run_id, events)
     if checkpoint is not None:
         (folder / "checkpoints" / f"checkpoint-{checkpoint}").mkdir(parents=True)
 
