@@ -5,6 +5,7 @@ test_train_methods_run.py)."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -155,6 +156,10 @@ def test_reward_rules_score_zero_to_one():
     assert score_length("one two three four", 4) == 1.0 and score_length("a " * 8, 4) == 0.0
     assert score_length("one two", 4) == 0.5
     assert score_regex("HELLO!", r"^[A-Z]+!$") == 1.0 and score_regex("hello", r"^[A-Z]+!$") == 0.0
+    started = time.monotonic()  # a pattern that backtracks for ever stops with a sentence, not a stalled step
+    with pytest.raises(ValueError, match=r"took over 0.5 s on one answer: it backtracks catastrophically"):
+        score_regex("a" * 40 + "!", r"^(a|aa)+$")
+    assert time.monotonic() - started < 5
     assert score_words("I hope this helps", ["hope", "this helps"], []) == 1.0
     assert score_words("hopeful", ["hope"], []) == 0.0  # whole words only
     assert score_words("bye, I hope", ["hope"], ["bye"]) == 0.0

@@ -11,11 +11,16 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import regex  # like `re` (same syntax), plus a timeout; a transformers dependency, pinned in requirements.txt
+
 from playground.data.pig_latin import aligned_accuracy, rule_accuracy, to_pig_latin
 
 PIG_LATIN_PREFIX = re.compile(r"^\s*translate\s+(?:this\s+)?(?:in)?to\s+pig\s+latin\s*:\s*", re.IGNORECASE)
 WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 Score = Callable[[str, str], float]  # (prompt text, answer text) -> 0..1
+# A pattern that backtracks catastrophically (e.g. ^(a|aa)+$ takes exponential time on 'aaa…a!') would
+# hold a GRPO step, and with it the server's one training slot, for ever: a search stops after this long.
+REGEX_TIMEOUT_S = 0.5
 
 
 def text_of(value: Any) -> str:
@@ -54,8 +59,13 @@ def score_length(answer: str, target: int) -> float:
 
 
 def score_regex(answer: str, pattern: str) -> float:
-    """1 if the pattern is found in the (stripped) answer, else 0."""
-    return 1.0 if re.search(pattern, answer.strip()) else 0.0
+    """1 if the pattern is found in the (stripped) answer, else 0; a ValueError naming the pattern if the search
+    runs past REGEX_TIMEOUT_S."""
+    try:
+        return 1.0 if regex.search(pattern, answer.strip(), timeout=REGEX_TIMEOUT_S) else 0.0
+    except TimeoutError:
+        raise ValueError(f"The pattern {pattern!r} took over {REGEX_TIMEOUT_S} s on one answer: it backtracks "
+                         "catastrophically (a repeat of overlapping choices, like (a|aa)+); simplify it.") from None
 
 
 def score_words(answer: str, include: list[str], exclude: list[str]) -> float:

@@ -72,7 +72,8 @@ def _reward_code(config: TrainJobConfig) -> tuple[str, list[str]]:
     m = config.tuning
     if m.reward_regex > 0:
         check_regex(m.regex)  # a bad pattern is a sentence naming its field, not a script that fails
-    parts = ["import re\nfrom typing import Any\n", f"VOWELS = frozenset({''.join(sorted(pig_latin.VOWELS))!r})",
+    parts = ["import re\nfrom typing import Any\n\nimport regex\n",
+             f"REGEX_TIMEOUT_S = {reward_rules.REGEX_TIMEOUT_S!r}", f"VOWELS = frozenset({''.join(sorted(pig_latin.VOWELS))!r})",
              f"_TOKEN = re.compile({pig_latin._TOKEN.pattern!r})",
              f"PIG_LATIN_PREFIX = re.compile({reward_rules.PIG_LATIN_PREFIX.pattern!r}, re.IGNORECASE)",
              f"WORD = re.compile({reward_rules.WORD.pattern!r})\n"]

@@ -13,9 +13,10 @@ starting adapter ("ref"); for a new adapter it is the base model with the adapte
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+import regex
 
 from playground.data.reward_rules import word_list
 from playground.train.schema import check_fields
@@ -126,17 +127,18 @@ class MethodSettings:
         return {k: getattr(self, k) for k in keep.get(self.method, ("method",))}
 
 
-def check_regex(pattern: str) -> re.Pattern:
+def check_regex(pattern: str) -> Any:
     """The pattern reward's regular expression, compiled; a ValueError naming the field if it is not one (re.error
-    is not a ValueError). Not guarded: patterns that backtrack catastrophically, e.g. ^(a+)+$."""
+    is not a ValueError). Compiled by `regex`, the engine that scores answers (reward_rules.score_regex), whose
+    timeout stops a pattern that backtracks catastrophically, e.g. ^(a|aa)+$."""
     label = MethodSettings.__dataclass_fields__["regex"].metadata["label"]
     if not pattern.strip():
         raise ValueError(f"The pattern reward is on but the pattern is empty: fill in {label}.")
     if len(pattern) > MAX_REGEX_CHARS:
         raise ValueError(f"{label} is {len(pattern)} characters; at most {MAX_REGEX_CHARS}.")
     try:
-        return re.compile(pattern)
-    except re.error as err:
+        return regex.compile(pattern)
+    except regex.error as err:
         raise ValueError(f"{label}: {pattern!r} is not a valid regular expression ({err}).") from None
 
 
