@@ -236,3 +236,20 @@ def test_on_the_tiny_model_the_reveal_is_greedy_and_next_round_appends_it(tiny_s
     nxt = hub.next_round(view.code, "teacher")
     assert nxt.continuation == tiny_store.current.tokenizer.decode([top[0]], clean_up_tokenization_spaces=False)
     assert [c.token_id for c in nxt.model_top] == torch.topk(decode.logits((*ids, top[0])), 10).indices.tolist()
+
+
+class ShiftedModel(FakeModel):
+    """Another model side on the same tokenizer (a presenter's adapter): its ranking starts one word later."""
+
+    def candidates(self, ids: tuple[int, ...], n: int) -> list[Candidate]:
+        return super().candidates((*ids, 0), n)
+
+
+def test_a_room_runs_the_model_its_presenter_opened_it_with(hub):
+    """The room tab passes the model as the presenter's browser runs it (its own adapter), not the server's."""
+    own = hub.open(PROMPT, False, "teacher", model=ShiftedModel())
+    assert own.model_top[0].label == "␣rain"  # the presenter's model; the hub's would say "␣plain"
+    assert hub.open(PROMPT, False, "other").model_top[0].label == "␣plain"
+    hub.reveal(own.code, "teacher")
+    nxt = hub.next_round(own.code, "teacher")
+    assert nxt.continuation == " rain" and nxt.model_top[0].label == "␣Spain"  # next rounds too

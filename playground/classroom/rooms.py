@@ -89,17 +89,20 @@ class RoomHub:
 
     # ------------------------------------------------------------------ presenter
 
-    def open(self, prompt: str, chat: bool, owner: str, *, host: str = "", token: str = "") -> RoomView:
+    def open(self, prompt: str, chat: bool, owner: str, *, host: str = "", token: str = "",
+             model: NextTokenModel | None = None) -> RoomView:
         """Open a room on `prompt` from client `host`; the owner's previous room, if any, closes (one room per
         presenter: its session, or the owner `token` its browser kept from before a reload). The view carries
-        the new room's owner token (`owner_token`) for the browser to keep."""
+        the new room's owner token (`owner_token`) for the browser to keep. `model`: the room's own model side
+        (the model as the presenter's browser runs it, its adapter included); default: the hub's."""
         owner, host = _session(owner), _host(host)
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("The prompt is empty: type the text the class should continue.")
         if len(prompt) > MAX_PROMPT:
             raise ValueError(f"The prompt is {len(prompt)} characters; a room takes at most {MAX_PROMPT}.")
-        ids = tuple(self.model.encode(prompt, bool(chat)))
-        candidates = self._candidates(ids)
+        side = model or self.model
+        ids = tuple(side.encode(prompt, bool(chat)))
+        candidates = self._candidates(ids, side)
         with self._lock:
             self._purge()
             for code in [c for c, r in self._rooms.items() if r.owner == owner or _same_token(token, r)]:
@@ -112,8 +115,8 @@ class RoomHub:
                 raise ValueError(f"{self.max_rooms_per_host} rooms are already open from this computer ({host}), "
                                  "the most one computer may have: close one of them first.")
             room = Room(code=new_code(self._rooms), owner=owner, prompt=prompt, chat=bool(chat), prompt_ids=ids,
-                        candidates=candidates, last_active=self.clock(), signature=self.model.signature(),
-                        token=secrets.token_urlsafe(24), host=host)
+                        candidates=candidates, last_active=self.clock(), signature=side.signature(),
+                        token=secrets.token_urlsafe(24), host=host, model=model)
             self._rooms[room.code] = room
             return room_view(room, owner, with_token=True)
 
@@ -149,13 +152,14 @@ class RoomHub:
                 raise ValueError("Reveal the model's choice first: the next round appends it to the text.")
             if len(room.appended) >= MAX_ROUNDS:
                 raise ValueError(f"This room has played {MAX_ROUNDS} rounds, the most it keeps: open a new room.")
-            if room.signature != self.model.signature():  # its token ids mean nothing to the new tokenizer
+            side = room.model or self.model
+            if room.signature != side.signature():  # its token ids mean nothing to the new tokenizer
                 raise ValueError("A model with another tokenizer was loaded since this room opened: open a new "
                                  "room to go on with this model.")
             this_round, appended = room.round, [*room.appended, room.chosen.token_id]
             ids = room.prompt_ids + tuple(appended)
-        candidates = self._candidates(ids)  # the model runs outside the lock
-        continuation = self.model.decode(appended)
+        candidates = self._candidates(ids, side)  # the model runs outside the lock
+        continuation = side.decode(appended)
         with self._lock:
             room = self._owned(code, owner, "start the next round", token)
             if room.round == this_round and room.revealed:  # else a second click already moved on
@@ -234,9 +238,9 @@ class RoomHub:
 
     # ------------------------------------------------------------------ internals (under the lock)
 
-    def _candidates(self, ids: tuple[int, ...]) -> tuple[Candidate, ...]:
+    def _candidates(self, ids: tuple[int, ...], side: NextTokenModel) -> tuple[Candidate, ...]:
         with urgency(Urgency.PRESENTER):  # only the presenter's open / next come here: the class is waiting
-            found = tuple(self.model.candidates(ids, self.top_n))
+            found = tuple(side.candidates(ids, self.top_n))
         if not found:
             raise ValueError("The model gave no next-token candidates for this text.")
         return found

@@ -53,6 +53,7 @@ class Room:
     token: str = ""
     host: str = ""           # the presenter's client host (the per-computer room cap)
     member_hosts: dict[str, str] = field(default_factory=dict)  # session -> client host (per-computer caps)
+    model: Any = None        # its own rooms.NextTokenModel (the presenter's adapter), None = the hub's
 
     @property
     def ids(self) -> tuple[int, ...]:

@@ -68,7 +68,7 @@ def build_app(services: Services, presenter: bool = False) -> gr.Blocks:
                 train_tab.build(services, header, state)
             with gr.Tab("Adapters", id="adapters"):
                 adapters_tab.build(services, demo, header, state, session)
-            with gr.Tab("Guess the next token", id="room"): room_tab.build(services)
+            with gr.Tab("Guess the next token", id="room"): room_tab.build(services, session)
             with gr.Tab("Compare", id="compare"):
                 compare_parts = compare_tab.build(services, header, state, session)
         # Every state is a link: opening one restores it; Decode and Compare copy theirs (ui/links.py).

@@ -17,12 +17,14 @@ import gradio as gr
 from gradio.context import get_render_context
 
 from playground.classroom.charts import room_figure
+from playground.classroom.model_side import DecodeModel
 from playground.classroom.page import join_html, join_url, notice_html, presenter_html, student_html, text_html
 from playground.classroom.qr import qr_svg
 from playground.classroom.rooms import RoomHub
 from playground.classroom.views import RoomView
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors
+from playground.ui.session_adapter import decode_for
 
 DEFAULT_PROMPT = "The rain in Spain falls mainly in the"
 PRESENTER_POLL, STUDENT_POLL = 1.0, 1.5  # seconds; a poll only reads the hub (no model call)
@@ -50,7 +52,7 @@ def _url(request: gr.Request | None, code: str) -> str:
     return join_url(headers.get("x-forwarded-host") or headers.get("host"), headers.get("x-forwarded-proto"), code)
 
 
-def build(services: Services) -> None:
+def build(services: Services, session: gr.State | None = None) -> None:
     """Lay out the room tab inside the current gr.Tab."""
     hub: RoomHub = services.rooms
     here = get_render_context()  # the gr.Tab this is built in: a ?room= link switches the page to it
@@ -118,9 +120,11 @@ def build(services: Services) -> None:
                 p_timer: gr.Timer(active=True), close_btn: gr.Button(interactive=True),
                 owner_key: {"owner": view.owner_token}}
 
-    def on_open(text: str, use_chat: bool, show: bool, key: Any, request: gr.Request) -> dict:
+    def on_open(text: str, use_chat: bool, show: bool, key: Any, request: gr.Request, choice: Any = None) -> dict:
         try:  # the browser's old token closes its room from before a reload too: one room per presenter
-            view = hub.open(text, use_chat, _session(request), host=_host(request), token=_token(key))
+            # the model as this browser runs it (its own adapter), not the server's default
+            model = DecodeModel(decode_for(services, choice)) if session is not None else None
+            view = hub.open(text, use_chat, _session(request), host=_host(request), token=_token(key), model=model)
         except USER_ERRORS as err:
             return {p_status: notice_html(f"⚠️ {err}")}
         return presenting(view, show, request)
@@ -160,7 +164,7 @@ def build(services: Services) -> None:
     p_in = [room_code, peek, owner_key]
     p_out = [p_text, p_status, chart, shown, reveal_btn, next_btn, close_btn, room_code, join_panel, p_timer,
              owner_key]
-    open_btn.click(on_open, [prompt, chat, peek, owner_key], p_out, **PRIVATE)
+    open_btn.click(on_open, [prompt, chat, peek, owner_key, *([session] if session else [])], p_out, **PRIVATE)
     reveal_btn.click(presenter_action(hub.reveal), p_in, p_out, **PRIVATE)
     next_btn.click(presenter_action(hub.next_round), p_in, p_out, **PRIVATE)
     peek.change(presenter_action(hub.snapshot, quiet=True), p_in, p_out, **PRIVATE)
