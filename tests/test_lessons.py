@@ -99,6 +99,8 @@ HEAD = 'title = "T"\n'
      "broken.toml, step 1 ('A'): action = \"train\" needs a [train] table with the lesson's recipe."),
     ('[[steps]]\ntitle = "A"\nsay = "a."\naction = "compare"\n[steps.state]\ntab = "compare"\n',
      "needs a 'message' in the state to send"),
+    ('[[steps]]\ntitle = "One"\nsay = "Hi."\n[steps.state]\ntemperature = 0.5\n',
+     "state key 'temperature' sets the Decode tab, and the step has no 'prompt'"),
     ('[[steps]]\ntitle = "A"\n', "broken.toml, step 1: 'say' must be a non-empty text."),
     ('[[steps]]\ntitle = "A"\nsay = "a."\nsound = "on"\n', "broken.toml, step 1: unknown step key 'sound'"),
     ('colour = "red"\n[[steps]]\ntitle = "A"\nsay = "a."\n', "broken.toml: unknown key 'colour'"),

@@ -10,7 +10,7 @@ import re
 from dataclasses import fields
 from typing import Any
 
-from playground.classroom.links import NUMBERS, PageState, from_query
+from playground.classroom.links import DECODE_KEYS, NUMBERS, PageState, from_query
 
 TEXT, FLAG, NUMBER, WHOLE = "a text", "true or false", "a number", "a whole number"
 # key -> what its TOML value must be (every PageState field is a link key)
@@ -52,3 +52,7 @@ def check_state(state: dict[str, Any]) -> None:
             raise ValueError(f"state key '{key}': {_IGNORED.sub('', notes[0])}")
     if "steps" in state and "prompt" not in state:
         raise ValueError("state key 'steps': steps continue a prompt, and the step has no 'prompt'.")
+    decode = [k for k in state if k in DECODE_KEYS]
+    if decode and "prompt" not in state:  # the view is drawn only for a prompt: it would keep the old settings'
+        raise ValueError(f"state key '{decode[0]}' sets the Decode tab, and the step has no 'prompt': the "
+                         "distribution on screen would still be the one drawn before, under other settings.")
