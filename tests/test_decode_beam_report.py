@@ -102,3 +102,4 @@ def test_tree_labels_sit_above_the_lines_on_a_box(tiny_store):
     assert len(labels) == len(r.nodes) and all(a.bgcolor for a in labels)  # annotations draw above every trace
     assert all(t.mode in ("lines", "markers") for t in fig.data)  # no trace text the best-beam line could cover
     assert "The rain in Spain" in summary_markdown(r)
+    assert "· beam width 3, 4 steps, length penalty 1:" in summary_markdown(r)  # the settings it ran with

@@ -79,6 +79,10 @@ def test_explorer_figures(svc):
     top1 = list(sweep.data[0].y)
     assert top1[0] >= top1[-1]  # colder = more peaked
     assert len(multiples.data) == len(MULTIPLES) and all(len(bar.x) == 8 for bar in multiples.data)
+    # Drawn by a button: the title says which text (and penalty) it shows, since the prompt may change after
+    assert sweep.layout.title.text.endswith("distribution after “The rain in Spain”")
+    penalised, _ = explorer_figures(svc, state, SamplingSettings(repetition_penalty=1.5))
+    assert penalised.layout.title.text.endswith("“The rain in Spain” (repetition penalty 1.5)")
 
 
 def test_api_payloads(svc):

@@ -33,7 +33,9 @@ def context_markdown(result: BeamResult, chosen: int = 0) -> str:
     source = (f"the prompt plus the {chosen} token{'' if chosen == 1 else 's'} chosen in *Next token*" if chosen
               else "the prompt")
     fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", shown)), default=0))
-    return f"**Continues** ({source}):\n\n{fence}text\n{shown}\n{fence}"
+    b = result.settings  # said with the result: the sliders may have moved since the search ran
+    used = f"beam width {b.num_beams}, {b.steps} steps, length penalty {b.length_penalty:g}"
+    return f"**Continues** ({source}) · {used}:\n\n{fence}text\n{shown}\n{fence}"
 
 
 def verdict_markdown(result: BeamResult) -> str:

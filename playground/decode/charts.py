@@ -110,8 +110,9 @@ def _title(s: SamplingSettings) -> str:
     return "Next-token probabilities · " + ", ".join(parts + shaping)
 
 
-def temperature_figure(sweep: Sequence[tuple[float, float, float]]) -> go.Figure:
-    """Top-1 probability and entropy (bits) against temperature."""
+def temperature_figure(sweep: Sequence[tuple[float, float, float]], after: str = "") -> go.Figure:
+    """Top-1 probability and entropy (bits) against temperature; `after`: the text and penalty it was run for
+    (a button draws it, so the title says what it shows after the prompt or the sliders change)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     temps = [t for t, _, _ in sweep]
     fig.add_scatter(x=temps, y=[p for _, p, _ in sweep], name="top-1 probability", mode="lines+markers",
@@ -121,8 +122,8 @@ def temperature_figure(sweep: Sequence[tuple[float, float, float]]) -> go.Figure
     fig.update_yaxes(title_text="top-1 probability", tickformat=".0%", range=[0, 1.02], secondary_y=False)
     fig.update_yaxes(title_text="entropy (bits)", secondary_y=True)
     fig.update_xaxes(title_text="temperature")
-    fig.update_layout(height=340, margin=dict(l=50, r=50, t=40, b=40), title="Temperature reshapes the distribution",
-                      legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"))
+    fig.update_layout(height=340, margin=dict(l=50, r=50, t=40, b=40),
+                      title=f"Temperature reshapes the distribution{after}", legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"))
     return fig
 
 

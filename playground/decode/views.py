@@ -183,7 +183,11 @@ def explorer_figures(svc: DecodeService, state: StepState, settings: SamplingSet
     for t in MULTIPLES:
         d = analyze(log_scores, state.ids, SamplingSettings(temperature=t, top_k=0, top_p=1.0, min_p=0.0))
         panels.append((t, [(label, float(d.final_probs[i])) for label, i in zip(labels, top)]))
-    return temperature_figure(temperature_sweep(log_scores, SWEEP)), small_multiples_figure(panels)
+    text = tokenizer.decode(list(state.ids), skip_special_tokens=True).replace("\n", " ").strip()
+    after = f" after “{'…' * (len(text) > 40)}{text[-40:]}”"
+    if settings.repetition_penalty != 1:
+        after += f" (repetition penalty {settings.repetition_penalty:g})"
+    return temperature_figure(temperature_sweep(log_scores, SWEEP), after), small_multiples_figure(panels)
 
 
 def beam_run(svc: DecodeService, state: StepState,
