@@ -224,3 +224,21 @@ def test_memory_estimate_uses_each_methods_lengths_and_rows():
     # GRPO: the batch already counts answers, each prompt + sampled answer
     assert estimate("grpo") == estimate("grpo", max_seq_length=64) == estimate("sft", max_seq_length=128)
     assert estimate("sft", max_seq_length=64) < estimate("sft", max_seq_length=128)
+
+
+def test_reward_evaluation_reads_prompt_only_files_as_grpo_trains_on_them(tmp_path):
+    """The held-out reward needs prompts only (the rules score the models' answers): a GRPO user's prompt-only
+    file is evaluated, and a recipe's split gives the same prompts as the answer-bearing reader."""
+    from playground.compare.evaluation import load_examples, load_prompts
+
+    held_out = tmp_path / "held_out.jsonl"
+    held_out.write_text("\n".join(json.dumps({"prompt": f"Translate to Pig Latin: cat {i}"}) for i in range(3)))
+    name, examples = load_prompts(str(held_out), True, 0)
+    assert name == "held_out.jsonl" and [e.reference for e in examples] == ["", "", ""]
+    assert examples[1].prompt == [{"role": "user", "content": "Translate to Pig Latin: cat 1"}]
+    with pytest.raises(ValueError, match="prompt"):
+        load_examples(str(held_out), True, 0)  # the word-accuracy evaluation needs the answers
+    _, recipe = load_prompts("pig-latin", True, 5)
+    _, with_answers, _ = load_examples("pig-latin", True, 5)
+    assert [e.prompt for e in recipe] == [e.prompt for e in with_answers]
+    assert [e.reference for e in recipe] == [e.reference for e in with_answers]

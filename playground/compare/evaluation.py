@@ -23,6 +23,7 @@ from playground.adapters.live import AdapterManager
 from playground.data.files import load_file, quiet_datasets
 from playground.data.loading import RawData, format_rows
 from playground.data.pig_latin import exact_match, word_accuracy
+from playground.data.prompts import format_prompts
 from playground.data.recipes import get_recipe, list_recipes
 from playground.data.sources import DataSource
 from playground.decode.checks import check_int
@@ -146,14 +147,26 @@ def dataset_choices() -> list[tuple[str, str]]:
     return [(f"{r.title} (test split)", r.id) for r in list_recipes()]
 
 
+def _held_out_file(dataset: str) -> tuple[Path, str]:
+    """(path, name): a recipe's test split, or an uploaded file (all of it is held out)."""
+    if dataset in {r.id for r in list_recipes()}:
+        return get_recipe(dataset).test, dataset
+    return Path(dataset), Path(dataset).name
+
+
+def load_prompts(dataset: str, chat: bool, max_rows: int) -> tuple[str, list[Example]]:
+    """(name, examples) for a reward evaluation: the prompts as GRPO reads them, so an answer column is optional
+    (the rules score the models' answers; a reference is "" where the data has none)."""
+    path, name = _held_out_file(dataset)
+    source = DataSource(kind="file", path=str(path), max_rows=max_rows)
+    with quiet_datasets():
+        rows, _, _ = format_prompts(RawData(load_file(path), name, ""), source, has_chat_template=chat)
+    return name, [Example(row["prompt"], row["completion"] or "") for row in rows]
+
+
 def load_examples(dataset: str, chat: bool, max_rows: int) -> tuple[str, list[Example], bool]:
     """(name, examples, is Pig Latin) for a recipe's test split or an uploaded file (all of it is held out)."""
-    recipe_ids = {r.id for r in list_recipes()}
-    if dataset in recipe_ids:
-        path, name = get_recipe(dataset).test, dataset
-    else:
-        path = Path(dataset)
-        name = path.name
+    path, name = _held_out_file(dataset)
     source = DataSource(kind="file", path=str(path), completion_only_loss=True, use_chat_template=True,
                         max_rows=max_rows)
     with quiet_datasets():
