@@ -109,6 +109,53 @@ def test_a_bad_pattern_is_a_value_error_wherever_it_is_used(tmp_path):
     assert view.rows[0][2:] == ["ethay atcay", "2.00"]  # Pig Latin 1 + pattern 1
 
 
+class ChatWordTokenizer(WordTokenizer):
+    """The stand-in with a chat template: two tokens of turn markup around each message, one opening the answer."""
+
+    chat_template = "{{ messages }}"
+
+    def apply_chat_template(self, messages: list[dict], tokenize: bool = False, add_generation_prompt: bool = False):
+        text = " ".join(f"<{m['role']}> {m['content']} </s>" for m in messages)
+        return text + (" <assistant>" if add_generation_prompt else "")
+
+
+@pytest.mark.parametrize("use_chat_template, tokenizer, lengths", [
+    (True, ChatWordTokenizer(), [13, 23, 33, 43]),  # the run wraps in chat: 3 tokens of template each
+    (False, ChatWordTokenizer(), [10, 20, 30, 40]),  # plain text prompts, as TRL tokenizes them
+    (True, WordTokenizer(), [10, 20, 30, 40]),  # no chat template: no wrapping
+], ids=["chat", "no-wrap", "no-template"])
+def test_grpo_preview_counts_prompts_as_the_model_sees_them_and_caps_nothing(tmp_path, use_chat_template, tokenizer,
+                                                                           lengths):
+    """TRL 1.16's GRPO cuts no prompt (max_completion_length caps the sampled answers): no cap line, nothing
+    "truncated", and each prompt counted after the chat template when the run wraps prompts in chat."""
+    from playground.train.method_views import prompts_view
+
+    path = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": " ".join(["word"] * n)} for n in (10, 20, 30, 40)])
+    cfg = grpo_job(path, max_completion_length=16)
+    cfg.data.use_chat_template = use_chat_template
+    fig = prompts_view(cfg, tokenizer, load_raw(cfg.data)).lengths_figure
+    assert sorted(fig.data[0].x) == lengths and fig.layout.xaxis.title.text == "prompt tokens"
+    assert not fig.layout.shapes and not any("truncated" in a.text for a in fig.layout.annotations)
+
+
+def test_an_adapter_records_only_the_settings_its_method_used():
+    """DPO and GRPO take no packing, completion-only loss or sequence length (dpo.SHARED_KEYS); GRPO does not
+    evaluate while training. playground.json leaves them out; the form hides them (test_train_panel.py)."""
+    from playground.train.dpo import grpo_kwargs, shared_kwargs
+
+    def flat(method: str) -> dict:
+        return TrainJobConfig(tuning=MethodSettings(method=method)).flat_settings()
+
+    sft_only = {"packing", "completion_only_loss", "max_seq_length"}
+    assert sft_only | {"eval_steps"} <= set(flat("sft")) and "max_prompt_length" not in flat("sft")
+    assert not sft_only & set(flat("dpo")) and {"eval_steps", "max_prompt_length", "beta"} <= set(flat("dpo"))
+    assert not (sft_only | {"eval_steps", "max_prompt_length"}) & set(flat("grpo"))
+    assert {"save_steps", "use_chat_template", "eval_fraction", "max_completion_length"} <= set(flat("grpo"))
+    # ... as the trainers' configs have them
+    assert not {"packing", "completion_only_loss", "max_length"} & set(shared_kwargs(TrainJobConfig()))
+    assert grpo_kwargs(TrainJobConfig(), [1.0])["eval_strategy"] == "no"
+
+
 # ---------------------------------------------------------------- DPO: losses and length caps as TRL has them
 
 def test_dpo_losses_get_the_label_smoothing_trl_requires():

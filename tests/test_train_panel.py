@@ -197,3 +197,63 @@ def test_a_data_file_outside_the_allowed_folders_is_refused(tiny_store, tmp_path
     with pytest.raises(ValueError, match="^Data file path: .*rows.jsonl is outside the folders"):
         panel.start_request("", json.dumps({"kind": "file", "path": str(outside), "max_steps": 1}))
     assert not (data / "runs").exists() or not any((data / "runs").iterdir())  # nothing was started
+
+
+def test_a_resume_that_replaces_rows_with_as_many_others_is_redrawn_and_resume_follows_the_run(panel):
+    """The change key held only row counts: after a resume the old steps past the checkpoint were replaced by as
+    many new ones and the chart kept the old curve. Resume is offered only for a resumable run."""
+    first = [{"kind": "start"}, {"kind": "train_begin", "total_steps": 8, "start_step": 0},
+             *({"kind": "log", "step": step, "loss": 2.0} for step in range(1, 5)), {"kind": "checkpoint", "step": 2}]
+    fake_run(panel, "r1", *first, alive=False)  # killed at step 4, checkpoint at 2
+    (panel.trainer.runs_dir / "r1" / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    before = panel.live(LATEST, False, [], None)
+    assert before.changed and before.resumable and "interrupted" in before.status
+    log = EventLog(panel.trainer.runs_dir / "r1" / "events.jsonl")
+    log.emit("start", resume=True, resume_step=2)
+    log.emit("train_begin", total_steps=8, start_step=2)
+    for step in (3, 4):
+        log.emit("log", step=step, loss=0.5)  # killed again at step 4: same state, same counts, other rows
+    after = panel.live(LATEST, False, [], before.key)
+    assert after.changed and list(after.figure.data[0].y)[-2:] == [0.5, 0.5]
+    assert not panel.live(LATEST, False, [], after.key).changed
+    fake_run(panel, "r2", {"kind": "start"}, {"kind": "end", "state": "completed", "adapter": "r2", "step": 1},
+             alive=False)
+    assert not panel.live("r2", False, [], None).resumable and panel.live("r1", False, [], None).resumable
+
+
+def test_the_resume_button_is_enabled_only_by_the_live_view(tiny_store):
+    from playground.services import Services
+    from playground.ui.app_ui import build_app
+
+    config = build_app(Services.create(tiny_store, tiny_store.settings.data_dir)).get_config_file()
+    ids = {c["props"].get("elem_id"): c for c in config["components"]}
+    resume = ids["train-resume"]
+    assert resume["props"]["interactive"] is False  # until a tick shows a resumable run
+    ticks = [d for d in config["dependencies"] if any(ids["train-stop"]["id"] == o for o in d["outputs"])
+             and ids["train-progress"]["id"] in d["outputs"]]
+    assert ticks and all(resume["id"] in d["outputs"] for d in ticks)
+
+
+def test_each_method_hides_the_boxes_it_ignores_and_only_those():
+    """packing and completion-only loss mean nothing to DPO and GRPO, eval every N steps nothing to GRPO; each
+    shares its row with boxes that still apply, so the box is hidden, not the row."""
+    import gradio as gr
+
+    from playground.ui.train_method import hidden_rows, wire_method
+    from playground.ui.train_settings import build_settings
+
+    with gr.Blocks() as demo:
+        ui = build_settings(["q_proj", "v_proj"], "cpu")
+        wire_method(ui.fields, ui.method_rows, ui.method_note, lambda: [])
+    (on_method,) = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_method"]
+    names = {id(comp): name for name, comp in ui.fields.items()}
+    expected = {"sft": {"max_prompt_length"}, "dpo": {"packing", "completion_only_loss", "max_seq_length"},
+                "grpo": {"packing", "completion_only_loss", "eval_steps", "max_seq_length", "max_prompt_length"}}
+    for method, hidden in expected.items():
+        shown = {names[id(out)]: update["visible"] for out, update in zip(on_method.outputs, on_method.fn(method))
+                 if id(out) in names}
+        assert {name for name, visible in shown.items() if not visible} == hidden, method
+        assert not {"optim", "masking", "schedule", "batch"} & hidden_rows(method)  # the rows they share stay
+    # The page opens on the first recipe's method, its ignored boxes already hidden.
+    ignorable = set().union(*expected.values())
+    assert {name for name in ignorable if ui.fields[name].visible is False} == expected[ui.fields["method"].value]

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from playground.data.sources import DataSource
 from playground.train.config import BaseModelRef, LoraSettings, TrainJobConfig, TrainSettings
 from playground.train.events import CHECKPOINTS, EVENTS_FILE, STOP_FILE, read_events
+from playground.train.status import EventSummary, summarize
 from playground.train.worker import run_job
 
 pytestmark = pytest.mark.slow  # each test trains a tiny model for a few steps
@@ -115,12 +116,27 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_llama_dir, tmp_path):
     first = run_job(cfg, run_dir, parent_pid=-1)
     assert first.state == "interrupted" and first.adapter_dir is None
     assert (run_dir / CHECKPOINTS / f"checkpoint-{first.steps}").is_dir()
+    # Stop pressed while the resume loads: nothing trained, nothing saved, the checkpoint intact: still resumable.
+    (run_dir / STOP_FILE).write_text("stop")
+    halted = run_job(cfg, run_dir, resume=True)
+    end = events(run_dir)[-1]
+    assert halted.state == "interrupted" and halted.adapter_dir is None and end["state"] == "interrupted"
+    assert "Resume continues from it" in end["message"]
+    assert (run_dir / CHECKPOINTS / f"checkpoint-{first.steps}").is_dir()
+    summary = EventSummary()
+    summary.add(events(run_dir))
+    assert summarize("r3", summary, alive=False, has_checkpoint=True).resumable
+    (run_dir / STOP_FILE).unlink()  # what TrainingManager.resume does
     second = run_job(cfg, run_dir, resume=True)
     assert second.state == "completed" and second.steps == 4
     meta = json.loads((second.adapter_dir / "playground.json").read_text())
     assert [h["step"] for h in meta["loss_history"]] == [1, 2, 3, 4]
     begins = [e for e in events(run_dir) if e["type"] == "train_begin"]
     assert [b["start_step"] for b in begins] == [0, first.steps]
+    # Each resume names its checkpoint's step at once (the live view rewinds to it while the model loads).
+    starts = [e for e in events(run_dir) if e["type"] == "start"]
+    assert [(e["resume"], e.get("resume_step")) for e in starts] == [(False, None), (True, first.steps),
+                                                                     (True, first.steps)]
 
 
 def test_taken_name_gets_a_suffix_or_is_overwritten(tiny_llama_dir, tmp_path):
@@ -145,7 +161,10 @@ def test_nan_loss_stops_with_an_explanation(smol_tokenizer_dir, tmp_path):
     result = run_job(job(model_dir, tmp_path, name="nan", probe_every=0), tmp_path / "runs" / "n")
     assert result.state == "failed" and result.adapter_dir is None and result.steps == 1
     assert "became NaN/inf at step 1" in result.message and "learning rate" in result.message
+    assert "start a new run with a lower one" in result.message
     assert not (tmp_path / "adapters" / "nan").exists()
+    end = events(tmp_path / "runs" / "n")[-1]
+    assert end["state"] == "failed" and end["resumable"] is False  # a resume would replay the NaN
 
 
 def test_crash_is_reported_in_the_event_log(tiny_llama_dir, tmp_path):

@@ -80,3 +80,15 @@ def test_progress_status_and_probe_timeline():
     done = RunStatus(run_id="r1", state="interrupted", resumable=True, last_checkpoint=20)
     assert "checkpoint at step 20" in status_markdown(done)
     assert format_duration(3725) == "1:02:05" and format_duration(None) == "–"
+
+
+def test_progress_shows_no_eta_while_the_run_stops_or_saves():
+    for state in ("stopping", "saving"):  # an eta_s from a status built before the stop: still not shown
+        st = RunStatus(run_id="r1", state=state, step=25, total_steps=100, elapsed_s=75, eta_s=225)
+        assert "ETA" not in progress_html(st) and "step <b>25</b> / 100" in progress_html(st)
+    assert "ETA 3:45" in progress_html(RunStatus(run_id="r1", state="training", step=25, total_steps=100, eta_s=225))
+
+
+def test_grpo_prompt_lengths_have_no_cap_line():
+    fig = length_histogram([10, 20, 30, 40], None, axis_title="prompt tokens")
+    assert fig.layout.xaxis.title.text == "prompt tokens" and not fig.layout.shapes and not fig.layout.annotations

@@ -30,22 +30,24 @@ def length_bins(lengths: list[int], max_bins: int = 40) -> tuple[int, int, int]:
     return lo, lo + size * math.ceil((hi - lo + 1) / size), size
 
 
-def length_histogram(lengths: list[int], max_length: int) -> go.Figure:
+def length_histogram(lengths: list[int], max_length: int | None, axis_title: str = "tokens per row") -> go.Figure:
     """Token lengths of the formatted rows. The x axis spans the data (not 0 .. max length, which squashed
-    short rows into a sliver); the max sequence length is a dashed line when it falls inside, else a note."""
-    over = sum(n > max_length for n in lengths)
-    note = f"max length {max_length} ({over} row{'s' if over != 1 else ''} truncated)"
+    short rows into a sliver); the max sequence length is a dashed line when it falls inside, else a note.
+    `max_length` None: nothing cuts the rows (GRPO's prompts), so there is no line and no note."""
     fig = go.Figure()
     if lengths:
         start, end, size = length_bins(lengths)
         fig.add_trace(go.Histogram(x=lengths, xbins=dict(start=start, end=end, size=size), autobinx=False,
                                    name="rows", marker_color=SMOOTH_COLOR))
         fig.update_xaxes(range=[start, end])
-    if lengths and start <= max_length <= end:
-        fig.add_vline(x=max_length, line=dict(color=EVAL_COLOR, dash="dash"), annotation_text=note)
-    else:
-        fig.add_annotation(text=note, xref="paper", yref="paper", x=1, y=1.08, xanchor="right",
-                           showarrow=False, font=dict(color=EVAL_COLOR))
-    fig.update_layout(height=260, margin=dict(l=40, r=10, t=30, b=40), xaxis_title="tokens per row",
+    if max_length is not None:
+        over = sum(n > max_length for n in lengths)
+        note = f"max length {max_length} ({over} row{'s' if over != 1 else ''} truncated)"
+        if lengths and start <= max_length <= end:
+            fig.add_vline(x=max_length, line=dict(color=EVAL_COLOR, dash="dash"), annotation_text=note)
+        else:
+            fig.add_annotation(text=note, xref="paper", yref="paper", x=1, y=1.08, xanchor="right",
+                               showarrow=False, font=dict(color=EVAL_COLOR))
+    fig.update_layout(height=260, margin=dict(l=40, r=10, t=30, b=40), xaxis_title=axis_title,
                       yaxis_title="rows", bargap=0.05)
     return fig

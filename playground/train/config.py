@@ -33,6 +33,14 @@ BIASES = ["none", "lora_only", "all"]
 PRECISIONS = ["auto", "fp32", "16-bit"]
 QUANTIZATIONS = [("None", "none"), ("8-bit", "8bit"), ("4-bit NF4 + double quant (QLoRA)", "4bit")]
 EVALS_PER_RUN, PROBES_PER_RUN = 4, 8  # the schedule when the user leaves "every N steps" empty
+# Settings a method ignores: DPO and GRPO take only dpo.SHARED_KEYS of the SFT arguments (no sequence length,
+# packing or completion-only loss) and GRPO does not evaluate while training; SFT has no prompt cap. The form
+# hides them for that method, and an adapter's playground.json (TrainJobConfig.flat_settings) leaves them out.
+IGNORED_BY_METHOD: dict[str, tuple[str, ...]] = {
+    "sft": ("max_prompt_length",),
+    "dpo": ("max_seq_length", "packing", "completion_only_loss"),
+    "grpo": ("max_seq_length", "max_prompt_length", "packing", "completion_only_loss", "eval_steps"),
+}
 
 
 def precision_choices(device_type: str) -> list[str]:
@@ -227,11 +235,14 @@ class TrainJobConfig:
         return apply_overrides(cls(base=base, data_dir=d.get("data_dir", "")), flat)
 
     def flat_settings(self) -> dict[str, Any]:
-        """LoRA + training + data-handling settings as one flat dict (the adapter's playground.json)."""
-        return {**dataclasses.asdict(self.lora), **dataclasses.asdict(self.train),
+        """LoRA + training + data-handling settings as one flat dict (the adapter's playground.json): only those
+        that applied to the run's method (IGNORED_BY_METHOD)."""
+        flat = {**dataclasses.asdict(self.lora), **dataclasses.asdict(self.train),
                 "completion_only_loss": self.data.completion_only_loss,
                 "use_chat_template": self.data.use_chat_template, "eval_fraction": self.data.eval_fraction,
                 "data_format": self.data.format, **self.tuning.flat()}
+        ignored = IGNORED_BY_METHOD.get(self.tuning.method, ())
+        return {k: v for k, v in flat.items() if k not in ignored}
 
 
 SECTIONS = {"tuning": MethodSettings, "data": DataSource, "lora": LoraSettings, "train": TrainSettings}

@@ -159,6 +159,18 @@ def preference_view(cfg: Any, tokenizer: Any, raw: Any, mask_row: Any) -> Any:
                            mask=p["pair"], mask_info=p["info"], columns=p["columns"])
 
 
+def prompt_tokens(tokenizer: Any, prompt: Any) -> int:
+    """A prompt's length as GRPO feeds it to the model (TRL 1.16 GRPOTrainer._tokenize_prompts): chat messages
+    (which the run's rows are when it wraps in chat, data.loading.wraps_in_chat) through the chat template with
+    the assistant's turn opened, plain text as it is."""
+    if isinstance(prompt, list):
+        if getattr(tokenizer, "chat_template", None):
+            text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        prompt = "\n".join(str(m.get("content") or "") for m in prompt)  # no template: the turns' text
+    return len(tokenizer(prompt)["input_ids"])
+
+
 def prompts_view(cfg: Any, tokenizer: Any, raw: Any) -> Any:
     """The Data section's preview for GRPO: the prompts it will sample answers to, and what the data's own answers
     score under the chosen rewards (a check that the rules reward what you mean)."""
@@ -178,14 +190,15 @@ def prompts_view(cfg: Any, tokenizer: Any, raw: Any) -> Any:
         total = sum(w * score(prompt, answer) for _, w, score in rules)
         scores += [total] if answer else []
         rows.append([str(i + 1), prompt, answer or "(none in the data)", f"{total:.2f}" if answer else "—"])
-    lengths = [len(tokenizer(text_of(r["prompt"]))["input_ids"]) for r in mapped.select(range(min(500, len(mapped))))]
+    lengths = [prompt_tokens(tokenizer, r["prompt"]) for r in mapped.select(range(min(500, len(mapped))))]
     summary = (f"**{raw.name}**: {len(mapped):,} prompts → **{len(train):,} to train on** / "
                f"**{0 if held_out is None else len(held_out):,} held out** · GRPO samples "
                f"{cfg.tuning.num_generations} answers per prompt · " +
                (f"the data's own answers score {sum(scores) / len(scores):.2f} on average under the rewards shown"
                 if scores else "no answers in the data to score (GRPO needs none)"))
     return DataPreviewView(summary=summary, headers=["#", "prompt", "answer in the data", "its reward"], rows=rows,
-                           lengths_figure=length_histogram(lengths, cfg.tuning.max_completion_length),
+                           # TRL 1.16's GRPO cuts no prompt (max_completion_length caps the sampled answers)
+                           lengths_figure=length_histogram(lengths, None, axis_title="prompt tokens"),
                            mask=[(rows[0][1] if rows else "", None)],
                            mask_info="GRPO trains on the prompts only; the answers are sampled while training.",
                            columns=list(raw.dataset.column_names))

@@ -95,6 +95,7 @@ class LiveView:
     probe_title: str = ""
     runs: list[str] = field(default_factory=list)
     stoppable: bool = False  # the shown run is active
+    resumable: bool = False  # the shown run can be resumed (status.resume_refusal says "")
     busy: bool = False  # some run is active: Start is refused
     reward_figure: Any = None  # DPO / GRPO: the reward chart (playground.train.method_views); None for SFT
     samples: list[list[str]] = field(default_factory=list)  # GRPO: sampled answers with their rewards
@@ -227,8 +228,11 @@ class TrainPanel:
         runs = self.trainer.list_runs()
         busy = st.active or self.busy()
         overlays = list(overlays or [])
-        key = (st.run_id, st.state, len(st.losses), len(st.evals), len(st.probes), log_scale, tuple(overlays),
-               tuple(runs), busy, len(st.rewards), len(st.eval_rewards), len(st.samples))
+        # Counts alone miss a resume that replaced rows with as many others: the last row of each list counts too
+        # (repr, so a NaN loss compares equal to itself and a failed run is not redrawn every tick).
+        shown = (st.losses, st.evals, st.probes, st.rewards, st.eval_rewards, st.samples)
+        key = (st.run_id, st.state, log_scale, tuple(overlays), tuple(runs), busy, st.resumable,
+               *((len(rows), repr(rows[-1:])) for rows in shown))
         view = LiveView(status=status_markdown(st), progress=progress_html(st), changed=key != last_key, key=key)
         if not view.changed:
             return view
@@ -236,7 +240,7 @@ class TrainPanel:
         view.figure = loss_figure(st.losses, st.evals, log_scale=log_scale, overlays=lines,
                                   total_steps=st.total_steps)
         view.probes, view.probe_title, view.runs = probe_rows(st), probe_header(st), runs
-        view.stoppable, view.busy = st.active, busy
+        view.stoppable, view.busy, view.resumable = st.active, busy, st.resumable
         from playground.train.method_views import method_markdown, reward_figure, sample_rows
 
         view.reward_figure, view.samples, view.method_note = reward_figure(st), sample_rows(st), method_markdown(st)

@@ -15,7 +15,8 @@ LOSS_KEYS = ("step", "loss", "learning_rate", "grad_norm")  # one row of the los
 @dataclass
 class RunStatus:
     run_id: str
-    state: str = "starting"  # starting | loading | training | stopping | saving | completed | stopped | failed | interrupted
+    # starting | loading | training | stopping | saving | completed | stopped | failed | interrupted
+    state: str = "starting"
     message: str = ""
     step: int = 0
     total_steps: int = 0
@@ -38,6 +39,7 @@ class RunStatus:
     precision: str = ""  # bf16 / fp16 mixed precision or fp32
     started_at: float | None = None
     resumable: bool = False
+    resume_blocked: bool = False  # the run's ending rules a resume out: it would replay it (a NaN loss)
     last_checkpoint: int | None = None
     method: str = "sft"  # sft | dpo | grpo (playground.train.methods)
     method_info: dict[str, Any] = field(default_factory=dict)  # start adapter, reference model, rewards
@@ -66,6 +68,7 @@ class EventSummary:
     first_start: float | None = None
     end: dict[str, Any] | None = None  # terminal event of the latest attempt
     last_checkpoint: int | None = None
+    resume_from: int | None = None  # the checkpoint step the latest attempt resumes from (None: a first run)
     metrics: dict[str, dict[int, dict[str, Any]]] = field(default_factory=lambda: {"train": {}, "eval": {}})
     samples: dict[int, dict[str, Any]] = field(default_factory=dict)
 
@@ -77,6 +80,11 @@ class EventSummary:
                 self.first_start = self.first_start or e["t"]
                 for k in ("status", "train_begin", "log"):
                     self.last.pop(k, None)
+                # A resume restarts from its checkpoint as soon as it starts: while it loads, the old attempt's
+                # steps past the checkpoint must not show (train_begin rewinds again, to where TRL really began).
+                self.resume_from = e.get("resume_step", self.last_checkpoint) if e.get("resume") else None
+                if self.resume_from is not None:
+                    self._rewind(self.resume_from)
             elif kind == "train_begin" and e.get("start_step") is not None:
                 self._rewind(e["start_step"])
             elif kind == "log":
@@ -137,6 +145,8 @@ def summarize(run_id: str, s: EventSummary, *, alive: bool, stop_requested: bool
         st.step = log["step"]
     elif begin:
         st.step = int(begin.get("start_step") or 0)
+    elif s.resume_from is not None:  # a resumed attempt still loading
+        st.step = s.resume_from
     elif st.losses:
         st.step = st.losses[-1]["step"]
     if log:
@@ -145,6 +155,7 @@ def summarize(run_id: str, s: EventSummary, *, alive: bool, stop_requested: bool
         end = s.end
         st.state, st.message = end["state"], end.get("message", "")
         st.adapter = end.get("adapter")
+        st.resume_blocked = end.get("resumable") is False
         st.elapsed_s = round(end["t"] - (s.attempt_start or end["t"]), 1)
         st.step = end.get("step", st.step) or st.step
     elif alive:
@@ -152,7 +163,9 @@ def summarize(run_id: str, s: EventSummary, *, alive: bool, stop_requested: bool
         st.state = "stopping" if stop_requested else status.get("state", "starting")
         st.message = "Stopping at the end of this step…" if stop_requested else status.get("message", "Starting…")
         st.elapsed_s = round(now - (s.attempt_start or now), 1)
-        if begin and log and st.step > begin.get("start_step", 0):
+        # No ETA once the run winds down: stopping at this step, or saving the adapter.
+        winding_down = stop_requested or st.state == "saving"
+        if begin and log and st.step > begin.get("start_step", 0) and not winding_down:
             per_step = (log["t"] - begin["t"]) / (st.step - begin.get("start_step", 0))
             st.eta_s = round(max(0.0, (st.total_steps - st.step) * per_step), 1)
     else:  # the worker died without a word: killed (OOM killer, app restart) or crashed on import
@@ -160,27 +173,35 @@ def summarize(run_id: str, s: EventSummary, *, alive: bool, stop_requested: bool
         code = "" if exit_code is None else f" (exit code {exit_code}{killed})"
         if has_checkpoint:
             st.state = "interrupted"
-            st.message = f"The training process ended unexpectedly{code}; resume from checkpoint step {s.last_checkpoint}."
+            st.message = (f"The training process ended unexpectedly{code}; resume from checkpoint step "
+                          f"{s.last_checkpoint}.")
         else:
             st.state = "failed"
             st.message = f"The training process ended unexpectedly{code}." + (f" Last output: {log_tail}"
                                                                              if log_tail else "")
         last_t = max((e["t"] for e in s.last.values()), default=now)
         st.elapsed_s = round(last_t - (s.attempt_start or last_t), 1)
-    st.resumable = st.state in ("interrupted", "failed") and has_checkpoint and not alive
+    # A stopped run with no adapter but a checkpoint was a resume stopped while loading (older workers wrote
+    # "stopped"; they now write "interrupted"): its checkpoint is intact and nothing was saved.
+    unfinished = st.state in ("interrupted", "failed") or (st.state == "stopped" and not st.adapter)
+    st.resumable = unfinished and has_checkpoint and not alive and not st.resume_blocked
     return st
 
 
 def resume_refusal(st: RunStatus) -> str:
-    """Why Resume does not apply to this run ("" = it does). Only an interrupted or failed run with a checkpoint
-    resumes: a stopped or completed one already saved its adapter, and resuming it would rewind to the last
-    checkpoint and save a second adapter (or overwrite the first)."""
+    """Why Resume does not apply to this run ("" = it does). Only an unfinished run (interrupted, failed, or stopped
+    before it saved anything) with a checkpoint resumes: a stopped or completed one already saved its adapter, and
+    resuming it would rewind to the last checkpoint and save a second adapter (or overwrite the first). A NaN
+    ending is not resumed either: the same steps would give the same NaN."""
     if st.resumable:
         return ""
     saved = (f"its adapter {st.adapter} was saved at step {st.step}" if st.adapter
              else "nothing was saved")
     if st.active:
         return f"Run {st.run_id} is still running ({st.state}): there is nothing to resume."
+    if st.resume_blocked:
+        return (f"Run {st.run_id} ended with a NaN/inf loss: resuming would replay the same steps from a checkpoint "
+                "that may already hold broken weights. Start a new run with a lower learning rate.")
     if st.state == "completed":
         return f"Run {st.run_id} already completed: {saved}. Start a new run to train more."
     if st.state == "stopped":

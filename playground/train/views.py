@@ -47,7 +47,7 @@ def progress_html(st: RunStatus) -> str:
     frac = min(1.0, st.step / total) if total else (1.0 if st.state == "completed" else 0.0)
     color = {"failed": "#dc2626", "interrupted": "#d97706", "stopped": "#6b7280"}.get(st.state, "#2563eb")
     facts = [f"step <b>{st.step}</b> / {total or '?'}", f"elapsed {format_duration(st.elapsed_s)}"]
-    if st.active and st.eta_s is not None:
+    if st.active and st.eta_s is not None and st.state not in ("stopping", "saving"):  # no ETA while winding down
         facts.append(f"ETA {format_duration(st.eta_s)}")
     if st.tokens_per_s:
         facts.append(f"{st.tokens_per_s:,.0f} tokens/s")

@@ -48,8 +48,17 @@ def explain_error(err: BaseException) -> str:
 
 def nan_message(step: int, what: str, lr: float) -> str:
     return (f"The {what.replace('_', ' ')} became NaN/inf at step {step}, so training was stopped and no adapter "
-            f"was saved. This usually means the learning rate ({lr:g}) is too high: lower it (e.g. by 10x), "
-            "add warmup, or check the data for broken rows.")
+            f"was saved. This usually means the learning rate ({lr:g}) is too high: start a new run with a lower "
+            "one (e.g. 10x lower) or more warmup, or check the data for broken rows. Resuming would replay the "
+            "same steps from a checkpoint that may already hold broken weights.")
+
+
+def checkpoint_step(run_dir: Path) -> int | None:
+    """The step of the run's last checkpoint folder (the one a resume continues from), read from the folder names
+    only: the start event reports it before anything heavy is imported."""
+    steps = [int(p.name.split("-")[-1]) for p in (run_dir / CHECKPOINTS).glob("checkpoint-*")
+             if p.name.split("-")[-1].isdigit()]
+    return max(steps, default=None)
 
 
 def _load_base(config: TrainJobConfig) -> Any:
@@ -112,7 +121,8 @@ def run_job(config: TrainJobConfig, run_dir: Path, resume: bool = False, parent_
     (type "end", state "failed") and re-raised."""
     log = distributed.event_log(run_dir / EVENTS_FILE)  # several ranks: rank 0 reports, the others only a crash
     started = time.time()
-    log.emit("start", pid=os.getpid(), resume=resume)
+    # A resume names its checkpoint at once, so the live view drops the later steps while the model loads.
+    log.emit("start", pid=os.getpid(), resume=resume, **({"resume_step": checkpoint_step(run_dir)} if resume else {}))
     try:
         return _run(config, run_dir, log, resume, parent_pid, started)
     except BaseException as err:
@@ -152,11 +162,18 @@ def _run(config: TrainJobConfig, run_dir: Path, log: EventLog, resume: bool, par
              device=distributed.device_label(loaded.device.type), precision=precision_name(trainer.args),
              dataset=data.summary())
     log.emit("method", **method_setup(config, rewards))  # SFT / DPO / GRPO, starting adapter, reference, rewards
-    if stop.requested():
-        log.emit("end", state="stopped", message="Stopped before training started; nothing to save.")
-        return JobResult("stopped", None, 0, "Stopped before training started.")
     checkpoint = get_last_checkpoint(str(run_dir / CHECKPOINTS)) if resume and (run_dir / CHECKPOINTS).is_dir() \
         else None
+    stopped = stop.requested()  # a collective with several ranks: asked once, in the same order on every rank
+    if stopped and checkpoint:  # a resume stopped while loading: its checkpoint is intact, so it stays resumable
+        message = (f"Stopped before training resumed; nothing was saved and {Path(checkpoint).name} is kept: "
+                   "Resume continues from it.")
+        at = checkpoint_step(run_dir) or 0
+        log.emit("end", state="interrupted", message=message, step=at)
+        return JobResult("interrupted", None, at, message)
+    if stopped:
+        log.emit("end", state="stopped", message="Stopped before training started; nothing to save.")
+        return JobResult("stopped", None, 0, "Stopped before training started.")
     log.emit("status", state="training", message="Resuming from " + Path(checkpoint).name if checkpoint
              else "Training…")
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -164,7 +181,7 @@ def _run(config: TrainJobConfig, run_dir: Path, log: EventLog, resume: bool, par
 
     if nan_guard.tripped_at is not None:
         message = nan_message(nan_guard.tripped_at, nan_guard.what, config.train.learning_rate)
-        log.emit("end", state="failed", message=message, step=step)
+        log.emit("end", state="failed", message=message, step=step, resumable=False)  # a resume replays the NaN
         return JobResult("failed", None, step, message)
     if stop.reason == "parent":
         message = f"The app closed at step {step}; a checkpoint was saved: resume the run to continue."

@@ -12,10 +12,12 @@ from typing import Any
 
 import gradio as gr
 
+from playground.train.config import IGNORED_BY_METHOD
 from playground.train.methods import METHOD_ROWS, REFERENCE_NOTE
 from playground.ui.session_adapter import adapter_list
 
 ALL_METHOD_ROWS = sorted({row for rows in METHOD_ROWS.values() for row in rows})
+METHOD_FIELDS = sorted({name for names in IGNORED_BY_METHOD.values() for name in names})  # boxes some method ignores
 NOTES = {
     "sft": "",
     "dpo": ("**DPO** trains on pairs: the data needs `prompt` / `chosen` / `rejected` columns (plain text or chat "
@@ -30,6 +32,11 @@ NOTES = {
 def hidden_rows(method: str) -> set[str]:
     """The method rows hidden for `method` (SFT hides them all)."""
     return set(ALL_METHOD_ROWS) - set(METHOD_ROWS.get(method, []))
+
+
+def hidden_fields(method: str) -> set[str]:
+    """The boxes `method` ignores, hidden one by one: each shares its row with boxes that still apply."""
+    return set(IGNORED_BY_METHOD.get(method, ()))
 
 
 @dataclass
@@ -77,11 +84,11 @@ def wire_method(fields: dict[str, Any], rows: dict[str, gr.Row], note: gr.Markdo
     row_list = [rows[r] for r in ALL_METHOD_ROWS if r in rows]
 
     def on_method(value: str):
-        hide = hidden_rows(value)
+        hide, ignored = hidden_rows(value), hidden_fields(value)
         return ([gr.update(visible=r not in hide) for r in ALL_METHOD_ROWS if r in rows]
-                + [gr.update(visible=value == "dpo"), gr.update(visible=value == "sft"), NOTES.get(value, "")])
+                + [gr.update(visible=name not in ignored) for name in METHOD_FIELDS] + [NOTES.get(value, "")])
 
-    method.change(on_method, method, row_list + [fields["max_prompt_length"], fields["max_seq_length"], note],
+    method.change(on_method, method, row_list + [fields[name] for name in METHOD_FIELDS] + [note],
                   api_visibility="private")
 
     fields["start_adapter"].focus(lambda current: adapter_list(adapter_names(), current), fields["start_adapter"],

@@ -20,7 +20,7 @@ from playground.data.recipes import list_recipes
 from playground.train.config import ALL_LINEAR, CPU_OPTIMIZERS, GPU_OPTIMIZERS, TrainJobConfig, precision_choices
 from playground.train.form import SECTION_TITLES, FormField, form_fields, form_values, recipe_config
 from playground.train.launch import process_choices, strategy_choices
-from playground.ui.train_method import build_method_note, hidden_rows
+from playground.ui.train_method import METHOD_FIELDS, build_method_note, hidden_fields, hidden_rows
 
 FILE_TYPES = [".jsonl", ".json", ".csv"]
 
@@ -123,7 +123,7 @@ def build_settings(target_choices: list[str], device_type: str) -> SettingsUI:
         "processes": {"choices": process_choices(device_type)},  # what this machine has: its GPUs, or 2 on a CPU
         "strategy": {"choices": strategy_choices(device_type)},  # only what is importable and runs here
         "start_adapter": {"choices": [""]},  # the library's adapters, listed when the picker opens
-        "max_prompt_length": {"visible": v["method"] == "dpo"}, "max_seq_length": {"visible": v["method"] == "sft"},
+        **{name: {"visible": name not in hidden_fields(v["method"])} for name in METHOD_FIELDS},
     }
     by_section = {s: [f for f in form_fields() if f.section == s] for s in SECTION_TITLES}
     info: dict[str, Any] = {}

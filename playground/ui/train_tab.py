@@ -45,7 +45,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
                 start_btn = gr.Button(BUSY_LABEL if busy else START_LABEL, variant="secondary" if busy else "primary",
                                       elem_id="train-start")
                 stop_btn = gr.Button("Stop (saves the adapter so far)", variant="stop", elem_id="train-stop")
-                resume_btn = gr.Button("Resume from checkpoint", elem_id="train-resume")
+                # Enabled by the live view only while the shown run is resumable (TrainPanel.live)
+                resume_btn = gr.Button("Resume from checkpoint", interactive=False, elem_id="train-resume")
             notice = gr.Markdown(elem_id="train-notice")  # a refused Start: the run in the way, until it ends
             status = gr.Markdown(elem_id="train-status")
             progress = gr.HTML(elem_id="train-progress")
@@ -127,10 +128,11 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
         """Timer tick: redraw only what changed (the chart is the expensive part)."""
         view = panel.live(run, log, overlays, key)
         if not view.changed:
-            return [view.status, view.progress] + [gr.skip()] * 8 + live_skips() + [gr.skip()]
+            return [view.status, view.progress] + [gr.skip()] * 9 + live_skips() + [gr.skip()]
         return [view.status, view.progress, view.figure, view.probes, view.probe_title, view.key,
                 gr.update(choices=[LATEST, *view.runs]), gr.update(choices=view.runs),
-                gr.update(interactive=view.stoppable), start_button(view.busy), *live_updates(view),
+                gr.update(interactive=view.stoppable), gr.update(interactive=view.resumable),
+                start_button(view.busy), *live_updates(view),
                 gr.skip() if view.busy else ""]  # the run a Start was refused for has ended: drop the notice
 
     def export(data: dict):
@@ -165,8 +167,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     resume_btn.click(resume, run_pick, [status, last_key], api_visibility="private")
     export_btn.click(export, inputs | {run_pick}, [command, script, launch_config], api_visibility="private")
     timer = gr.Timer(1.5)
-    live_outputs = [status, progress, chart, probes, probe_title, last_key, run_pick, overlay, stop_btn, start_btn,
-                    *method_live.outputs, notice]
+    live_outputs = [status, progress, chart, probes, probe_title, last_key, run_pick, overlay, stop_btn, resume_btn,
+                    start_btn, *method_live.outputs, notice]
     timer.tick(refresh, [run_pick, log_scale, overlay, last_key], live_outputs, show_progress="hidden",
                api_visibility="private")
     for comp in (run_pick, log_scale, overlay):
