@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--threads takes a positive number")
     if args.auth is not None and (":" not in args.auth or args.auth.startswith(":") or args.auth.endswith(":")):
         p.error("--auth takes USER:PASS")
+    # Absolute paths: training workers run with the repository as their cwd, not the shell's.
+    args.data_dir = args.data_dir.expanduser().resolve()
+    args.allow_path = [d.expanduser().resolve() for d in args.allow_path]
+    local = Path(args.model).expanduser()
+    if args.model != "bundled" and (local.exists() or args.model.startswith((".", "~"))):
+        args.model = str(local.resolve())
     return args
 
 
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     if warning:
         print(warning, file=sys.stderr, flush=True)
     quantization = "4bit" if args.load_in_4bit else "8bit" if args.load_in_8bit else "none"
-    settings = LoadSettings(source=args.model, data_dir=args.data_dir.expanduser(), device=args.device,
+    settings = LoadSettings(source=args.model, data_dir=args.data_dir, device=args.device,
                             quantization=quantization, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
     store = ModelStore(settings)
     try:

@@ -39,3 +39,15 @@ def test_presenter_flag_is_off_by_default_and_documented(capsys):
         app.parse_args(["--help"])
     usage = " ".join(capsys.readouterr().out.split())
     assert "start in presenter mode: large type, high contrast, for a projector" in usage
+
+
+def test_relative_paths_become_absolute(tmp_path, monkeypatch):
+    """The training worker runs with the repository as its cwd: a relative --data-dir or --model folder given
+    in another directory made every run fail."""
+    (tmp_path / "ckpt").mkdir()
+    monkeypatch.chdir(tmp_path)
+    args = app.parse_args(["--data-dir", "data", "--model", "./ckpt", "--allow-path", "shared"])
+    assert args.data_dir == tmp_path.resolve() / "data"
+    assert args.model == str(tmp_path.resolve() / "ckpt")
+    assert args.allow_path == [tmp_path.resolve() / "shared"]
+    assert app.parse_args(["--model", "x/y"]).model == "x/y"  # a hub id stays as is

@@ -11,6 +11,7 @@ from playground.inside.attention import MAX_ATTENTION_TOKENS, attn_implementatio
 from playground.inside.checks import MAX_TEXT_CHARS
 from playground.inside.readout import UnsupportedModel, check_matches
 from playground.inside.service import InsideService
+from playground.inside.views import template_html
 from playground.model.store import LoadedModel, LoadSettings, ModelStore
 from tests.conftest import TINY_FAMILIES
 
@@ -199,6 +200,24 @@ def test_tokens_round_trip_with_readable_labels(tokenizer):
     api = result.as_api()
     assert api["count"] == len(ids) and api["ids"] == ids and api["tokens"][1]["token"] == "␣capital"
     assert "<|im_start|>" in api["chat_template_sample"]
+
+
+def test_tokens_view_survives_a_template_that_refuses_a_system_turn(smol_tokenizer_dir):
+    from tests.test_inspect_model import NO_SYSTEM
+
+    tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)  # its own copy: the template is changed
+    tokenizer.chat_template = NO_SYSTEM
+    result = InsideService(make_store(make_model("llama", len(tokenizer)), tokenizer)).tokenize("hello")
+    assert "<|im_start|>user" in result.template and "system" not in result.template
+    assert "refuses a system turn" in result.as_api()["chat_template_note"]
+    assert "refuses a system turn" in template_html(result)
+
+
+def test_grid_table_and_summary_agree_on_the_last_layer_in_bf16(tokenizer):
+    """The grid's last row re-read the last residual through norm + head, which rounds otherwise in bf16 than
+    the model's own logits that the table and the summary show: the three disagreed on the final cell."""
+    result = InsideService(make_store(make_model("llama", len(tokenizer)).to(torch.bfloat16), tokenizer)).lens(PROMPT)
+    assert result.grid[-1][-1] == result.layers[-1].top[0] == result.answer
 
 
 def test_lens_summary_says_when_the_answer_first_enters_the_top_tokens():

@@ -86,3 +86,25 @@ def test_bundled_model_with_three_adapters_is_still_134_5m(bundled_checkpoint, t
     assert overview.summary.endswith("**134.5M** parameters") and overview.facts == facts_before
     assert est.trainable_params == 4_884_480 and est == est_before
     assert [n for n, _, _ in mgr.loaded_sizes()] == ["pg-a", "pg-b", "pg-c"]
+
+
+def test_memory_footprint_counts_the_pre_packed_bf16_copies(tiny_llama_dir, tmp_path):
+    """On the bf16 CPU path every Linear also keeps a oneDNN pre-packed copy of its weight (model/cpu_speed.py):
+    `get_memory_footprint` alone left those bytes out."""
+    import torch
+
+    from playground.model import cpu_speed
+    from playground.model.inspect import format_bytes
+    from playground.model.store import LoadSettings, ModelStore
+
+    if not cpu_speed._onednn_bf16():
+        pytest.skip("this torch/CPU has no oneDNN bf16")
+    store = ModelStore(LoadSettings(source=str(tiny_llama_dir), data_dir=tmp_path / "data", dtype="bfloat16"))
+    lm = store.load()
+    assert lm.cpu_packed > 0
+    linears = [m for m in lm.model.modules() if isinstance(m, torch.nn.Linear)]
+    extra = sum(m.weight.numel() * m.weight.element_size() for m in linears)  # one packed copy per packed weight
+    facts = dict(model_overview(lm).facts)
+    weights = lm.model.get_memory_footprint()
+    assert facts["Memory footprint"].startswith(format_bytes(weights + extra))
+    assert "pre-packed copies" in facts["Memory footprint"]

@@ -193,3 +193,17 @@ def test_fingerprint_ignores_dtype_but_tells_weights_apart(tiny_llama_dir, smol_
     assert len(set(prints.values())) == 1
     other = make_tiny_llama(tmp_path / "other", smol_tokenizer_dir, seed=1)
     assert fingerprint_model(AutoModelForCausalLM.from_pretrained(other)) != prints[torch.float32]
+
+
+def test_relative_paths_resolve_to_absolute_ones(tmp_path, tiny_llama_dir, monkeypatch):
+    """Training workers run with the repository as their cwd, so a relative path must not reach them."""
+    monkeypatch.chdir(tiny_llama_dir.parent)
+    resolved = resolve_source(f"./{tiny_llama_dir.name}")
+    assert resolved.kind == "dir" and Path(resolved.path).is_absolute()
+    assert Path(resolved.path) == tiny_llama_dir.resolve() and resolved.name == tiny_llama_dir.name
+
+
+def test_a_weights_file_asks_for_its_folder(tiny_llama_dir):
+    weights = next(tiny_llama_dir.glob("*.safetensors"))
+    with pytest.raises(ModelLoadError, match="pass the folder that holds config.json"):
+        resolve_source(str(weights))

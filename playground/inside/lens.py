@@ -91,7 +91,8 @@ class LensResult:
 
     def table(self) -> list[list[Any]]:
         """Rows for a table: layer, then token and % for each of the top tokens (last layer first)."""
-        return [[layer.name] + [f"{t.token}  {100 * t.prob:.1f}%" for t in layer.top] for layer in reversed(self.layers)]
+        return [[layer.name] + [f"{t.token}  {100 * t.prob:.1f}%" for t in layer.top]
+                for layer in reversed(self.layers)]
 
     def as_api(self) -> dict[str, Any]:
         return {"tokens": list(self.prompt.labels), "ids": list(self.prompt.ids), "fed_text": self.prompt.fed_text,
@@ -134,24 +135,30 @@ def logit_lens(lm: LoadedModel, prompt: Prompt, top_k: int = TOP_K, window: int 
     model, tok = lm.model, lm.tokenizer
     readout = Readout.find(model)
     ids = torch.tensor([prompt.ids], device=lm.device)
+    length = ids.shape[1]
+    cols = min(length, window)
     kwargs: dict[str, Any] = {"output_hidden_states": True, "use_cache": False}
     if accepts(model, "logits_to_keep"):
-        kwargs["logits_to_keep"] = 1
+        kwargs["logits_to_keep"] = cols  # the grid's last row is the model's own logits too
     with torch.inference_mode():
         with readout.capture():
             out = model(input_ids=ids, **kwargs)
         hidden = out.hidden_states
         raw_last = last_residual(readout, hidden, model)
-        length = ids.shape[1]
-        cols = min(length, window)
         stack = torch.stack([h[0, length - cols:] for h in hidden[:-1]] + [raw_last[0, length - cols:]])
         last = readout.logits(stack[:, -1])                     # (layers+1) × vocab at the last position
-        real = out.logits[0, -1].float()
+        real_rows = out.logits[0, -cols:].float()               # the model's own logits at the grid's positions
+        real = real_rows[-1]
         diff = check_matches(last[-1], real, model, stack.dtype)
         last[-1] = real  # the model's own distribution (equal in fp32; in bf16, free of re-rounding)
         probs = torch.softmax(last, -1)
         top_p, top_i = probs.topk(top_k, -1)
         grid_ids, grid_probs = _grid(readout, stack)
+        # The grid's last row from the same real logits, so grid, table and summary agree (bf16 re-reading
+        # through norm + head rounds differently and could show another top-1 there).
+        best, best_ids = torch.softmax(real_rows, -1).max(-1)
+        grid_ids[-1], grid_probs[-1] = best_ids.cpu(), best.cpu()
+        grid_ids[-1, -1], grid_probs[-1, -1] = top_i[-1, 0], top_p[-1, 0]  # the very numbers of the table
     top_p, top_i = top_p.cpu().tolist(), top_i.cpu().tolist()
     labels: dict[int, str] = {}
 

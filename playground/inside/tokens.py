@@ -13,6 +13,7 @@ from typing import Any
 from playground.decode.session import encode_prompt as encode_with_template
 from playground.decode.tokens import token_label
 from playground.inside.checks import check_text
+from playground.model.inspect import apply_sample_template
 
 SAMPLE_CONVERSATION = [{"role": "system", "content": "You are a helpful assistant."},
                        {"role": "user", "content": "What is the capital of France?"},
@@ -78,6 +79,7 @@ class TokenizeResult:
     specials: tuple[SpecialToken, ...]
     template: str         # the chat template rendered for a sample conversation ("" when there is none)
     vocab_size: int
+    template_note: str = ""  # e.g. the template refuses a system turn, so the sample has none
 
     @property
     def count(self) -> int:
@@ -92,7 +94,7 @@ class TokenizeResult:
         return {"text": self.text, "count": self.count, "characters": len(self.text),
                 "ids": [t.token_id for t in self.tokens], "tokens": [asdict(t) for t in self.tokens],
                 "special_tokens": [asdict(s) for s in self.specials], "chat_template_sample": self.template,
-                "vocab_size": self.vocab_size}
+                "chat_template_note": self.template_note, "vocab_size": self.vocab_size}
 
 
 def _specials(tokenizer: Any, template: str) -> tuple[SpecialToken, ...]:
@@ -132,8 +134,8 @@ def tokenize_text(tokenizer: Any, text: Any) -> TokenizeResult:
                               start=None if offsets is None else int(offsets[i][0]),
                               end=None if offsets is None else int(offsets[i][1]))
                    for i, (tid, piece) in enumerate(zip(ids, pieces)))
-    template = ""
+    template, note = "", ""
     if getattr(tokenizer, "chat_template", None):
-        template = tokenizer.apply_chat_template(SAMPLE_CONVERSATION, tokenize=False, add_generation_prompt=True)
+        template, note = apply_sample_template(tokenizer, SAMPLE_CONVERSATION)
     return TokenizeResult(text=text, tokens=tokens, specials=_specials(tokenizer, template), template=template,
-                          vocab_size=len(tokenizer))
+                          vocab_size=len(tokenizer), template_note=note)

@@ -44,11 +44,12 @@ def special_rows(result: TokenizeResult) -> list[list[Any]]:
 
 def template_html(result: TokenizeResult) -> str:
     """The chat template rendered for a sample conversation, its special tokens highlighted."""
+    note = f"<p><em>{html.escape(result.template_note)}</em></p>" if result.template_note else ""
     if not result.template:
-        return "<p><em>This model has no chat template: it is a plain text model.</em></p>"
+        return note or "<p><em>This model has no chat template: it is a plain text model.</em></p>"
     used = sorted({s.token for s in result.specials if s.in_template and s.token}, key=len, reverse=True)
     pieces = re.split("(" + "|".join(map(re.escape, used)) + ")", result.template) if used else [result.template]
     text = "".join(f'<span style="{_SPECIAL} border-radius: 3px;">{html.escape(p)}</span>' if p in used
                    else html.escape(p) for p in pieces)
-    return ("<p><b>The chat template for a sample conversation</b> (special tokens in amber):</p>"
+    return (f"{note}<p><b>The chat template for a sample conversation</b> (special tokens in amber):</p>"
             f'<pre style="white-space: pre-wrap; font-size: 12px;">{text}</pre>')

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from jinja2 import TemplateError
 
 from playground.model.anatomy import base_view
+from playground.model.cpu_fused import packed_bytes
 
 SAMPLE_CONVERSATION = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -41,6 +43,8 @@ class ModelFacts:
     device: str
     dtype: str
     memory_bytes: int
+    packed_bytes: int = 0  # oneDNN pre-packed weight copies on the bf16 CPU path (not in memory_bytes)
+    intermediate_derived: bool = False  # config leaves it out (GPT-2's n_inner None): 4 × hidden, the default
 
 
 def _cfg(cfg: Any, *names: str) -> int | None:
@@ -86,6 +90,8 @@ def model_facts(model: Any, name: str) -> ModelFacts:
     total, trainable = count_params(model)
     first = next(model.parameters())
     dtype = getattr(model, "dtype", first.dtype)
+    hidden = _cfg(cfg, "hidden_size", "n_embd", "d_model")
+    intermediate = _cfg(cfg, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size")
     return ModelFacts(
         name=name,
         architecture=type(model).__name__,
@@ -94,16 +100,26 @@ def model_facts(model: Any, name: str) -> ModelFacts:
         trainable_params=trainable,
         vocab_size=_cfg(cfg, "vocab_size") or model.get_input_embeddings().weight.shape[0],
         context_length=_cfg(cfg, "max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"),
-        hidden_size=_cfg(cfg, "hidden_size", "n_embd", "d_model"),
+        hidden_size=hidden,
         num_layers=_cfg(cfg, "num_hidden_layers", "n_layer", "num_layers"),
         num_heads=_cfg(cfg, "num_attention_heads", "n_head"),
-        num_kv_heads=_cfg(cfg, "num_key_value_heads", "num_kv_heads", "multi_query_group_num")
-        or (1 if getattr(cfg, "multi_query", False) else _cfg(cfg, "num_attention_heads", "n_head")),
-        intermediate_size=_cfg(cfg, "intermediate_size", "n_inner", "ffn_dim"),
+        num_kv_heads=_kv_heads(cfg),
+        intermediate_size=intermediate or (4 * hidden if hidden else None),
         device=first.device.type,
         dtype=str(dtype).removeprefix("torch."),
         memory_bytes=int(model.get_memory_footprint()),
+        intermediate_derived=intermediate is None and hidden is not None,
+        packed_bytes=packed_bytes(model),
     )
+
+
+def _kv_heads(cfg: Any) -> int | None:
+    """Falcon's original multi-query layout (not new_decoder_architecture) has one KV head whatever its
+    num_kv_heads says; the modelling code ignores that field there."""
+    if getattr(cfg, "multi_query", False) and not getattr(cfg, "new_decoder_architecture", False):
+        return 1
+    return _cfg(cfg, "num_key_value_heads", "num_kv_heads", "multi_query_group_num") or _cfg(
+        cfg, "num_attention_heads", "n_head")
 
 
 def params_per_module(model: torch.nn.Module, depth: int = 2) -> list[tuple[str, int]]:
@@ -141,6 +157,7 @@ def layer_type_table(model: torch.nn.Module) -> list[list[Any]]:
     """Rows [kind, class, name (layer index as *), weight shape, count, params] grouped by pattern."""
     model = base_view(model)
     groups: OrderedDict[tuple, list] = OrderedDict()
+    seen: set[int] = set()  # a tied weight (lm_head = embed_tokens) counts once, as in "Parameters per module"
     for name, module in model.named_modules():
         kind = _kind(module)
         if kind is None:
@@ -150,7 +167,11 @@ def layer_type_table(model: torch.nn.Module) -> list[list[Any]]:
         if weight is not None and getattr(weight, "quant_state", None) is not None:
             shape = tuple(weight.quant_state.shape)
         pattern = re.sub(r"\.\d+\.", ".*.", name)
-        params = sum(p.numel() for p in module.parameters(recurse=False))
+        own = list(module.parameters(recurse=False))
+        if own and all(id(p) in seen for p in own):
+            pattern += " (tied: shares a weight counted above)"
+        params = sum(p.numel() for p in own if id(p) not in seen)
+        seen.update(id(p) for p in own)
         key = (kind, type(module).__name__, pattern, shape)
         row = groups.setdefault(key, [kind, type(module).__name__, pattern, " × ".join(map(str, shape)), 0, 0])
         row[4] += 1
@@ -174,13 +195,36 @@ def architecture_text(model: torch.nn.Module) -> str:
     return repr(base_view(model))
 
 
+NO_SYSTEM_NOTE = "This chat template refuses a system turn (as Gemma's and Mistral's do), so the sample has none."
+
+
+def apply_sample_template(tokenizer: Any, conversation: list[dict]) -> tuple[str, str]:
+    """(rendered sample, note). Templates that raise on a system turn get the conversation without it, and the
+    note says so; a template that fails anyway gives "" and a note naming the error (never an exception)."""
+    try:
+        return tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True), ""
+    except TemplateError:
+        pass
+    without = [m for m in conversation if m.get("role") != "system"]
+    try:
+        if len(without) < len(conversation):
+            text = tokenizer.apply_chat_template(without, tokenize=False, add_generation_prompt=True)
+            return text, NO_SYSTEM_NOTE
+        raise TemplateError("the template raised on the sample conversation")
+    except TemplateError as err:
+        return "", f"The chat template could not render a sample conversation: {err}"
+
+
 def render_chat_template(tokenizer: Any, conversation: list[dict] | None = None) -> tuple[str, str]:
     """(rendered text, HTML with special tokens highlighted) for a sample conversation."""
     conversation = conversation or SAMPLE_CONVERSATION
     if not getattr(tokenizer, "chat_template", None):
         msg = "This model has no chat template: it is a plain text model (use the prompt as is)."
         return msg, f"<p><em>{html.escape(msg)}</em></p>"
-    text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    text, note = apply_sample_template(tokenizer, conversation)
+    note_html = f"<p><em>{html.escape(note)}</em></p>" if note else ""
+    if not text:
+        return note, note_html
     specials = sorted({t for t in tokenizer.all_special_tokens if t} | set(
         getattr(tokenizer, "added_tokens_encoder", {}).keys()), key=len, reverse=True)
     pieces = re.split("(" + "|".join(map(re.escape, specials)) + ")", text) if specials else [text]
@@ -189,4 +233,4 @@ def render_chat_template(tokenizer: Any, conversation: list[dict] | None = None)
         esc = html.escape(piece).replace("\n", "↵\n")
         out.append(f'<span class="pg-special">{esc}</span>' if piece in specials else esc)
     body = "".join(out)
-    return text, f'<pre class="pg-template" style="white-space:pre-wrap">{body}</pre>'
+    return text, f'{note_html}<pre class="pg-template" style="white-space:pre-wrap">{body}</pre>'

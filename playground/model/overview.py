@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from playground.model.inspect import (
+    ModelFacts,
     architecture_text,
     format_bytes,
     format_count,
@@ -44,8 +45,9 @@ def model_overview(lm: LoadedModel) -> ModelOverview:
             ["Vocab size", f"{facts.vocab_size:,}"], ["Context length", str(facts.context_length)],
             ["Hidden size", str(facts.hidden_size)], ["Layers", str(facts.num_layers)],
             ["Attention heads", str(facts.num_heads)], ["KV heads", str(facts.num_kv_heads)],
-            ["Intermediate size", str(facts.intermediate_size)], ["Device", facts.device], ["Dtype", dtype],
-            ["Memory footprint", format_bytes(facts.memory_bytes)],
+            ["Intermediate size", f"{facts.intermediate_size}{' (4 × hidden)' if facts.intermediate_derived else ''}"],
+            ["Device", facts.device], ["Dtype", dtype],
+            ["Memory footprint", _footprint(facts)],
             ["Load time", f"{lm.load_seconds:.1f} s" + (" (from cache)" if lm.from_cache else "")]]
     modules = [[name, f"{n:,}" if n else "0 (tied to the input embedding)",
                 f"{100 * n / max(1, facts.total_params):.1f} %"] for name, n in params_per_module(lm.model)]
@@ -53,6 +55,14 @@ def model_overview(lm: LoadedModel) -> ModelOverview:
     return ModelOverview(summary=f"### {lm.name}: **{format_count(facts.total_params)}** parameters",
                          facts=rows, modules=modules, layers=layer_type_table(lm.model),
                          architecture=architecture_text(lm.model), template_html=template_html)
+
+
+def _footprint(facts: ModelFacts) -> str:
+    """The weights plus, on the bf16 CPU path, the pre-packed copies oneDNN multiplies with (cpu_speed.py)."""
+    if not facts.packed_bytes:
+        return format_bytes(facts.memory_bytes)
+    return (f"{format_bytes(facts.memory_bytes + facts.packed_bytes)} ({format_bytes(facts.memory_bytes)} weights "
+            f"+ {format_bytes(facts.packed_bytes)} pre-packed copies for oneDNN)")
 
 
 def adapters_markdown(loaded: list[tuple[str, int, bool]]) -> str:

@@ -71,7 +71,7 @@ def resolve_source(source: str) -> ResolvedSource:
         raise ModelLoadError("No model given: choose one from the list or type a hub id or a local path.")
     if source == BUNDLED:
         return ResolvedSource("gguf", str(bundled_gguf_path()), BUNDLED_NAME)
-    path = Path(source).expanduser()
+    path = Path(source).expanduser().resolve()  # absolute: training workers run in another cwd
     if source.lower().endswith(".gguf"):
         if not path.is_file():
             raise ModelLoadError(f"{source} is not a file.")
@@ -80,9 +80,31 @@ def resolve_source(source: str) -> ResolvedSource:
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"{source} is a folder but has no config.json: not a transformers checkpoint.")
         return ResolvedSource("dir", str(path), path.name)
+    if path.is_file():  # e.g. model.safetensors or config.json inside a checkpoint
+        raise ModelLoadError(f"{source} is a file, not a checkpoint: pass the folder that holds config.json "
+                             "(or a .gguf file).")
     if source.startswith(("/", ".", "~")) or source.count("/") > 1:
         raise ModelLoadError(f"{source} does not exist.")
     return ResolvedSource("hub", source, source)
+
+
+def model_choices(startup: str) -> list[str]:
+    """The Model tab's list: the known models plus the source the app started with (a folder or .gguf given to
+    --model), so it can be loaded again after switching to another model."""
+    return list(KNOWN_MODELS) if startup in KNOWN_MODELS else [*KNOWN_MODELS, startup]
+
+
+def same_local_path(a: str, b: str) -> bool:
+    """Whether two sources name the same file or folder on this machine (hub ids never match a path)."""
+    pa, pb = Path(a.strip()).expanduser().resolve(), Path(b.strip()).expanduser().resolve()
+    return pa == pb and pa.exists()
+
+
+def outside_model_path(source: str, roots: tuple[Path, ...]) -> str:
+    """The Model tab's refusal of a path outside the readable folders (the tab has no upload to offer)."""
+    return (f"Model path: {source} is outside the folders this server may read ({', '.join(map(str, roots))}). "
+            "Put it in one of them, or restart the app with --allow-path DIR (or with --model PATH to load it "
+            "at start).")
 
 
 def pick_device(requested: str | None = None) -> torch.device:

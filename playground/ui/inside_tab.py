@@ -117,8 +117,8 @@ def build(services: Services, session: gr.State) -> None:
     def on_slice(state: tuple | None, lay: Any, hd: Any) -> tuple:
         if state is None:
             return (gr.skip(),) * 6
-        try:
-            return _attention_view(*state, lay, hd)[:4] + (gr.skip(), gr.skip())
+        try:  # the slider updates too: after a switch to a shallower model the value is clamped to the new range
+            return _attention_view(*state, lay, hd)
         except USER_ERRORS as err:
             return warn(err), *NONE3, gr.skip(), gr.skip()
 

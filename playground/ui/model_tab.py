@@ -19,16 +19,25 @@ from playground.model.overview import (
     memory_report,
     model_overview,
 )
-from playground.model.sources import BUNDLED, KNOWN_MODELS
+from playground.model.sources import BUNDLED, model_choices, outside_model_path, same_local_path
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, user_errors, warn
 from playground.ui.paths import looks_like_a_path, server_path
 from playground.ui.session_adapter import adapter_of
 
 
+def check_model_path(services: Services, source: str) -> None:
+    """The path policy with the Model tab's own sentence (this tab has no upload to point to)."""
+    try:
+        server_path(services, source, "Model path")
+    except ValueError as err:
+        raise ValueError(outside_model_path(source, services.paths.roots)) from err
+
+
 def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State) -> None:
     """`session`: this browser's adapter choice (ui.session_adapter): the adapters line marks it active."""
     cache: dict[int, tuple] = {}
+    startup = services.store.settings.source  # the --model source: it may always be loaded again
 
     def overview(choice: Any) -> tuple:
         """The base model's overview, computed once per model revision, plus the loaded-adapters line."""
@@ -43,9 +52,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
         return (*cache[rev], adapters_markdown(loaded))
 
     with gr.Row():
-        choice = gr.Dropdown(KNOWN_MODELS, value=services.store.settings.source
-                             if services.store.settings.source in KNOWN_MODELS else None,
-                             label="Base model", allow_custom_value=True, scale=2, elem_id="model-choice")
+        choice = gr.Dropdown(model_choices(startup), value=startup, label="Base model", allow_custom_value=True,
+                             scale=2, elem_id="model-choice")
         custom = gr.Textbox(label="…or a hub id / local folder / .gguf path", scale=3, elem_id="model-custom")
         load_btn = gr.Button("Load model", variant="primary", scale=1, elem_id="model-load")
     status = gr.Markdown(elem_id="model-status")
@@ -100,8 +108,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
         progress(0.05, desc=f"Loading {source}…")
         settings = dataclasses.replace(services.store.settings, source=source)
         try:
-            if source != BUNDLED and looks_like_a_path(source):  # a folder/file on the server: policy applies
-                server_path(services, source, "Model path")
+            if source != BUNDLED and looks_like_a_path(source) and not same_local_path(source, startup):
+                check_model_path(services, source)  # a folder/file on the server: policy applies
             loaded = services.store.load(settings, progress=lambda msg: progress(0.5, desc=msg))
         except USER_ERRORS as err:
             gr.Warning(str(err))
