@@ -31,9 +31,9 @@ def finite_points(points: Points, key: str) -> tuple[list[int], list[float]]:
     """(steps, values) of the points whose `key` is a finite number (NaN / missing points are left out)."""
     xs, ys = [], []
     for p in points:
-        v = p.get(key)
-        if isinstance(v, (int, float)) and math.isfinite(v):
-            xs.append(p["step"])
+        v, step = p.get(key), p.get("step")
+        if isinstance(v, (int, float)) and math.isfinite(v) and isinstance(step, (int, float)):  # no step: no x
+            xs.append(step)
             ys.append(float(v))
     return xs, ys
 

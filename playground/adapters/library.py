@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.adapters.files import META_FILE, now_iso
+from playground.adapters.metadata import clean_meta
 from playground.fsutil import atomic_dir, unique_name, validate_name, write_json_atomic
 
 CONFIG_FILE = "adapter_config.json"
@@ -50,6 +51,7 @@ class AdapterInfo:
     loss_history: list[dict] = field(default_factory=list)
     eval_history: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # playground.json fields of the wrong type, left out
 
     @property
     def rank(self) -> int | None:
@@ -126,7 +128,7 @@ def check_adapter_files(folder: Path, full: bool = True) -> dict[str, tuple[int,
 
 def read_info(folder: Path) -> AdapterInfo:
     """Metadata of one adapter folder; an adapter without playground.json is described from its PEFT config."""
-    meta = _read_json(folder / META_FILE) or {}
+    meta, notes = clean_meta(_read_json(folder / META_FILE) or {})  # a bad field is a note, never a crash
     config = _read_json(folder / CONFIG_FILE) or {}
     settings = dict(meta.get("settings") or {})
     for key in ("r", "lora_alpha", "target_modules"):
@@ -141,7 +143,7 @@ def read_info(folder: Path) -> AdapterInfo:
         size_bytes=_folder_size(folder), final_train_loss=meta.get("final_train_loss"),
         final_eval_loss=meta.get("final_eval_loss"), created_at=str(created),
         loss_history=list(meta.get("loss_history") or []), eval_history=list(meta.get("eval_history") or []),
-        meta=meta)
+        meta=meta, notes=notes)
 
 
 def metadata_from_config(name: str, folder: Path) -> dict:
@@ -226,6 +228,8 @@ class AdapterLibrary:
         """Copy a checked adapter folder into the library; metadata is kept (renamed) or built from its config."""
         source = Path(source).expanduser()
         check_adapter_files(source)
+        if (source / META_FILE).is_file() and _read_json(source / META_FILE) is None:  # checked before copying
+            raise AdapterError(f"{source.name}/{META_FILE} is not a JSON object; fix or remove it and import again.")
         if name and name.strip():
             name = self.folder(name).name  # validated; create() refuses an existing name
         else:
@@ -238,8 +242,9 @@ class AdapterLibrary:
             meta = _read_json(tmp / META_FILE)
             if meta is None:
                 meta = metadata_from_config(name, tmp)
-            else:
-                meta.update(name=name, imported_at=now_iso())
+            else:  # fields of the wrong type are left out now, with the notes kept for the card
+                meta, notes = clean_meta(meta)
+                meta.update(name=name, imported_at=now_iso(), **({"import_notes": notes} if notes else {}))
             write_json_atomic(tmp / META_FILE, meta)
         return self.get(name)
 

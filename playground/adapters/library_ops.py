@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from playground.adapters.archive import export_zip, import_zip
-from playground.adapters.library import WEIGHTS_FILE, AdapterError, AdapterInfo
+from playground.adapters.compat import check_compatible
+from playground.adapters.library import WEIGHTS_FILE, AdapterError, AdapterInfo, check_adapter_files
 from playground.adapters.mixing import (
     BaseFacts,
     MixSpec,
@@ -21,6 +22,9 @@ from playground.adapters.views import LibraryState
 
 if TYPE_CHECKING:
     from playground.adapters.live import AdapterManager
+
+
+RENAMES_KEPT = 64  # old → new names remembered for browsers that still hold an old one
 
 
 @dataclass
@@ -45,6 +49,18 @@ class LibraryOperations:
         shown = active if session else self.active()
         return LibraryState(self.library.list(), frozenset(self.loaded_names()), shown)
 
+    def unfit(self: "AdapterManager", name: str) -> str | None:
+        """Why adapter `name` cannot run on the loaded base (gone from the library, or made for another base), or
+        None when it can. Lock-free: reads only the library and the weights' header (tensor shapes)."""
+        if not self.store.loaded:
+            return None
+        try:
+            info = self.library.get(name)
+            check_compatible(info, check_adapter_files(info.path, full=False), self.store.current)
+        except AdapterError as err:
+            return str(err)
+        return None
+
     def delete(self: "AdapterManager", name: str) -> str:
         """Delete from disk; an active adapter is deactivated first and every loaded copy is dropped."""
         self.library.get(name)  # clear error for unknown names before touching anything
@@ -66,7 +82,20 @@ class LibraryOperations:
                 self._loaded[new] = self._loaded.pop(old)
             if lm.active_adapter == old:
                 self.store.set_model(lm.model, new)
+            self._renamed.pop(info.name, None)  # a name in use again is no longer a forwarding address
+            self._renamed[old] = info.name
+            while len(self._renamed) > RENAMES_KEPT:  # oldest first: dicts keep insertion order
+                del self._renamed[next(iter(self._renamed))]
         return f"Renamed **{old}** to **{info.name}**."
+
+    def renamed_to(self: "AdapterManager", old: str) -> str | None:
+        """The library name adapter `old` has now, following renames (a → b → c), or None when it was not
+        renamed or its last name is gone too: so a browser whose pick was renamed keeps running it."""
+        name, seen = old, {old}
+        while name in self._renamed and self._renamed[name] not in seen:
+            name = self._renamed[name]
+            seen.add(name)
+        return name if name != old and name in self.library.names() else None
 
     def import_folder(self: "AdapterManager", folder: str | Path, name: str | None = None) -> AdapterInfo:
         return self.library.import_folder(Path(str(folder).strip()), name)

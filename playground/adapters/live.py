@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import time
 import weakref
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ class AdapterManager(LibraryOperations):
         self._loaded: dict[str, Loaded] = {}
         self._base_ref: weakref.ref | None = None
         self._counter = 0
+        self._held: Counter[str] = Counter()  # adapters a using() block runs (maybe paused): never evicted
+        self._renamed: dict[str, str] = {}  # old → new adapter name (library_ops.rename), RENAMES_KEPT at most
 
     @classmethod
     def for_data_dir(cls, store: ModelStore, data_dir: Path) -> "AdapterManager":
@@ -111,6 +114,7 @@ class AdapterManager(LibraryOperations):
         info = self.library.get(name)
         shapes = check_adapter_files(info.path, full=True)
         notes = tuple(check_compatible(info, shapes, lm))
+        server = lm.active_adapter  # unloading the last adapter below resets it: put it back at the end
         if slot is not None:  # the files changed on disk since it was loaded (e.g. retrained): reload
             self._loaded.pop(name, None)
             self._unload_key(lm, slot.key)
@@ -142,12 +146,13 @@ class AdapterManager(LibraryOperations):
         except Exception as err:  # PEFT's own checks: turn them into a sentence
             raise AdapterError(f"Adapter {name!r} could not be loaded into {lm.name}: {err}") from err
         self._loaded[name] = Loaded(key, weights_stamp(info.path), time.monotonic(), notes)
-        self._apply(lm, lm.active_adapter)  # keep the visible state as it was
+        self._apply(lm, server)  # keep the visible state as it was, also after a reload of the server's adapter
         return key
 
     def _evict(self, lm: LoadedModel) -> None:
-        """Keep at most max_loaded adapters in memory: drop the least recently used inactive one."""
-        idle = [n for n in self._loaded if n != lm.active_adapter]
+        """Keep at most max_loaded adapters in memory: drop the least recently used one that is neither active
+        nor held by a using() block (a paused turn switches back to its adapter when it resumes)."""
+        idle = [n for n in self._loaded if n != lm.active_adapter and not self._held[n]]
         while len(self._loaded) >= self.max_loaded and idle:
             oldest = min(idle, key=lambda n: self._loaded[n].used)
             idle.remove(oldest)
@@ -215,23 +220,37 @@ class AdapterManager(LibraryOperations):
         session's own pick (adapters.session) is not a change of the server's state. `level`: see store.use()."""
         with self.store.reading(level) as lm:
             previous = lm.active_adapter
-            if name == previous:
-                # Nothing to put back if this call gives way to another: on the base every adapter's layers are
-                # off already (_switch_layers), and PEFT's disable_adapter() leaves them off on its way out.
-                with generation_context(lm):
-                    yield lm
-                return
-            if name is not None:
+            if name is not None:  # also when it is already on: its files may have changed (a retrain, Overwrite)
                 self._ensure_loaded(lm, name)
-            restore = previous if previous in self._loaded else None
-            with self.store.switched_adapter(name):
-                try:
-                    self._switch_layers(lm, name)
-                    with self.store.keeping(lambda: self._switch_layers(lm, restore),
-                                            lambda: self._switch_layers(lm, name)):
+            with self._holding(name):
+                if name == previous:
+                    # Nothing to put back if this call gives way to another: on the base every adapter's layers
+                    # are off already (_switch_layers), and PEFT's disable_adapter() leaves them off on its way out.
+                    with generation_context(lm):
                         yield lm
-                finally:
-                    self._switch_layers(lm, restore)
+                    return
+                restore = previous if previous in self._loaded else None
+                with self.store.switched_adapter(name):
+                    try:
+                        self._switch_layers(lm, name)
+                        with self.store.keeping(lambda: self._switch_layers(lm, restore),
+                                                lambda: self._switch_layers(lm, name)):
+                            yield lm
+                    finally:
+                        self._switch_layers(lm, restore)
+
+    @contextlib.contextmanager
+    def _holding(self, name: str | None) -> Iterator[None]:
+        """Mark `name` as in use for the block, so another call's load cannot evict it (see _evict)."""
+        if name is not None:
+            self._held[name] += 1
+        try:
+            yield
+        finally:
+            if name is not None:
+                self._held[name] -= 1
+                if not self._held[name]:
+                    del self._held[name]
 
     def view(self, name: str | None) -> AdapterView:
         """The model as a session with adapter `name` sees it (see adapters.session)."""

@@ -105,6 +105,10 @@ def detail_markdown(info: AdapterInfo, loaded: bool, active: bool) -> str:
              *origin_lines(info),
              f"- **Rank:** {info.rank} · **target modules:** {info.target_modules or '—'}",
              f"- **Size on disk:** {format_size(info.size_bytes)} · **created:** {info.created_at}"]
+    imported = info.meta.get("import_notes")
+    notes = [*info.notes, *(n for n in imported if isinstance(n, str))] if isinstance(imported, list) else info.notes
+    if notes:  # fields of playground.json that were of the wrong type (adapters.metadata)
+        lines += [f"- **Note:** {n}." for n in notes]
     settings = {k: v for k, v in info.settings.items() if k != "mix"}
     if settings:
         lines.append("\n**Settings**\n")

@@ -196,7 +196,7 @@ def _run_turn(adapters: AdapterManager, req: CompareRequest, emit: Callable[...,
                 with adapters.using(name):  # None = base: PEFT's disable_adapter()
                     ids, col_logits = generate_answer(lm, prompt, req.settings, lambda t, c=col: emit("text", c, t),
                                                       cancel, adapters.store, want_logits=col == "tuned")
-            except AdapterError as err:  # only the optional third column can name an unloadable adapter
+            except AdapterError as err:  # deleted, renamed or not fitting this base: the other columns still answer
                 emit("text", col, f"⚠️ {err}")
                 columns[col] = ColumnResult(col, name, f"⚠️ {err}", [], prompt, error=str(err))
                 continue
@@ -205,7 +205,7 @@ def _run_turn(adapters: AdapterManager, req: CompareRequest, emit: Callable[...,
             text = lm.tokenizer.decode(ids, skip_special_tokens=True)
             columns[col] = ColumnResult(col, name, text, ids, prompt)
         changed = None
-        if "tuned" in columns:
+        if "tuned" in columns and columns["tuned"].error is None:  # no "what changed" for a tuned column that failed
             t, b = columns["tuned"], columns["base"]
             with adapters.using(active):  # a forward pass may be needed: with the tuned column's adapter
                 changed = what_changed(lm, t.prompt_ids, t.token_ids, logits, b.token_ids)

@@ -20,6 +20,7 @@ import torch
 
 from playground.adapters.library import AdapterInfo
 from playground.adapters.live import AdapterManager
+from playground.compare.fit import context_of, fit_prompts, fit_row
 from playground.data.files import load_file, quiet_datasets
 from playground.data.loading import RawData, format_rows
 from playground.data.pig_latin import exact_match, word_accuracy
@@ -32,6 +33,7 @@ from playground.model.turns import Urgency
 
 Progress = Callable[[float, str], None]
 PIG_LATIN_PREFIX = "translate to pig latin"
+NO_ADAPTER = "No adapter to evaluate: activate one in the Adapters tab or choose one here."
 LOSS_METRICS = [("loss", "loss ↓"), ("perplexity", "perplexity ↓")]
 PIG_LATIN_METRICS = [("word_accuracy", "word accuracy ↑"), ("exact_match", "exact match ↑")]
 
@@ -41,7 +43,7 @@ class HeldOutRequest:
     """What every held-out evaluation takes: dataset = a recipe id (its test split) or the path of a file."""
 
     dataset: str
-    adapter: str | None = None  # None = the active adapter
+    adapter: str | None = None  # None = the server's active adapter (the UI passes its browser's own)
     max_rows: int = 60
     batch_size: int = 8
     max_new_tokens: int = 64
@@ -59,7 +61,7 @@ class HeldOutRequest:
         sentence before any work."""
         adapter = (self.adapter or "").strip() or adapters.active()
         if not adapter:
-            raise ValueError("No adapter to evaluate: activate one in the Adapters tab or choose one here.")
+            raise ValueError(NO_ADAPTER)
         return adapters.library.get(adapter)
 
 
@@ -144,7 +146,14 @@ class EvalResult:
 
 
 def dataset_choices() -> list[tuple[str, str]]:
-    return [(f"{r.title} (test split)", r.id) for r in list_recipes()]
+    """The recipes whose test split has prompt/answer rows: supervised ones (a DPO recipe's pairs are for the
+    preference evaluation, and would only fail here)."""
+    return [(f"{r.title} (test split)", r.id) for r in list_recipes() if recipe_method(r) == "sft"]
+
+
+def recipe_method(recipe: Any) -> str:
+    """The training method a recipe is made for (its defaults' `method`; none given = SFT)."""
+    return str(recipe.defaults.get("method") or "sft")
 
 
 def _held_out_file(dataset: str) -> tuple[Path, str]:
@@ -212,6 +221,7 @@ def encode(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
 def batch_nll(model: Any, device: torch.device, pad_id: int,
               batch: list[tuple[list[int], list[int]]]) -> tuple[float, int]:
     """Summed answer-token NLL and the number of answer tokens, from the model's own loss (mean × count)."""
+    batch = [fit_row(prompt, full, context_of(model)) for prompt, full in batch]  # too long: cut from the left
     width = max(len(full) for _, full in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -235,6 +245,7 @@ def batch_generate(model: Any, tokenizer: Any, device: torch.device, prompts: li
                    max_new_tokens: int, sampling: SamplingSettings = GREEDY, per_prompt: int = 1) -> list[str]:
     """Answers for a batch of prompts (left-padded, as decoder-only generation needs): greedy by default;
     with `sampling`, `per_prompt` sampled answers each, prompt by prompt (generate's num_return_sequences)."""
+    prompts, max_new_tokens = fit_prompts(prompts, max_new_tokens, context_of(model))  # cut from the left
     width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long, device=device)

@@ -21,6 +21,7 @@ import torch
 
 from playground.adapters.live import AdapterManager
 from playground.compare.evaluation import HeldOutRequest, batch_generate
+from playground.compare.fit import context_of, fit_pair
 from playground.data.files import load_file
 from playground.data.loading import RawData
 from playground.data.preference import format_preference, text_of
@@ -103,7 +104,8 @@ def encode_pair(tokenizer: Any, prompt: Any, answer: Any) -> tuple[list[int], li
 @torch.no_grad()
 def answer_logps(model: Any, device: torch.device, pad_id: int,
                  batch: list[tuple[list[int], list[int]]]) -> list[float]:
-    """Summed log-probability of each answer given its prompt."""
+    """Summed log-probability of each answer given its prompt (a row too long for the context: cut, fit_pair)."""
+    batch = [fit_pair(p, a, context_of(model)) for p, a in batch]
     width = max(len(p) + len(a) for p, a in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)

@@ -20,11 +20,12 @@ from playground.adapters.views import LIBRARY_HEADERS, LibraryState, default_pic
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.paths import server_path
-from playground.ui.session_adapter import adapter_of
+from playground.ui.session_adapter import adapter_of, own_adapter
 from playground.ui.session_adapter import pick as pick_adapter
 
 MAX_MIX = 4  # weight sliders shown for a mix
 NO_SELECTION = "_No adapter selected. Train one in the Train tab or import one below._"
+NOTHING_TO_MERGE = "Nothing to merge: no adapter is active in this browser. Activate one first."
 KEEP = object()  # an operation that leaves the picker as it is
 
 
@@ -40,11 +41,15 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
     """`session`: this browser's adapter choice (ui.session_adapter): Activate sets it, not the server's."""
     adapters = services.adapters
 
-    def card(name: str | None, snapshot: LibraryState | None = None) -> tuple[str, Any]:
+    def seen(choice: Any) -> LibraryState:
+        """The library as this browser sees it: "active" is its own adapter, not the server's default."""
+        return adapters.state(adapter_of(services, choice), session=True)
+
+    def card(name: str | None, choice: Any, snapshot: LibraryState | None = None) -> tuple[str, Any]:
         """The detail card and the loss chart (hidden when the adapter has no loss history)."""
         if not name:
             return NO_SELECTION, gr.update(value=None, visible=False)
-        snapshot = snapshot or adapters.state()
+        snapshot = snapshot or seen(choice)
         try:
             text, info = snapshot.detail(name), snapshot.info(name)
         except USER_ERRORS as err:
@@ -54,12 +59,12 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
 
     def view(choice: Any, selected: str | None) -> tuple:
         """Table, picker, mix picker, card, chart and the remembered selection from one snapshot."""
-        snapshot = adapters.state(adapter_of(services, choice), session=True)
+        snapshot = seen(choice)
         pick = default_pick(snapshot.names, selected, snapshot.active)
         return (snapshot.rows(), gr.update(choices=snapshot.names, value=pick),
-                gr.update(choices=snapshot.names), *card(pick, snapshot), pick)
+                gr.update(choices=snapshot.names), *card(pick, choice, snapshot), pick)
 
-    def attempt(op: Callable[[], tuple[str, Any]]) -> tuple:
+    def attempt(op: Callable[[], tuple[str, Any]], choice: Any) -> tuple:
         """Run one library operation returning (sentence, adapter to select or KEEP): (status, new stamp,
         picker, card, chart, remembered selection) on success, the refusal's sentence and no change otherwise.
         The new stamp fires `state.change`, which redraws this tab and every other one; the picker and card are
@@ -72,7 +77,7 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
         if selected is KEEP:
             return message, services.stamp(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return (message, services.stamp(), gr.update(choices=adapters.library.names(), value=selected),
-                *card(selected), selected)
+                *card(selected, choice), selected)
 
     gr.Markdown("Saved LoRA adapters for the loaded base model. **Activate** one to use it in every tab of "
                 "this browser (the header shows which; other browsers, e.g. a projector, keep theirs); swapping between loaded adapters is instant, the base is never "
@@ -144,13 +149,13 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
             return warn(err), gr.skip()
         return message, choice
 
-    def on_rename(name, new):
-        return attempt(lambda: (adapters.rename(name or "", new or ""), (new or "").strip()))
+    def on_rename(choice, name, new):
+        return attempt(lambda: (adapters.rename(name or "", new or ""), (new or "").strip()), choice)
 
-    def on_delete(name, sure):
+    def on_delete(choice, name, sure):
         if not sure:
-            return *attempt(lambda: refuse("Tick “Yes, delete…” to confirm; deleting cannot be undone.")), False
-        return *attempt(lambda: (adapters.delete(name or ""), None)), False
+            return *attempt(lambda: refuse("Tick “Yes, delete…” to confirm; deleting cannot be undone."), choice), False
+        return *attempt(lambda: (adapters.delete(name or ""), None), choice), False
 
     def on_export(name):
         try:
@@ -164,35 +169,36 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
         progress(0.1, desc="Loading a separate copy of the base and merging…")
 
         def op() -> tuple[str, Any]:
-            folder = adapters.merge_and_save(out_name or "", adapter_of(services, choice))
+            name = own_adapter(services, choice, None, NOTHING_TO_MERGE)  # this browser's, never the server's
+            folder = adapters.merge_and_save(out_name or "", name)
             return f"Merged model saved as safetensors in `{folder}` (load it as a plain model anywhere).", KEEP
-        return attempt(op)[0]
+        return attempt(op, choice)[0]
 
-    def on_import_folder(path, name):
+    def on_import_folder(choice, path, name):
         def op() -> tuple[str, str]:
             info = adapters.import_folder(str(server_path(services, path, "Folder path")), name)
             return f"Imported **{info.name}** (base: {info.base_model}).", info.name
-        return attempt(op)
+        return attempt(op, choice)
 
-    def on_import_zip(path, name):
+    def on_import_zip(choice, path, name):
         def op() -> tuple[str, str]:
             if not path:
                 refuse("Upload a .zip first.")
             info = adapters.import_zip(str(server_path(services, path, ".zip upload")), name)
             return f"Imported **{info.name}** from the zip (base: {info.base_model}).", info.name
-        return attempt(op)
+        return attempt(op, choice)
 
     def on_mix_names(chosen):
         chosen = list(chosen or [])
         return [gr.update(visible=i < len(chosen), label=f"weight: {chosen[i]}" if i < len(chosen) else "")
                 for i in range(MAX_MIX)]
 
-    def on_mix(chosen, how, new, *weights):
+    def on_mix(choice, chosen, how, new, *weights):
         def op() -> tuple[str, str]:
             chosen_ = list(chosen or [])
             info = adapters.mix(MixSpec(tuple(chosen_), tuple(weights[:len(chosen_)]), new or "", how))
             return f"Mixed **{info.name}** ({how}, rank {info.rank}); activate it to try it.", info.name
-        return attempt(op)
+        return attempt(op, choice)
 
     private = {"api_visibility": "private"}
     # Library operations and redraws take turns (one queue slot): a redraw that a timer tick fires while a mix
@@ -206,17 +212,17 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
     gr.on([demo.load, session.change, state.change], view, [session, chosen], view_outputs, show_progress="hidden",
           **library)
     refresh_btn.click(view, [session, pick], view_outputs, **library)
-    pick.input(lambda name: (*card(name), name), pick, [card_md, curve, chosen], **private)
+    pick.input(lambda choice, name: (*card(name, choice), name), [session, pick], [card_md, curve, chosen], **private)
     mix_names.change(on_mix_names, mix_names, sliders, **private)
     export_btn.click(on_export, pick, [status, export_file], **private)
     merge_btn.click(on_merge, [session, merged_name], status, **private)
     activate_btn.click(on_activate, pick, [status, session], **private)
     base_btn.click(lambda: on_activate(None, base_only=True), None, [status, session], **private)
-    rename_btn.click(on_rename, [pick, new_name], changed, **library)
-    delete_btn.click(on_delete, [pick, confirm], [*changed, confirm], **library)
-    folder_btn.click(on_import_folder, [folder, import_name], changed, **library)
-    zip_btn.click(on_import_zip, [upload, import_name], changed, **library)
-    mix_btn.click(on_mix, [mix_names, method, mix_name, *sliders], changed, **library)
+    rename_btn.click(on_rename, [session, pick, new_name], changed, **library)
+    delete_btn.click(on_delete, [session, pick, confirm], [*changed, confirm], **library)
+    folder_btn.click(on_import_folder, [session, folder, import_name], changed, **library)
+    zip_btn.click(on_import_zip, [session, upload, import_name], changed, **library)
+    mix_btn.click(on_mix, [session, mix_names, method, mix_name, *sliders], changed, **library)
     _register_api(services)
 
 

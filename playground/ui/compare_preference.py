@@ -3,23 +3,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
+from playground.compare.evaluation import NO_ADAPTER, recipe_method
 from playground.compare.preference_eval import PreferenceEvalRequest, evaluate_preferences
 from playground.data.recipes import list_recipes
-from playground.data.rules import RULES
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
 from playground.ui.paths import held_out_dataset, recipe_or_server_file
-from playground.ui.session_adapter import adapter_list
+from playground.ui.session_adapter import adapter_list, own_adapter
 
 
 def preference_choices() -> list[tuple[str, str]]:
-    return [(f"{r.title} (test split)", r.id) for r in list_recipes() if r.id in RULES]
+    """Recipes made for DPO (their test split holds preference pairs); the others have no pairs to rank."""
+    return [(f"{r.title} (test split)", r.id) for r in list_recipes() if recipe_method(r) == "dpo"]
 
 
-def build_preference_eval(services: Services) -> None:
+def build_preference_eval(services: Services, session: gr.State) -> None:
+    """`session`: this browser's adapter choice, evaluated when the adapter field is empty."""
     adapters = services.adapters
     choices = preference_choices()
     with gr.Accordion("Preference evaluation (DPO): preference accuracy and win rate, base vs tuned", open=False):
@@ -33,10 +37,12 @@ def build_preference_eval(services: Services) -> None:
                                elem_id="pg-pref-answers")
 
     # Not named `evaluate`: Gradio names every event after its function, and `/evaluate` is the Compare API's.
-    def run_preference_eval(recipe_id: str, path: str | None, name: str, n: float, progress=gr.Progress()):
+    def run_preference_eval(choice: Any, recipe_id: str, path: str | None, name: str, n: float,
+                            progress=gr.Progress()):
         try:
             dataset = held_out_dataset(services, path, recipe_id, "Held-out pairs")
-            result = evaluate_preferences(adapters, PreferenceEvalRequest(dataset, name or None, max_rows=int(n)),
+            tuned = own_adapter(services, choice, name, NO_ADAPTER)  # empty = this browser's adapter
+            result = evaluate_preferences(adapters, PreferenceEvalRequest(dataset, tuned, max_rows=int(n)),
                                           lambda f, msg: progress(f, desc=msg))
         except (*USER_ERRORS, OSError) as err:
             gr.Warning(str(err))
@@ -50,14 +56,15 @@ def build_preference_eval(services: Services) -> None:
         shown = [[p, b, t] for p, b, t in zip(result.prompts, result.base_answers, result.tuned_answers)][:20]
         return note, gr.update(value=body, headers=headers), shown
 
-    run.click(run_preference_eval, [recipe, upload, adapter, rows], [status, table, answers], api_visibility="private")
+    run.click(run_preference_eval, [session, recipe, upload, adapter, rows], [status, table, answers],
+              api_visibility="private")
     adapter.focus(lambda current: adapter_list(adapters.library.names(), current), adapter, adapter,
                   api_visibility="private")
 
     @api_errors
     def evaluate_preference(adapter: str, dataset: str, max_rows: int = 50) -> dict:
         """Held-out preference accuracy (implicit reward), the models' own log-prob preference and the rule win
-        rate of greedy answers, base vs `adapter` ('' = active), on a preference recipe id or a file path."""
+        rate of greedy answers, base vs `adapter` ('' = server default), on a preference recipe id or a file path."""
         dataset = recipe_or_server_file(services, dataset)
         return evaluate_preferences(adapters, PreferenceEvalRequest(dataset, adapter or None,
                                                                     max_rows=max_rows)).as_api()

@@ -3,18 +3,22 @@ tuned (playground.compare.reward_eval), as an accordion and the `/evaluate_rewar
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
+from playground.compare.evaluation import NO_ADAPTER
 from playground.compare.reward_eval import ANSWER_COLUMNS, RewardEvalRequest, evaluate_rewards
 from playground.data.recipes import list_recipes
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
 from playground.ui.paths import held_out_dataset, recipe_or_server_file
-from playground.ui.session_adapter import adapter_list
+from playground.ui.session_adapter import adapter_list, own_adapter
 
 
-def build_reward_eval(services: Services) -> None:
+def build_reward_eval(services: Services, session: gr.State) -> None:
+    """`session`: this browser's adapter choice, evaluated when the adapter field is empty."""
     adapters = services.adapters
     choices = [(f"{r.title} (test split)", r.id) for r in list_recipes()]
     samples = gr.Slider(0, 16, value=4, step=1, label="sampled answers a prompt (0 = greedy only)", render=False,
@@ -30,11 +34,12 @@ def build_reward_eval(services: Services) -> None:
                                column_widths=["22%", "26%", "26%", "26%"], elem_classes=["pg-table"],
                                label="Greedy answers: prompt · base · start · tuned", elem_id="pg-reward-answers")
 
-    def run_reward_eval(recipe_id: str, path: str | None, name: str, n: float, k: float, progress=gr.Progress()):
+    def run_reward_eval(choice: Any, recipe_id: str, path: str | None, name: str, n: float, k: float,
+                        progress=gr.Progress()):
         try:
             dataset = held_out_dataset(services, path, recipe_id, "Held-out prompts")
-            result = evaluate_rewards(adapters, RewardEvalRequest(dataset, name or None, max_rows=int(n),
-                                                                  samples=int(k)),
+            tuned = own_adapter(services, choice, name, NO_ADAPTER)  # empty = this browser's adapter
+            result = evaluate_rewards(adapters, RewardEvalRequest(dataset, tuned, max_rows=int(n), samples=int(k)),
                                       lambda f, msg: progress(f, desc=msg))
         except (*USER_ERRORS, OSError) as err:
             gr.Warning(str(err))
@@ -52,14 +57,14 @@ def build_reward_eval(services: Services) -> None:
                 f"{result.rules}. Greedy: one answer a prompt, the most likely token each step.{sampled}{shape}")
         return note, gr.update(value=body, headers=headers), result.answer_rows()
 
-    ev.run.click(run_reward_eval, [ev.dataset, ev.upload, ev.adapter, ev.rows, samples], [ev.status, table, answers],
-                 api_visibility="private")
+    ev.run.click(run_reward_eval, [session, ev.dataset, ev.upload, ev.adapter, ev.rows, samples],
+                 [ev.status, table, answers], api_visibility="private")
     ev.adapter.focus(lambda current: adapter_list(adapters.library.names(), current), ev.adapter, ev.adapter,
                      api_visibility="private")
 
     @api_errors
     def evaluate_reward(adapter: str, dataset: str = "pig-latin", max_rows: int = 60, samples: int = 4) -> dict:
-        """Held-out reward of a GRPO adapter ('' = active) with the rewards it was trained with: greedy answers
+        """Held-out reward of a GRPO adapter ('' = server default) with the rewards it was trained with: greedy answers
         and the mean over `samples` answers a prompt sampled at the run's temperature, base vs start vs tuned,
         on a recipe id (its test split) or a file path."""
         dataset = recipe_or_server_file(services, dataset)

@@ -20,7 +20,7 @@ from playground.compare.chat import (
     stream_compare,
 )
 from playground.compare.diff import what_changed_html
-from playground.compare.evaluation import EvalRequest, dataset_choices, evaluate
+from playground.compare.evaluation import NO_ADAPTER, EvalRequest, dataset_choices, evaluate
 from playground.compare.views import (
     BASE_LABEL,
     column_views,
@@ -36,7 +36,7 @@ from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
 from playground.ui.link_parts import CompareParts, link_row
 from playground.ui.paths import held_out_dataset, recipe_or_server_file
-from playground.ui.session_adapter import adapter_list, adapter_of, session_value
+from playground.ui.session_adapter import adapter_list, adapter_of, own_adapter, session_value
 from playground.ui.turns import presenter_first
 
 
@@ -94,8 +94,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
                                     label="First answers (greedy): reference · base · tuned",
                                     elem_id="pg-eval-samples")
 
-    build_preference_eval(services)  # DPO: preference accuracy and rule win rate (ui.compare_preference)
-    build_reward_eval(services)  # GRPO: held-out reward, greedy and sampled (ui.compare_reward)
+    build_preference_eval(services, session)  # DPO: preference accuracy and rule win rate (ui.compare_preference)
+    build_reward_eval(services, session)  # GRPO: held-out reward, greedy and sampled (ui.compare_reward)
     chats = [base_chat, tuned_chat, other_chat]
 
     def send_message(choice: Any, text: str, hist: dict, other_name: str, *values: Any):
@@ -135,10 +135,11 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
         return (h.hint, gr.update(label=h.tuned_label), gr.skip() if hist else h.placeholder,
                 adapter_list(names, other_name), adapter_list(names, eval_name))
 
-    def run_eval(recipe: str, upload: str | None, adapter: str, rows: float, progress=gr.Progress()):
+    def run_eval(choice: Any, recipe: str, upload: str | None, adapter: str, rows: float, progress=gr.Progress()):
         try:
             dataset = held_out_dataset(services, upload, recipe, "Held-out file")
-            request = EvalRequest(dataset=dataset, adapter=adapter or None, max_rows=int(rows))
+            name = own_adapter(services, choice, adapter, NO_ADAPTER)  # empty = this browser's adapter
+            request = EvalRequest(dataset=dataset, adapter=name, max_rows=int(rows))
             result = evaluate(adapters, request, lambda f, msg: progress(f, desc=msg))
         except (*USER_ERRORS, OSError) as err:
             gr.Warning(str(err))
@@ -165,7 +166,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     gr.on(None, refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
     # The model or the library changed (any tab, any browser, a training run): follow it.
     state.change(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)
-    eval_btn.click(run_eval, [eval_recipe, eval_file, eval_adapter, eval_rows],
+    eval_btn.click(run_eval, [session, eval_recipe, eval_file, eval_adapter, eval_rows],
                    [eval_status, eval_table, eval_plot, eval_samples], **private)
     _register_api(services)
     return CompareParts(message, setting_inputs, note, copy_link, link)
@@ -190,7 +191,7 @@ def _register_api(services: Services) -> None:
 
     @api_errors
     def evaluate_api(adapter: str, dataset: str, max_rows: int = 60) -> dict:
-        """Held-out metrics of base vs `adapter` ('' = active) on a recipe id or a file path, and the first
+        """Held-out metrics of base vs `adapter` ('' = server default) on a recipe id or a file path, and the first
         answers of both (greedy)."""
         dataset = recipe_or_server_file(services, dataset)  # a file on the server: only where the policy allows
         try:

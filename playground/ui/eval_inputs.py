@@ -30,7 +30,7 @@ def eval_inputs(prefix: str, choices: list[Any], value: Any, *, dataset_label: s
         upload = gr.File(label=upload_label, type="filepath", file_types=[".jsonl", ".json", ".csv"],
                          elem_id=f"pg-{prefix}-file")
     with gr.Row():
-        adapter = gr.Dropdown([""], value="", label="Adapter (empty = active)", elem_id=f"pg-{prefix}-adapter")
+        adapter = gr.Dropdown([""], value="", label="Adapter (empty = this browser's)", elem_id=f"pg-{prefix}-adapter")
         limit = gr.Slider(1, 500, value=rows, step=1, label=rows_label, elem_id=f"pg-{prefix}-rows")
         if more:
             more()

@@ -59,21 +59,47 @@ def adapter_of(services: Services, value: Any) -> str | None:
     return session_value(value).resolve(services.adapters.active())
 
 
+def own_adapter(services: Services, value: Any, picked: str | None, nothing: str) -> str:
+    """`picked` (a form's own adapter field) when filled in, else this browser's adapter: never the server's
+    default when this browser chose the base. A ValueError saying `nothing` when there is neither."""
+    name = (picked or "").strip() or adapter_of(services, value)
+    if not name:
+        raise ValueError(nothing)
+    return name
+
+
 def header_text(services: Services, value: Any) -> str:
     return services.store.header_markdown(session_value(value).label(services.adapters.active()))
 
 
 def still_there(services: Services, value: Any) -> tuple[Any, str]:
-    """After a library change: a session whose own adapter was deleted (by anyone) goes back to the base and
-    is told so. Returns (the new choice, or gr.skip() when it stands: writing back the value read when this
-    event started would undo an activation that finished meanwhile; the header)."""
+    """After a library or model change: a session whose own adapter was renamed follows the new name; one whose
+    adapter was deleted (by anyone) or no longer fits the loaded base (a Model-tab switch) goes back to the base.
+    Either way the user is told. Returns (the new choice, or gr.skip() when it stands: writing back the value
+    read when this event started would undo an activation that finished meanwhile; the header)."""
     choice = session_value(value)
-    if not choice.follow and choice.name and choice.name not in {i.name for i in services.adapters.library.list()}:
-        gr.Warning(f"The adapter '{choice.name}' this browser was using was deleted from the library: "
+    if choice.follow or not choice.name:
+        return gr.skip(), header_text(services, choice)
+    name, adapters = choice.name, services.adapters
+    if name not in adapters.library.names():
+        new = adapters.renamed_to(name)
+        if new is not None:
+            gr.Info(f"The adapter '{name}' this browser is using was renamed to '{new}': this browser uses it "
+                    "under its new name.")
+            return _moved(services, AdapterChoice.pick(new))
+        gr.Warning(f"The adapter '{name}' this browser was using was deleted from the library: "
                    "this browser is back on the base model.")
-        choice = AdapterChoice.pick(None)
-        return as_json(choice), header_text(services, choice)
+        return _moved(services, AdapterChoice.pick(None))
+    problem = adapters.unfit(name)
+    if problem is not None:
+        gr.Warning(f"The adapter '{name}' this browser was using does not fit the loaded base model ({problem}): "
+                   "this browser is back on the base model.")
+        return _moved(services, AdapterChoice.pick(None))
     return gr.skip(), header_text(services, choice)
+
+
+def _moved(services: Services, choice: AdapterChoice) -> tuple[dict[str, Any], str]:
+    return as_json(choice), header_text(services, choice)
 
 
 def pick(services: Services, name: str | None) -> tuple[dict[str, Any], str]:
