@@ -198,6 +198,8 @@ def test_a_newcomers_journey(journey_url, page, second):
     assert second.locator("#decode-prompt textarea").input_value() == MESSAGE
     assert second.locator("#decode-chat input").is_checked()
     wait_text(second, "#pg-model-badge", f"{ADAPTER} (this browser)")
+    # The page-load events still running draw a timer over the text (a redraw of the same view may follow)
+    second.wait_for_function("() => ![...document.querySelectorAll('.progress-text')].some(e => e.checkVisibility())")
     assert second.locator("#decode-text").inner_text() == text
     second.wait_for_function("() => document.querySelector('#decode-table [role=grid]') !== null")
     for _ in range(60):  # the restored knobs re-filter the table after the first draw (their own change event)

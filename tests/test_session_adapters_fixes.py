@@ -252,3 +252,23 @@ def test_the_held_out_evaluation_lists_only_recipes_it_can_read():
     for recipe in ids:
         load_examples(recipe, True, 3)
     assert [i for _, i in preference_choices()] == ["sign-off"]
+
+
+def test_the_decode_view_redraws_only_when_this_browsers_model_changes(manager, tiny_llama_dir):
+    """Decode redraws on model_key changes: the model, the server's adapter this browser follows, this browser's
+    own pick, or its weights retrained; an adapter saved or activated elsewhere leaves it (no redraw to race a
+    click)."""
+    import os
+
+    services = _services(manager)
+    follows, own = {"name": None, "follow": True}, {"name": "alpha", "follow": False}
+    first, mine = sa.model_key(services, follows), sa.model_key(services, own)
+    assert first != mine  # this browser's own pick
+    make_adapter(manager.library.root, "gamma", tiny_llama_dir, seed=3, base_name=manager.store.current.name,
+                 fingerprint=manager.store.current.fingerprint)  # a library change (a run saving an adapter)
+    assert sa.model_key(services, follows) == first and sa.model_key(services, own) == mine
+    manager.activate("beta")  # the server's adapter: followers redraw, a browser on its own pick does not
+    assert sa.model_key(services, follows) != first and sa.model_key(services, own) == mine
+    weights = manager.library.folder("alpha") / "adapter_model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # retrained
+    assert sa.model_key(services, own) != mine

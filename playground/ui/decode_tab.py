@@ -39,7 +39,7 @@ from playground.ui.decode_api import register_api
 from playground.ui.decode_samplers import TREE_CLICK_JS, more_samplers
 from playground.ui.errors import api_errors
 from playground.ui.link_parts import DecodeParts, link_row
-from playground.ui.session_adapter import decode_for
+from playground.ui.session_adapter import decode_for, model_key
 from playground.ui.decode_handlers import session_values, settings_wrapper, view_updates
 
 EXAMPLES = ["The rain in Spain falls mainly in the", "The capital of France is", "Once upon a time, there was a",
@@ -156,13 +156,15 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
         return skip_view if st is None else _view(svc, settings, st, n)
 
     @with_settings
-    def on_model_change(svc, settings, st, n):
-        """The model or an adapter changed: the numbers on screen may be another model's. Drawn again (the
-        logits cache makes that cheap when this browser's model did not change, e.g. another adapter saved)."""
-        if st is None:
-            return (*skip_view, gr.skip(), gr.skip())
+    def on_model_change(svc, settings, st, n, choice, drawn):
+        """The model or this browser's adapter changed: the numbers on screen are another model's. Other changes
+        of the app's signal (an adapter saved, renamed…) leave the view alone: a redraw racing a click on Greedy
+        could put back the state from before the click."""
+        key = model_key(services, choice)
+        if key == drawn or st is None:
+            return (*skip_view, gr.skip(), gr.skip(), key)
         st, note = for_current_model(svc, st)
-        return (*_view(svc, settings, st, n), note or gr.skip(), template_view(svc, st))
+        return (*_view(svc, settings, st, n), note or gr.skip(), template_view(svc, st), key)
 
     @with_settings
     def on_pick(svc, settings, st, n, token_id):
@@ -248,8 +250,9 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
           on_settings, knob_inputs(state, top_n), view_out, trigger_mode="always_last", show_progress="hidden",
           **PRIVATE)
     if stamp is not None:  # a model switch, or an adapter activated for the server or this browser
-        gr.on([stamp.change, session.change], on_model_change, knob_inputs(state, top_n),
-              [*view_out, notice, template], trigger_mode="always_last", show_progress="hidden",
+        drawn_for = gr.State("")  # session_adapter.model_key the view was last redrawn for
+        gr.on([stamp.change, session.change], on_model_change, knob_inputs(state, top_n, session, drawn_for),
+              [*view_out, notice, template, drawn_for], trigger_mode="always_last", show_progress="hidden",
               **PRIVATE)
     candidates.input(on_pick, knob_inputs(state, top_n, candidates), view_out, **PRIVATE)
     sample.click(on_sample, knob_inputs(state, top_n, seed), view_out, **PRIVATE)

@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from playground.adapters.library_ops import weights_stamp
 from playground.adapters.session import AdapterChoice, AdapterView
 from playground.decode.session import DecodeService
 from playground.services import Services
@@ -66,6 +67,20 @@ def own_adapter(services: Services, value: Any, picked: str | None, nothing: str
     if not name:
         raise ValueError(nothing)
     return name
+
+
+def model_key(services: Services, value: Any) -> str:
+    """What this browser's model answers with: the base model's fingerprint and the adapter this browser runs (its
+    own pick, or the server's it follows) with its weights file's stamp (a retrained one changes it). Views
+    redraw when it changes."""
+    name = adapter_of(services, value)
+    stamp: Any = ""
+    if name:
+        try:
+            stamp = weights_stamp(services.adapters.library.folder(name))
+        except (OSError, ValueError):  # deleted meanwhile: still_there sends the browser back to the base
+            stamp = "gone"
+    return f"{services.store.current.fingerprint}|{name}|{stamp}"
 
 
 def header_text(services: Services, value: Any) -> str:
