@@ -72,6 +72,8 @@ def test_a_decode_link_opens_the_same_state_in_another_browser(links_url, page, 
     assert _selected_tab(second) == "Decode"
     assert second.locator("#decode-prompt textarea").input_value() == PROMPT
     assert float(_number(second, "decode-temperature")) == 0.7 and _number(second, "decode-top-k") == "12"
+    # Page-load events still running draw a timer over the text (a redraw of the same view may follow)
+    second.wait_for_function("() => ![...document.querySelectorAll('.progress-text')].some(e => e.checkVisibility())")
     assert second.locator("#decode-text").inner_text() == text
     assert second.locator("#decode-text .pg-tok").evaluate_all(
         "els => els.map(e => e.getAttribute('title') || e.textContent)") == titles

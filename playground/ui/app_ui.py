@@ -61,7 +61,7 @@ def build_app(services: Services, presenter: bool = False) -> gr.Blocks:
             with gr.Tab("Model", id="model"):
                 model_tab.build(services, header, state, session)
             with gr.Tab("Decode", id="decode"):
-                decode_parts = decode_tab.build(services, session, header, state)
+                decode_parts = decode_tab.build(services, session, header, state, demo)
             with gr.Tab("Inside the model", id="inside"):
                 inside_tab.build(services, session)
             with gr.Tab("Train", id="train"):

@@ -48,9 +48,9 @@ PRIVATE = dict(api_visibility="private")
 
 
 def build(services: Services, session: gr.State, header: gr.Markdown | None = None,
-          stamp: gr.State | None = None) -> DecodeParts:
+          stamp: gr.State | None = None, demo: gr.Blocks | None = None) -> DecodeParts:
     """Lay out the Decode tab inside the current gr.Tab; `session`: this browser's adapter choice; `stamp`: the
-    app's change signal (app_ui). Returns the components a link sets (ui/links.py)."""
+    app's change signal and `demo` the app (app_ui). Returns the components a link sets (ui/links.py)."""
     svc: DecodeService = services.decode  # the API's (the server's adapter); handlers get their session's
     with_settings = settings_wrapper(services)
 
@@ -250,10 +250,13 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
           on_settings, knob_inputs(state, top_n), view_out, trigger_mode="always_last", show_progress="hidden",
           **PRIVATE)
     if stamp is not None:  # a model switch, or an adapter activated for the server or this browser
-        drawn_for = gr.State("")  # session_adapter.model_key the view was last redrawn for
+        drawn_for = gr.State("")  # session_adapter.model_key the view was last drawn for
+        if demo is not None:  # the page's model when it opens: a link's own draw for it needs no second one
+            demo.load(lambda choice: model_key(services, choice), [session], drawn_for, queue=False,
+                      show_progress="hidden", **PRIVATE)
         gr.on([stamp.change, session.change], on_model_change, knob_inputs(state, top_n, session, drawn_for),
               [*view_out, notice, template, drawn_for], trigger_mode="always_last", show_progress="hidden",
-              **PRIVATE)
+              show_progress_on=[drawn_for], **PRIVATE)  # a State-triggered event draws its timer even if hidden
     candidates.input(on_pick, knob_inputs(state, top_n, candidates), view_out, **PRIVATE)
     sample.click(on_sample, knob_inputs(state, top_n, seed), view_out, **PRIVATE)
     greedy.click(on_greedy, knob_inputs(state, top_n), view_out, **PRIVATE)
