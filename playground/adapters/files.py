@@ -32,15 +32,15 @@ def save_adapter_folder(adapters_dir: Path, name: str, model: Any, meta: dict[st
     """Write `model`'s adapter `adapter_name` (a peft.PeftModel) to `adapters_dir/<name>/` with `meta` as
     playground.json. A taken `name` gets a suffix unless `overwrite`. `meta["name"]` is set to the final name
     and `meta["created_at"]` is filled in when missing. Returns the folder."""
-    for _ in range(3):  # another save can take the free name while this one writes: then take the next one
+    tries = 4  # another save can take the free name while this one writes: then take the next one
+    for attempt in range(tries):
         try:
             return _save_as(adapters_dir, resolve_adapter_name(adapters_dir, name, overwrite), model, meta,
                             adapter_name, overwrite)
         except FileExistsError:
-            if overwrite:
+            if overwrite or attempt == tries - 1:
                 raise
-    return _save_as(adapters_dir, resolve_adapter_name(adapters_dir, name, overwrite), model, meta, adapter_name,
-                    overwrite)
+    raise AssertionError("unreachable")
 
 
 def _save_as(adapters_dir: Path, final: str, model: Any, meta: dict[str, Any], adapter_name: str,

@@ -75,6 +75,11 @@ def _same_token(token: object, room: Room) -> bool:
             and secrets.compare_digest(token.encode(), room.token.encode()))
 
 
+def _held_by(room: Room, owner: str, token: object) -> bool:
+    """The room's presenter: its owner session, or a page holding its owner token (after a reload)."""
+    return (bool(owner) and room.owner == owner) or _same_token(token, room)
+
+
 class RoomHub:
     def __init__(self, model: NextTokenModel, *, top_n: int = TOP_N, max_rooms: int = MAX_ROOMS,
                  max_members: int = MAX_MEMBERS, idle_seconds: float = IDLE_SECONDS,
@@ -105,7 +110,7 @@ class RoomHub:
         candidates = self._candidates(ids, side)
         with self._lock:
             self._purge()
-            for code in [c for c, r in self._rooms.items() if r.owner == owner or _same_token(token, r)]:
+            for code in [c for c, r in self._rooms.items() if _held_by(r, owner, token)]:
                 del self._rooms[code]
             if len(self._rooms) >= self.max_rooms:
                 raise ValueError(f"{self.max_rooms} rooms are open on this server, the most it keeps: close one, "
@@ -220,8 +225,7 @@ class RoomHub:
         """The code of the room this presenter session (or owner token) has open, if any."""
         with self._lock:
             self._purge()
-            return next((c for c, r in self._rooms.items() if (owner and r.owner == owner) or _same_token(token, r)),
-                        None)
+            return next((c for c, r in self._rooms.items() if _held_by(r, owner, token)), None)
 
     def presenting(self, session: str) -> bool:
         """True when `session` presents a room that at least `min_audience` other devices joined: only then do

@@ -5,10 +5,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from playground.compare.evaluation import EvalResult
+from playground.compare.evaluation import PERCENT, EvalResult
 
 
-PERCENT = ("word_accuracy", "exact_match")  # shown in % (0–100), as EvalResult.table() shows them
 
 
 def metrics_figure(result: EvalResult) -> go.Figure:

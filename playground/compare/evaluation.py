@@ -36,6 +36,7 @@ PIG_LATIN_PREFIX = "translate to pig latin"
 NO_ADAPTER = "No adapter to evaluate: activate one in the Adapters tab or choose one here."
 LOSS_METRICS = [("loss", "loss ↓"), ("perplexity", "perplexity ↓")]
 PIG_LATIN_METRICS = [("word_accuracy", "word accuracy ↑"), ("exact_match", "exact match ↑")]
+PERCENT = ("word_accuracy", "exact_match")  # metrics shown in % (0–100): the table and the chart
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class EvalResult:
     def table(self) -> list[list]:
         """One row per model with only the metrics that apply (no empty columns)."""
         def f(key: str, x: float | None) -> str:
-            return "—" if x is None else f"{100 * x:.1f} %" if key in ("word_accuracy", "exact_match") else f"{x:.4f}"
+            return "—" if x is None else f"{100 * x:.1f} %" if key in PERCENT else f"{x:.4f}"
         return [[s.label, s.adapter or "— (base)", *(f(k, getattr(s, k)) for k, _ in self.metrics), self.rows]
                 for s in (self.base, self.tuned)]
 

@@ -105,7 +105,8 @@ def encode_pair(tokenizer: Any, prompt: Any, answer: Any) -> tuple[list[int], li
 def answer_logps(model: Any, device: torch.device, pad_id: int,
                  batch: list[tuple[list[int], list[int]]]) -> list[float]:
     """Summed log-probability of each answer given its prompt (a row too long for the context: cut, fit_pair)."""
-    batch = [fit_pair(p, a, context_of(model)) for p, a in batch]
+    limit = context_of(model)
+    batch = [fit_pair(p, a, limit) for p, a in batch]
     width = max(len(p) + len(a) for p, a in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
