@@ -252,6 +252,9 @@ def test_the_held_out_evaluation_lists_only_recipes_it_can_read():
     for recipe in ids:
         load_examples(recipe, True, 3)
     assert [i for _, i in preference_choices()] == ["sign-off"]
+    # /evaluate, which takes any recipe id, names the evaluation that reads pairs (not a column-mapping sentence)
+    with pytest.raises(ValueError, match=r"^sign-off holds preference pairs .*/evaluate_preference"):
+        load_examples("sign-off", True, 3)
 
 
 def test_the_decode_view_redraws_only_when_this_browsers_model_changes(manager, tiny_llama_dir):

@@ -4,6 +4,7 @@ live view's change detection, a Start while a run trains answered with that run,
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 
 import pytest
@@ -257,3 +258,31 @@ def test_each_method_hides_the_boxes_it_ignores_and_only_those():
     # The page opens on the first recipe's method, its ignored boxes already hidden.
     ignorable = set().union(*expected.values())
     assert {name for name in ignorable if ui.fields[name].visible is False} == expected[ui.fields["method"].value]
+
+
+def test_grpo_memory_is_counted_with_the_datas_longest_prompt(panel, tmp_path):
+    """GRPO's prompt part is no setting (its Max prompt length box is hidden): the estimate counts the data's own
+    longest prompt, as the run tokenizes it, and says what it counted; a hub dataset is not downloaded for it."""
+    import re
+
+    from playground.train.method_views import prompt_tokens
+
+    def rows(words: int) -> Path:
+        path = tmp_path / f"prompts{words}.jsonl"
+        path.write_text("\n".join(json.dumps({"prompt": " ".join(["cat"] * (words + i))}) for i in range(3)))
+        return path
+
+    def described(path: Path) -> tuple[int, float]:
+        text = panel.describe(form(method="grpo", kind="file", path=str(path), num_generations=2, batch_size=4))
+        counted = re.search(r"4 answers of (\d+) prompt tokens \(the data's longest\) \+ (\d+) sampled", text)
+        assert counted, text
+        total = re.search(r"training memory ≈ \*\*([\d.]+) MiB", text)
+        return int(counted.group(1)), float(total.group(1))
+
+    (short, short_total), (long, long_total) = described(rows(3)), described(rows(300))
+    with panel.store.use() as lm:
+        expected = prompt_tokens(lm.tokenizer, [{"role": "user", "content": " ".join(["cat"] * 302)}])
+    assert long == expected and short < long and short_total < long_total
+    hub = panel.describe(form(method="grpo", kind="hub", hub_id="someone/prompts"))
+    assert "counted with prompts of 128 tokens: preview the data to count its own" in hub
+    assert "prompt tokens" not in panel.describe(form(method="sft"))  # SFT counts its max sequence length

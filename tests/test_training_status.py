@@ -106,6 +106,11 @@ def test_a_nan_ending_is_not_resumable_and_says_to_start_anew(tmp_path, monkeypa
               {"kind": "end", "state": "failed", "step": 50, "message": message, "resumable": False}, checkpoint=10)
     with pytest.raises(ValueError, match=r"^Run nan ended with a NaN/inf loss"):
         manager.resume("nan")
+    # A NaN run recorded before the worker said so (no "resumable" in its end): its last logged row shows the NaN.
+    older = _summary(*_killed_at_20_with_a_checkpoint_at_10(),
+                     {"type": "log", "t": 1090.0, "step": 50, "loss": float("nan"), "grad_norm": 3.0},
+                     {"type": "end", "t": 1100.0, "state": "failed", "step": 50, "message": message})
+    assert summarize("o", older, alive=False, has_checkpoint=True).resume_blocked
     # Any other failure with a checkpoint (a crash, an OOM) still resumes.
     crashed = _summary(*_killed_at_20_with_a_checkpoint_at_10(),
                        {"type": "end", "t": 1100.0, "state": "failed", "message": "Out of memory while training."})

@@ -180,7 +180,11 @@ def load_examples(dataset: str, chat: bool, max_rows: int) -> tuple[str, list[Ex
     source = DataSource(kind="file", path=str(path), completion_only_loss=True, use_chat_template=True,
                         max_rows=max_rows)
     with quiet_datasets():
-        rows, fmt, _ = format_rows(RawData(load_file(path), name, ""), source, has_chat_template=chat)
+        table = load_file(path)
+        if {"chosen", "rejected"} <= set(table.column_names):  # a DPO recipe or file: no single answer to score
+            raise ValueError(f"{name} holds preference pairs (chosen / rejected answers), not one answer per prompt: "
+                             "evaluate it with Compare → Preference evaluation (API: /evaluate_preference).")
+        rows, fmt, _ = format_rows(RawData(table, name, ""), source, has_chat_template=chat)
     if fmt == "text":
         raise ValueError(f"{name} has plain text rows; evaluation needs a prompt and an answer per row "
                          "(messages, prompt/completion or instruction/output).")

@@ -5,7 +5,6 @@ They only read the trainer state and set `control` flags; the training loop itse
 
 from __future__ import annotations
 
-import math
 import resource
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from transformers import TrainerCallback
 
 from playground.train.config import PROBES_PER_RUN, every_n_steps
 from playground.train.distributed import agree, parent_gone
-from playground.train.events import EventLog
+from playground.train.events import EventLog, non_finite_key
 
 
 def peak_memory_mb(device_type: str) -> float:
@@ -83,12 +82,10 @@ class NanGuardCallback(TrainerCallback):
         self.what = ""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        for key in ("loss", "grad_norm"):
-            value = (logs or {}).get(key)
-            if isinstance(value, (int, float)) and not math.isfinite(value):
-                self.tripped_at, self.what = state.global_step, key
-                control.should_training_stop = True
-                return
+        key = non_finite_key(logs)
+        if key is not None:
+            self.tripped_at, self.what = state.global_step, key
+            control.should_training_stop = True
 
 
 class StopCallback(TrainerCallback):

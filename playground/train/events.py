@@ -8,6 +8,7 @@ app reads new complete lines incrementally. Nothing else is shared between the t
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -21,6 +22,19 @@ LOG_FILE = "worker.log"
 CHECKPOINTS = "checkpoints"
 TERMINAL_STATES = ("completed", "stopped", "failed", "interrupted")
 # Written every step: flushed to the OS only; an fsync per step would add disk latency to every step.
+def non_finite_key(row: dict[str, Any] | None) -> str | None:
+    """The first of a logged row's loss and gradient norm that is NaN/inf (what the worker's NaN guard stops on)."""
+    for key in ("loss", "grad_norm"):
+        value = (row or {}).get(key)
+        if isinstance(value, (int, float)) and not math.isfinite(value):
+            return key
+    return None
+
+
+def not_finite(row: dict[str, Any] | None) -> bool:
+    return non_finite_key(row) is not None
+
+
 FREQUENT_EVENTS = ("log", "probe", "eval", "metrics", "samples")
 
 

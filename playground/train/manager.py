@@ -165,10 +165,11 @@ class TrainingManager:
     def loss_history(self, run_id: str) -> list[dict[str, Any]]:
         return self.status(run_id).losses
 
-    def describe_settings(self, config: TrainJobConfig) -> str:
-        """Markdown: trainable parameters of these LoRA settings on the app's model, and the memory estimate."""
+    def describe_settings(self, config: TrainJobConfig, prompt_tokens: int | None = None) -> str:
+        """Markdown: trainable parameters of these LoRA settings on the app's model, and the memory estimate
+        (GRPO: with the data's longest prompt, `prompt_tokens`, when the caller measured it)."""
         config.lora.validate()
-        return "" if self.store is None else self._describer.describe(self.store, config)
+        return "" if self.store is None else self._describer.describe(self.store, config, prompt_tokens)
 
     # ------------------------------------------------------------ actions
 

@@ -171,6 +171,11 @@ def prompt_tokens(tokenizer: Any, prompt: Any) -> int:
     return len(tokenizer(prompt)["input_ids"])
 
 
+def prompt_lengths(tokenizer: Any, mapped: Any, limit: int = 500) -> list[int]:
+    """Token counts of the first `limit` formatted prompts (data.prompts.format_prompts' rows), as GRPO feeds them."""
+    return [prompt_tokens(tokenizer, r["prompt"]) for r in mapped.select(range(min(limit, len(mapped))))]
+
+
 def prompts_view(cfg: Any, tokenizer: Any, raw: Any) -> Any:
     """The Data section's preview for GRPO: the prompts it will sample answers to, and what the data's own answers
     score under the chosen rewards (a check that the rules reward what you mean)."""
@@ -190,7 +195,7 @@ def prompts_view(cfg: Any, tokenizer: Any, raw: Any) -> Any:
         total = sum(w * score(prompt, answer) for _, w, score in rules)
         scores += [total] if answer else []
         rows.append([str(i + 1), prompt, answer or "(none in the data)", f"{total:.2f}" if answer else "—"])
-    lengths = [prompt_tokens(tokenizer, r["prompt"]) for r in mapped.select(range(min(500, len(mapped))))]
+    lengths = prompt_lengths(tokenizer, mapped)
     summary = (f"**{raw.name}**: {len(mapped):,} prompts → **{len(train):,} to train on** / "
                f"**{0 if held_out is None else len(held_out):,} held out** · GRPO samples "
                f"{cfg.tuning.num_generations} answers per prompt · " +

@@ -109,6 +109,7 @@ class TrainPanel:
         # Where a data file may come from (the app's PathPolicy: uploads, data dir, --allow-path); None = anywhere.
         self.check_path = check_path
         self._raw: dict[tuple, Any] = {}  # the last previewed source -> its raw rows (another row is instant)
+        self._longest: dict[tuple, int | None] = {}  # GRPO: data settings + model -> the longest prompt's tokens
 
     # ------------------------------------------------------------ the model
     def model_targets(self) -> list[str]:
@@ -126,30 +127,68 @@ class TrainPanel:
         return dataclasses.replace(cfg, base=self.trainer.base_ref(), data_dir=str(self.data_dir))
 
     def describe(self, values: dict[str, Any]) -> str:
-        return self.trainer.describe_settings(self.config(values))
+        cfg = self.config(values)
+        prompt_tokens = self._longest_prompt(cfg) if cfg.tuning.method == "grpo" else None
+        return self.trainer.describe_settings(cfg, prompt_tokens)
+
+    def _longest_prompt(self, cfg: TrainJobConfig) -> int | None:
+        """GRPO's memory depends on the prompts' length, which is no setting: the longest of the data's first 500
+        prompts, as the run tokenizes them. A hub dataset is read only once the preview has fetched it (no
+        download on every settings change); data that cannot be read yet gives None (the preview names why)."""
+        from playground.data.prompts import format_prompts
+        from playground.train.method_views import prompt_lengths
+
+        d = cfg.data
+        if d.kind == "hub" and self._source_key(d) not in self._raw:
+            return None
+        key = (self._source_key(d), d.format, tuple(sorted(d.columns.items())), d.use_chat_template, d.max_rows,
+               self.store.current.fingerprint)
+        if key not in self._longest:
+            try:
+                raw = self._read(self._allowed(cfg).data)
+                with self.store.use() as lm:
+                    tokenizer = lm.tokenizer
+                mapped, _, _ = format_prompts(raw, d, bool(getattr(tokenizer, "chat_template", None)))
+                longest = max(prompt_lengths(tokenizer, mapped))
+            except Exception:  # noqa: BLE001 — the estimate then says what it assumed; the preview names the error
+                return None
+            if len(self._longest) > 32:
+                self._longest.clear()
+            self._longest[key] = longest
+        return self._longest[key]
+
+    @staticmethod
+    def _source_key(d: Any) -> tuple:
+        return (d.kind, d.recipe, d.path, d.hub_id, d.hub_split)
+
+    def _read(self, d: Any) -> Any:
+        """The source's raw rows, read once while the same source stays picked."""
+        from playground.data.loading import load_raw
+
+        key = self._source_key(d)
+        if key not in self._raw:
+            self._raw.clear()
+            self._raw[key] = load_raw(d)
+        return self._raw[key]
 
     def preview(self, values: dict[str, Any], mask_row: Any) -> DataPreviewView:
-        from playground.data.loading import load_raw
         from playground.data.preview import build_preview
 
         cfg = self._allowed(config_from_form(values))  # the preview reads the file too: same path policy
         d = cfg.data
-        key = (d.kind, d.recipe, d.path, d.hub_id, d.hub_split)
-        if key not in self._raw:
-            self._raw.clear()
-            self._raw[key] = load_raw(d)
+        raw = self._read(d)
         with self.store.use() as lm:
             tokenizer = lm.tokenizer
         if cfg.tuning.method == "dpo":  # preference pairs, shown side by side
             from playground.train.method_views import preference_view
 
-            return preference_view(cfg, tokenizer, self._raw[key], mask_row)
+            return preference_view(cfg, tokenizer, raw, mask_row)
         if cfg.tuning.method == "grpo":  # prompts, and what the data's own answers score under the rewards
             from playground.train.method_views import prompts_view
 
-            return prompts_view(cfg, tokenizer, self._raw[key])
+            return prompts_view(cfg, tokenizer, raw)
         p = build_preview(d, tokenizer, cfg.train.max_seq_length, int(mask_row or 1), cfg.train.seed,
-                          raw=self._raw[key])
+                          raw=raw)
         return DataPreviewView(summary=p.summary, headers=p.headers, rows=p.rows,
                                lengths_figure=length_histogram(p.lengths, cfg.train.max_seq_length),
                                mask=p.mask.highlighted(), mask_info=f"Row {p.mask_row}: {p.mask.summary()}",

@@ -29,20 +29,31 @@ def count_trainable(model_config: Any, lora: Any) -> tuple[int, int]:
     return get_peft_model(model, lora_config(lora)).get_nb_trainable_parameters()
 
 
-def training_rows(config: TrainJobConfig) -> tuple[int, int]:
+def training_rows(config: TrainJobConfig, prompt_tokens: int | None = None) -> tuple[int, int]:
     """(rows, tokens per row) of one forward and backward pass, per method. SFT: the batch at the max sequence
     length. DPO: chosen and rejected go through together (twice the pairs), each prompt + answer long (its
     max_length). GRPO: the batch counts answers (prompts x generations), each prompt + sampled answer; TRL does
-    not cut GRPO prompts, so the prompt part is the Max prompt length budget."""
+    not cut GRPO prompts, so the prompt part is the data's longest prompt (`prompt_tokens`, measured by the
+    caller), or the Max prompt length budget while that is unknown."""
     t, m = config.train, config.tuning
     if m.method == "dpo":
         return 2 * t.batch_size, m.max_prompt_length + m.max_completion_length
     if m.method == "grpo":
-        return t.batch_size, m.max_prompt_length + m.max_completion_length
+        return t.batch_size, (prompt_tokens or m.max_prompt_length) + m.max_completion_length
     return t.batch_size, t.max_seq_length
 
 
-def memory_estimate(model: Any, config: TrainJobConfig, device_type: str) -> Any | None:
+def grpo_rows_note(config: TrainJobConfig, prompt_tokens: int | None) -> str:
+    """What the GRPO estimate assumed about each answer's length, since its prompt part is not a setting."""
+    m = config.tuning
+    if prompt_tokens:
+        return (f" · counted for {config.train.batch_size} answers of {prompt_tokens} prompt tokens (the data's "
+                f"longest) + {m.max_completion_length} sampled")
+    return (f" · counted with prompts of {m.max_prompt_length} tokens: preview the data to count its own")
+
+
+def memory_estimate(model: Any, config: TrainJobConfig, device_type: str,
+                    prompt_tokens: int | None = None) -> Any | None:
     """The Model tab's estimator applied to these settings (playground.model.memory); None if it cannot say."""
     try:
         from playground.model.memory import MemoryEstimateConfig, estimate_memory, model_shape
@@ -54,7 +65,7 @@ def memory_estimate(model: Any, config: TrainJobConfig, device_type: str) -> Any
     # The dtype the worker loads the training copy in (the same rule: pick_dtype with the run's Precision).
     dtype = pick_dtype(torch.device(device_type), config.load_dtype)
     precision = {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype, "fp16")
-    batch, seq_len = training_rows(config)
+    batch, seq_len = training_rows(config, prompt_tokens)
     try:
         cfg = MemoryEstimateConfig(batch_size=batch, seq_len=seq_len, precision=precision,
                                    method="qlora" if t.quantization == "4bit" else "lora",
@@ -72,7 +83,7 @@ class SettingsDescriber:
     def __init__(self) -> None:
         self._counts: dict[tuple, tuple[int, int]] = {}
 
-    def describe(self, store: ModelStore, config: TrainJobConfig) -> str:
+    def describe(self, store: ModelStore, config: TrainJobConfig, prompt_tokens: int | None = None) -> str:
         from playground.model.inspect import format_bytes
 
         config.lora.validate()
@@ -85,10 +96,12 @@ class SettingsDescriber:
                     self._counts.clear()
                 self._counts[key] = count_trainable(base.config, lora)
             trainable, total = self._counts[key]
-            estimate = memory_estimate(base, config, device)
+            estimate = memory_estimate(base, config, device, prompt_tokens)
         text = (f"**Trainable parameters: {trainable:,}** of {total:,} "
                 f"({100 * trainable / max(1, total):.2f} %)")
         if estimate is not None:
             text += (f" · estimated training memory ≈ **{format_bytes(estimate.total)}** "
                      f"({', '.join(f'{k} {format_bytes(v)}' for k, v in estimate.parts())})")
+            if config.tuning.method == "grpo":
+                text += grpo_rows_note(config, prompt_tokens)
         return text

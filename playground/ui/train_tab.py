@@ -149,7 +149,9 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
                             api_visibility="private")
     preview_outputs = [ui.data_summary, ui.preview_table, ui.length_plot, ui.mask_view, ui.mask_info,
                        *[fields[f"col_{r}"] for r in ROLE_FIELDS]]
-    ui.preview_btn.click(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private")
+    # GRPO's memory estimate counts the data's prompts once it can read them (a hub dataset: after this preview)
+    ui.preview_btn.click(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private").then(
+        params, inputs, ui.params_info, show_progress="hidden", api_visibility="private")
     ui.mask_row.submit(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private")
     for name in ("completion_only_loss", "use_chat_template"):  # the loss mask follows the masking switches
         fields[name].input(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private")
