@@ -1,4 +1,5 @@
-"""Small filesystem helpers: safe names and all-or-nothing writes of folders the user made."""
+"""Small helpers every package may use: safe names, usable paths, all-or-nothing writes of folders the user
+made, and the text check of loose API values (stdlib only, so any package can import it)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,58 @@ from pathlib import Path
 from typing import Any
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+SHOWN_CHARS = 60  # a wrong value quoted in a sentence is cut to this many characters
+
+
+def shown(value: Any) -> str:
+    """A wrong value as the API caller sent it (JSON), cut short, for a sentence: `5`, `true`, `{"a": 1}`."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**SHOWN_CHARS:
+        return f"a number of {len(str(abs(value)))} digits"  # the whole number would swamp the sentence
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        value = value[:SHOWN_CHARS - 1] + "…"  # cut inside the quotes, so they still close
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=repr)
+    except ValueError:  # e.g. a circular value
+        text = repr(value)
+    return text if len(text) <= SHOWN_CHARS + 2 else text[:SHOWN_CHARS - 1] + "…"
+
+
+def check_str(name: str, value: Any) -> str:
+    """`value` if it is text ('' for None: nothing typed), else a ValueError naming the field. Callers keep
+    their own sentence for empty text; this one only says a number, list or object is not text."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text (got {shown(value)}).")
+    return value
+
+
+def os_reason(err: OSError) -> str:
+    """The system's reason for an OSError in words ("file name too long"), without its errno or repr."""
+    return (err.strerror or "the system refused it").lower()
+
+
+def usable_path(path: str | Path, field: str) -> Path:
+    """`path` with ~ expanded and links resolved, or a ValueError naming the field when this system cannot use
+    it as a path (an unknown ~user, a NUL character, a name too long…), never the OS's bare exception."""
+    if not isinstance(path, (str, Path)):
+        raise ValueError(f"{field} must be a path, as text (got {shown(path)}).")
+    try:
+        resolved = Path(path).expanduser().resolve()
+        resolved.exists()  # stat it now: a name too long fails here, with the field named, not in a later read
+        return resolved
+    except RuntimeError:  # expanduser: ~name of no user here
+        reason = "its ~user is not a user on this server"
+    except ValueError:  # the only ValueError of a path: "embedded null byte"
+        reason = "it contains a NUL character"
+    except OSError as err:
+        reason = os_reason(err)
+    raise ValueError(f"{field}: {shown(str(path))} is not a usable path on this server ({reason}).")
 
 
 def validate_name(name: str, what: str = "name") -> str:
     """Return the stripped name or raise ValueError: letters, digits and `-_.` only, no path parts."""
-    name = (name or "").strip()
+    name = check_str(f"The {what}", name).strip()
     if not name:
         raise ValueError(f"The {what} is empty.")
     if "/" in name or "\\" in name or name in (".", "..") or ".." in name:
@@ -104,9 +152,9 @@ class PathPolicy:
 
     def check(self, path: str | Path, field: str, *, uploads: Path | None = None) -> Path:
         """The resolved path, or a ValueError naming the field and the rule."""
-        if not str(path or "").strip():
+        if path is None or (isinstance(path, str) and not path.strip()):
             raise ValueError(f"{field} is empty.")
-        resolved = Path(path).expanduser().resolve()
+        resolved = usable_path(path, field)
         roots = self.roots + ((uploads.resolve(),) if uploads is not None else ())
         if any(resolved == root or root in resolved.parents for root in roots):
             return resolved

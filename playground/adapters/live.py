@@ -41,6 +41,14 @@ from playground.model.store import LoadedModel, ModelStore
 from playground.model.turns import Urgency
 
 
+def name_argument(name: Any, field: str = "name") -> str | None:
+    """An API caller's adapter name: text or nothing. Any other JSON (5, ["a1"]) is refused with a sentence
+    naming the parameter, not an AttributeError deep in the library."""
+    if name is not None and not isinstance(name, str):
+        raise AdapterError(f"{field} must be an adapter's name as text (got {name!r}).")
+    return name
+
+
 class AdapterManager(LibraryOperations):
     """Owns which library adapters are loaded into the live model and which one is active."""
 
@@ -211,6 +219,7 @@ class AdapterManager(LibraryOperations):
 
     def set_active(self, name: str | None) -> str:
         """Activate `name`, or go back to the base for '' / None (the /adapter_activate endpoint)."""
+        name = name_argument(name)
         return self.activate(name.strip()) if name and name.strip() else self.deactivate()
 
     @contextlib.contextmanager

@@ -27,6 +27,9 @@ from playground.model.store import LoadedModel
 # The PEFT combination types offered in the UI: linear is cheap (same rank), cat is exact (ranks add up),
 # svd is exact up to the rank it truncates to.
 MIX_METHODS = ("linear", "cat", "svd")
+# A mix weight's range, declared once: the tab's sliders span it and MixSpec.checked refuses any other weight
+# (an API weight of 1e308 saved an adapter of inf/NaN tensors). Adapters sit below train: no train.schema here.
+MIX_WEIGHT_MIN, MIX_WEIGHT_MAX, MIX_WEIGHT_STEP = -1.0, 2.0, 0.05
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,18 @@ class MixSpec:
     new_name: str
     method: str = "linear"
 
+    @classmethod
+    def request(cls, names: Any, weights: Any, new_name: Any, method: Any = "linear") -> "MixSpec":
+        """An API caller's JSON -> a spec. A wrong type is a sentence naming the parameter (names="a1" is not
+        split into the adapters 'a' and '1')."""
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise AdapterError(f'names must be a list of adapter names, e.g. ["a1", "a2"] (got {names!r}).')
+        if not isinstance(weights, (list, tuple)):
+            raise AdapterError(f"weights must be a list of numbers, one per adapter (got {weights!r}).")
+        if new_name is not None and not isinstance(new_name, str):
+            raise AdapterError(f"new_name must be text (got {new_name!r}).")
+        return cls(tuple(names), tuple(weights), new_name or "", method)
+
     def checked(self, library: AdapterLibrary) -> "MixSpec":
         """Return a cleaned spec or raise AdapterError with a sentence for the user."""
         names = tuple(str(n).strip() for n in self.names if n and str(n).strip())
@@ -48,11 +63,17 @@ class MixSpec:
         if len(self.weights) != len(names):
             raise AdapterError(f"{len(names)} adapters need {len(names)} weights, got {len(self.weights)}.")
         try:
+            if any(isinstance(w, bool) for w in self.weights):  # JSON true is not the weight 1
+                raise TypeError("a boolean")
             weights = tuple(float(w) for w in self.weights)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:  # OverflowError: a JSON integer like 10**400
             raise AdapterError("Every mix weight must be a number.") from err
         if not all(math.isfinite(w) for w in weights):
             raise AdapterError("Every mix weight must be a finite number.")
+        outside = [w for w in weights if not MIX_WEIGHT_MIN <= w <= MIX_WEIGHT_MAX]
+        if outside:
+            raise AdapterError(f"Every mix weight must be between {MIX_WEIGHT_MIN:g} and {MIX_WEIGHT_MAX:g} "
+                               f"(got {', '.join(f'{w:g}' for w in outside)}).")
         if all(w == 0 for w in weights):
             raise AdapterError("All mix weights are 0, so the mix would change nothing. Give at least one "
                                "adapter a non-zero weight.")
@@ -88,6 +109,19 @@ def save_mixed_adapter(library: AdapterLibrary, peft: Any, key: str, spec: MixSp
     return library.get(folder.name)
 
 
+def refuse_non_finite(peft: Any, key: str, spec: MixSpec) -> None:
+    """Refuse a mix whose tensors hold inf / NaN (sources whose weights overflow when combined): saved, it would
+    make every next-token probability NaN once active."""
+    from peft import get_peft_model_state_dict
+
+    tensors = get_peft_model_state_dict(peft, adapter_name=key)
+    bad = sum(not bool(torch.isfinite(t).all()) for t in tensors.values())
+    if bad:
+        raise AdapterError(f"Mixing {' + '.join(spec.names)} with weights {', '.join(f'{w:g}' for w in spec.weights)} "
+                           f"gives inf or NaN values in {bad} of {len(tensors)} tensors, so nothing was saved. "
+                           "Check the source adapters' weights, or mix with smaller weights.")
+
+
 def add_weighted_mix(library: AdapterLibrary, lm: LoadedModel, keys: list[str], key: str,
                      spec: MixSpec) -> AdapterInfo:
     """Mix the loaded PEFT adapters `keys` into a new PEFT adapter `key` and save it as `spec.new_name`.
@@ -100,6 +134,7 @@ def add_weighted_mix(library: AdapterLibrary, lm: LoadedModel, keys: list[str], 
     try:
         started = time.perf_counter()
         peft.add_weighted_adapter(keys, list(spec.weights), key, combination_type=spec.method)
+        refuse_non_finite(peft, key, spec)
         return save_mixed_adapter(library, peft, key, spec, sources, lm, time.perf_counter() - started)
     except Exception as err:
         if key in peft.peft_config:

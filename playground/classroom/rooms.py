@@ -21,6 +21,8 @@ from typing import Protocol
 
 from playground.classroom.codes import Candidate, clean_code, clean_guess, clean_name, fold, match, new_code
 from playground.classroom.views import Room, RoomView, RoundResult, Vote, room_view
+from playground.decode.checks import check_bool
+from playground.fsutil import check_str
 from playground.model.turns import Urgency, urgency
 
 TOP_N = 10              # candidates per round: the pick list and the model's bars
@@ -101,12 +103,13 @@ class RoomHub:
         the new room's owner token (`owner_token`) for the browser to keep. `model`: the room's own model side
         (the model as the presenter's browser runs it, its adapter included); default: the hub's."""
         owner, host = _session(owner), _host(host)
-        if not isinstance(prompt, str) or not prompt.strip():
+        prompt, chat = check_str("prompt", prompt), check_bool("chat", chat)
+        if not prompt.strip():
             raise ValueError("The prompt is empty: type the text the class should continue.")
         if len(prompt) > MAX_PROMPT:
             raise ValueError(f"The prompt is {len(prompt)} characters; a room takes at most {MAX_PROMPT}.")
         side = model or self.model
-        ids = tuple(side.encode(prompt, bool(chat)))
+        ids = tuple(side.encode(prompt, chat))
         candidates = self._candidates(ids, side)
         with self._lock:
             self._purge()
@@ -119,7 +122,7 @@ class RoomHub:
                     and sum(r.host == host for r in self._rooms.values()) >= self.max_rooms_per_host):
                 raise ValueError(f"{self.max_rooms_per_host} rooms are already open from this computer ({host}), "
                                  "the most one computer may have: close one of them first.")
-            room = Room(code=new_code(self._rooms), owner=owner, prompt=prompt, chat=bool(chat), prompt_ids=ids,
+            room = Room(code=new_code(self._rooms), owner=owner, prompt=prompt, chat=chat, prompt_ids=ids,
                         candidates=candidates, last_active=self.clock(), signature=side.signature(),
                         token=secrets.token_urlsafe(24), host=host, model=model)
             self._rooms[room.code] = room

@@ -26,6 +26,7 @@ from playground.decode.cancel import Cancel, GiveWay, Turns
 from playground.decode.checks import check_int
 from playground.decode.sampling import SamplingSettings, generate_kwargs
 from playground.decode.session import context_limit
+from playground.fsutil import check_str, shown
 from playground.model.store import LoadedModel
 from playground.model.turns import Urgency
 
@@ -52,6 +53,9 @@ class CompareSettings:
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None, seed: Any = None) -> "CompareSettings":
         """From loose UI/API values; unknown keys are refused so a typo is not silently ignored."""
+        if values is not None and not isinstance(values, dict):  # e.g. the text "{}" or a list from the API
+            raise ValueError(f"settings must be an object of setting names to values, e.g. {{\"temperature\": 0.7}} "
+                             f"(got {shown(values)}).")
         values = dict(values or {})
         allowed = {"temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed",
                    "system_prompt"}
@@ -66,7 +70,7 @@ class CompareSettings:
         seed = values.get("seed", d.seed) if seed is None else seed
         return cls(sampling=sampling, max_new_tokens=check_int("max_new_tokens", values.get(
             "max_new_tokens", d.max_new_tokens), 1, MAX_NEW_TOKENS), seed=check_int("seed", seed, 0, 2**32 - 1),
-            system_prompt=str(values.get("system_prompt") or ""))
+            system_prompt=check_str("system_prompt", values.get("system_prompt")))
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class CompareRequest:
     adapter: AdapterChoice = field(default_factory=AdapterChoice)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.message, str) or not self.message.strip():
+        if not check_str("message", self.message).strip():
             raise ValueError("The message is empty: type something to send to both models.")
 
 
@@ -156,14 +160,26 @@ def _trim_special(tokenizer: Any, ids: list[int]) -> list[int]:
     return ids
 
 
+def no_room(prompt_tokens: int, limit: int, earlier_turns: bool) -> str:
+    """Why a turn cannot start: a long conversation (the page's Clear helps) or one message too long by itself
+    (the API has neither history nor Clear, so say how long it is)."""
+    if earlier_turns:
+        return "The conversation no longer fits in the model's context: press Clear to start over."
+    return (f"The message is too long for the model's context: {prompt_tokens:,} tokens with the system prompt and "
+            f"chat template, and the context holds {limit:,} tokens, the answer included. Shorten the message.")
+
+
 def generate_answer(lm: LoadedModel, prompt_ids: list[int], settings: CompareSettings,
                     on_text: Callable[[str], None], cancel: threading.Event,
-                    turns: Turns, want_logits: bool = False) -> tuple[list[int], torch.Tensor | None]:
+                    turns: Turns, want_logits: bool = False,
+                    earlier_turns: bool = False) -> tuple[list[int], torch.Tensor | None]:
     """Seeded generate() on whatever adapter state the caller set up; returns (answer ids, raw logits).
-    `turns` (the model store): between tokens, give way to more urgent calls (decode/cancel.GiveWay)."""
-    room = context_limit(lm) - len(prompt_ids)
+    `turns` (the model store): between tokens, give way to more urgent calls (decode/cancel.GiveWay).
+    `earlier_turns`: the prompt holds a history (only for the sentence when it does not fit)."""
+    limit = context_limit(lm)
+    room = limit - len(prompt_ids)
     if room < 1:
-        raise ValueError("The conversation no longer fits in the model's context: press Clear to start over.")
+        raise ValueError(no_room(len(prompt_ids), limit, earlier_turns))
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=lm.device)
     torch.manual_seed(settings.seed)
     with torch.inference_mode():
@@ -190,12 +206,13 @@ def _run_turn(adapters: AdapterManager, req: CompareRequest, emit: Callable[...,
         logits = None
         for col, name in plan:
             emit("start", col, name)
-            prompt = build_prompt_ids(lm.tokenizer, req.settings.system_prompt, req.histories.get(col, ()),
-                                      req.message)
+            history = req.histories.get(col, ())
+            prompt = build_prompt_ids(lm.tokenizer, req.settings.system_prompt, history, req.message)
             try:
                 with adapters.using(name):  # None = base: PEFT's disable_adapter()
                     ids, col_logits = generate_answer(lm, prompt, req.settings, lambda t, c=col: emit("text", c, t),
-                                                      cancel, adapters.store, want_logits=col == "tuned")
+                                                      cancel, adapters.store, want_logits=col == "tuned",
+                                                      earlier_turns=bool(history))
             except AdapterError as err:  # deleted, renamed or not fitting this base: the other columns still answer
                 emit("text", col, f"⚠️ {err}")
                 columns[col] = ColumnResult(col, name, f"⚠️ {err}", [], prompt, error=str(err))

@@ -188,11 +188,9 @@ def load_examples(dataset: str, chat: bool, max_rows: int) -> tuple[str, list[Ex
     if fmt == "text":
         raise ValueError(f"{name} has plain text rows; evaluation needs a prompt and an answer per row "
                          "(messages, prompt/completion or instruction/output).")
-    examples = []
-    for row in rows:
-        completion = row["completion"]
-        reference = completion[-1]["content"] if isinstance(completion, list) else str(completion)
-        examples.append(Example(row["prompt"], reference))
+    answers = [row["completion"] for row in rows]  # an answer in chat form: its last message's text
+    examples = [Example(r["prompt"], a[-1]["content"] if isinstance(a, list) else str(a))
+                for r, a in zip(rows, answers)]
     prompts = [_user_text(e.prompt).lower() for e in examples]
     pig = dataset == "pig-latin" or bool(prompts) and all(p.startswith(PIG_LATIN_PREFIX) for p in prompts)
     return name, examples, pig

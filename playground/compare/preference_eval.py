@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from playground.adapters.live import AdapterManager
-from playground.compare.evaluation import HeldOutRequest, batch_generate
+from playground.compare.evaluation import HeldOutRequest, batch_generate, recipe_method
 from playground.compare.fit import context_of, fit_pair
 from playground.data.files import load_file
 from playground.data.loading import RawData
@@ -39,6 +39,14 @@ class PreferenceEvalRequest(HeldOutRequest):
 
     max_rows: int = 50
     EMPTY = "Choose a preference recipe or a file of held-out pairs to evaluate on."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        recipe = self.dataset.strip() if isinstance(self.dataset, str) else ""
+        # Only DPO recipes hold pairs (the form lists only those); the API may name any recipe.
+        if recipe in {r.id for r in list_recipes()} and recipe_method(get_recipe(recipe)) != "dpo":
+            raise ValueError(f"{recipe} holds one answer per prompt, not preference pairs (chosen / rejected "
+                             "answers): evaluate it with Compare → Held-out evaluation (API: /evaluate).")
 
 
 @dataclass

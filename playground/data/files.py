@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from playground.fsutil import os_reason, shown
+
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
 
@@ -36,7 +38,17 @@ def file_sha256(path: Path) -> str:
 
 
 def check_file(path: Path) -> str:
-    """Refuse missing, empty, oversized, binary and unknown-type files; return the `datasets` loader name."""
+    """Refuse missing, empty, oversized, binary and unknown-type files and folders; return the `datasets`
+    loader name. An OSError (unreadable, name too long) becomes a sentence, never the OS's own text."""
+    try:
+        return _check_file(path)
+    except OSError as err:
+        raise ValueError(f"{shown(path.name)} could not be read ({os_reason(err)}).") from None
+
+
+def _check_file(path: Path) -> str:
+    if path.is_dir():
+        raise ValueError(f"{path.name} is a folder, not a file: give the path of a .jsonl, .json or .csv file.")
     if not path.is_file():
         raise ValueError(f"{path.name} does not exist (upload it again).")
     size = path.stat().st_size

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from playground.decode.checks import check_bool
 from playground.decode.sampling import (
     Distribution,
     SamplingSettings,
@@ -24,6 +25,7 @@ from playground.decode.sampling import (
     top_rows,
 )
 from playground.decode.tokens import token_label
+from playground.fsutil import check_str
 from playground.model.store import LoadedModel, ModelStore, SeenThroughViews
 
 ALTERNATIVES = 5  # alternatives remembered per chosen token (shown on hover)
@@ -67,7 +69,8 @@ def prompt_budget(lm: LoadedModel) -> int:
 
 def encode_prompt(tokenizer: Any, text: str, chat: bool, max_tokens: int) -> EncodedPrompt:
     """Tokenize a prompt as the model will see it; too long -> keep the last max_tokens tokens."""
-    if not isinstance(text, str) or not text.strip():
+    text, chat = check_str("prompt", text), check_bool("chat", chat)  # the text "false" must not turn it on
+    if not text.strip():
         raise ValueError("The prompt is empty: type some text first.")
     if chat:
         if not getattr(tokenizer, "chat_template", None):
@@ -82,7 +85,7 @@ def encode_prompt(tokenizer: Any, text: str, chat: bool, max_tokens: int) -> Enc
     if dropped:
         ids = ids[dropped:]
         fed = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-    return EncodedPrompt(text=text, chat=bool(chat), fed_text=fed, ids=tuple(int(i) for i in ids), dropped=dropped)
+    return EncodedPrompt(text=text, chat=chat, fed_text=fed, ids=tuple(int(i) for i in ids), dropped=dropped)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Literal, get_args
 
 import torch
 
+from playground.fsutil import usable_path
 from playground.model.cpu_speed import native_bf16_cpu_cached
 
 BUNDLED = "bundled"
@@ -71,7 +72,10 @@ def resolve_source(source: str) -> ResolvedSource:
         raise ModelLoadError("No model given: choose one from the list or type a hub id or a local path.")
     if source == BUNDLED:
         return ResolvedSource("gguf", str(bundled_gguf_path()), BUNDLED_NAME)
-    path = Path(source).expanduser().resolve()  # absolute: training workers run in another cwd
+    try:
+        path = usable_path(source, "Model path")  # absolute: training workers run in another cwd
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from None
     if source.lower().endswith(".gguf"):
         if not path.is_file():
             raise ModelLoadError(f"{source} is not a file.")
@@ -96,12 +100,20 @@ def model_choices(startup: str) -> list[str]:
 
 def same_local_path(a: str, b: str) -> bool:
     """Whether two sources name the same file or folder on this machine (hub ids never match a path)."""
-    pa, pb = Path(a.strip()).expanduser().resolve(), Path(b.strip()).expanduser().resolve()
+    try:
+        pa, pb = usable_path(a.strip(), "Model path"), usable_path(b.strip(), "Model path")
+    except ValueError:  # not a path this system can use: it names no file here
+        return False
     return pa == pb and pa.exists()
 
 
 def outside_model_path(source: str, roots: tuple[Path, ...]) -> str:
-    """The Model tab's refusal of a path outside the readable folders (the tab has no upload to offer)."""
+    """The Model tab's refusal of a path outside the readable folders (the tab has no upload to offer), or of
+    one that is no usable path at all (an unknown ~user, a NUL character, a name too long)."""
+    try:
+        usable_path(source, "Model path")
+    except ValueError as err:
+        return str(err)
     return (f"Model path: {source} is outside the folders this server may read ({', '.join(map(str, roots))}). "
             "Put it in one of them, or restart the app with --allow-path DIR (or with --model PATH to load it "
             "at start).")

@@ -57,7 +57,7 @@ def every_n_steps(total_steps: int, per_run: int) -> int:
 class LoraSettings:
     r: int = field(default=16, metadata=dict(
         label="LoRA rank r", help="Size of the low-rank update: more capacity, more memory (8–64 typical).",
-        ge=1, row="lora"))
+        ge=1, le=1024, row="lora"))  # le: r=1e9 failed in the worker allocating; the model's bound: manager.check
     lora_alpha: float = field(default=32, metadata=dict(
         label="LoRA alpha", help="Scale of the update (alpha / r); often 2 × r.", gt=0, row="lora"))
     lora_dropout: float = field(default=0.05, metadata=dict(

@@ -108,17 +108,20 @@ def recipe_config(recipe_id: str, device_type: str = "cpu") -> TrainJobConfig:
     return dataclasses.replace(config, train=dataclasses.replace(config.train, probe_prompt=recipe.probe))
 
 
-def request_config(recipe: str, settings_json: str, device_type: str = "cpu") -> TrainJobConfig:
+def request_config(recipe: str, settings_json: str | dict[str, Any] | None,
+                   device_type: str = "cpu") -> TrainJobConfig:
     """API request -> config: a recipe's defaults on this device (or the plain defaults when `recipe` is empty)
     with flat JSON overrides, e.g. {"max_steps": 20, "learning_rate": 1e-3} or {"kind": "file", "path": "/x.jsonl"}.
     {"epochs": 2} without max_steps trains for 2 epochs: the recipe's max steps are dropped, as they would
-    otherwise rule (the form's "Train for" switch does the same)."""
-    try:
-        overrides = json.loads(settings_json or "{}")
-    except json.JSONDecodeError as err:
-        raise ValueError(f"settings_json is not valid JSON: {err.msg}.") from None
+    otherwise rule (the form's "Train for" switch does the same). A caller may send the object itself, not as text."""
+    overrides: Any = settings_json  # an object, or a number, a list … (json.loads raised a TypeError on those)
+    if isinstance(settings_json, str) or settings_json is None:
+        try:
+            overrides = json.loads(settings_json or "{}")
+        except json.JSONDecodeError as err:
+            raise ValueError(f"settings_json is not valid JSON: {err.msg}.") from None
     if not isinstance(overrides, dict):
-        raise ValueError("settings_json must be a JSON object of setting names to values.")
+        raise ValueError(f"settings_json must be a JSON object of setting names to values (got {overrides!r}).")
     if "epochs" in overrides and "max_steps" not in overrides:
         overrides = {**overrides, "max_steps": None}
     base = recipe_config(recipe, device_type) if recipe else TrainJobConfig()

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository root (the worker ru
 # Who pressed Start ({"user", "session"}: playground.train.panel.Starter), kept with the run so that every
 # browser session, and the app after a restart, can say whose run is training.
 STARTER_FILE = "started_by.json"
+RUN_ID_MAX = 120  # new_run_id's cap: a longer id names no run
 
 
 class RunInProgressError(ValueError):
@@ -39,7 +40,7 @@ class RunInProgressError(ValueError):
 
 
 def new_run_id(adapter_name: str) -> str:
-    return f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{adapter_name}"[:120]
+    return f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{adapter_name}"[:RUN_ID_MAX]
 
 
 def base_ref(store: ModelStore) -> BaseModelRef:
@@ -69,6 +70,10 @@ class TrainingManager:
         return self.data_dir / "runs"
 
     def run_dir(self, run_id: str) -> Path:
+        if not isinstance(run_id, str):  # API callers send any JSON
+            raise ValueError(f"Unknown run {run_id!r}: a run id is text, as /train_start returns it.")
+        if len(run_id) > RUN_ID_MAX:  # and the file system would refuse so long a name (OSError)
+            raise ValueError(f"Unknown run {run_id[:40]!r}… (a run id has at most {RUN_ID_MAX} characters).")
         if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
             raise ValueError(f"Unknown run {run_id!r}.")
         path = self.runs_dir / run_id
@@ -191,6 +196,11 @@ class TrainingManager:
             with self.store.use() as lm:
                 known = linear_layer_names(lm.base_model)
                 has_template = bool(lm.tokenizer.chat_template)
+                hidden, model_name = getattr(lm.base_model.config, "hidden_size", None), lm.name
+            # A rank above the hidden size adds no capacity, only memory (LoraSettings.r's fixed bound is wider).
+            if isinstance(hidden, int) and config.lora.r > hidden:
+                raise ValueError(f"LoRA rank r must be at most {hidden}, the hidden size of {model_name} "
+                                 f"(got {config.lora.r}).")
             unknown = [m for m in config.lora.target_modules if m != ALL_LINEAR and m not in known]
             if unknown:
                 raise ValueError(f"Target module(s) {', '.join(unknown)} not in this model; it has "

@@ -9,7 +9,7 @@ overrides and the recipe defaults are all derived from these keys (see playgroun
              (default: from the type: bool -> checkbox, int/float -> number, str -> text)
     choices  allowed values, or (label, value) pairs; validated unless `open` is set
     open     the choices are only suggestions (filled at run time, e.g. the model's layers)
-    ge/gt/lt range; validated, and the bounds of a slider
+    ge/gt/le/lt range; validated, and the bounds of a slider (a train-form slider needs lt)
     step     a slider's or number box's step
     error    a sentence template ({label}, {value}) replacing the default out-of-range sentence
     blank    the word an optional field's empty box shows; "auto" = scaled to the run's length (a recipe's
@@ -30,7 +30,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-KNOWN_KEYS = {"label", "help", "widget", "choices", "open", "ge", "gt", "lt", "step", "error", "blank",
+KNOWN_KEYS = {"label", "help", "widget", "choices", "open", "ge", "gt", "le", "lt", "step", "error", "blank",
               "zero", "row", "group", "section", "sticky"}
 
 
@@ -59,13 +59,15 @@ class Setting:
                 return bool(value)
             raise ValueError(f"{label} must be true or false (got {value!r}).")
         if self.kind in (int, float):
+            if isinstance(value, bool):  # JSON true/false is not 1/0 here: {"max_steps": true} started a run
+                raise ValueError(f"{label} must be a number (got {value!r}).")
             if value is None or value == "":
                 if self.optional:
                     return None
                 raise ValueError(f"{label} is empty.")
             try:
                 number = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer like 10**400
                 raise ValueError(f"{label} must be a number (got {value!r}).") from None
             if not math.isfinite(number):
                 raise ValueError(f"{label} must be a finite number (got {value}).")
@@ -113,18 +115,22 @@ class Setting:
                 raise ValueError(f"{m['label']} must be a whole number{at_least} (got {value}).")
             if not is_number:
                 raise ValueError("{label} must be a number (got {value!r}).".format(**fmt))
-            in_range = (math.isfinite(value) and ("ge" not in m or value >= m["ge"])
-                        and ("gt" not in m or value > m["gt"]) and ("lt" not in m or value < m["lt"]))
+            # An int is always finite, and math.isfinite overflows on a huge one.
+            in_range = ((isinstance(value, int) or math.isfinite(value)) and ("ge" not in m or value >= m["ge"])
+                        and ("gt" not in m or value > m["gt"]) and ("le" not in m or value <= m["le"])
+                        and ("lt" not in m or value < m["lt"]))
             if not in_range:
-                raise ValueError((m.get("error") or _range_sentence(m, self.kind is int)).format(**fmt))
+                raise ValueError((m.get("error") or _range_sentence(m, self.kind is int, value)).format(**fmt))
         elif "choices" in m and not m.get("open") and value not in self.choice_values():
             default = f"{{label}} must be one of {', '.join(map(str, self.choice_values()))} (got {{value!r}})."
             raise ValueError((m.get("error") or default).format(**fmt))
 
 
-def _range_sentence(m: dict[str, Any], whole: bool) -> str:
+def _range_sentence(m: dict[str, Any], whole: bool, value: float) -> str:
     if "lt" in m:
         return f"{{label}} must be between {m.get('ge', m.get('gt', 0)):g} and {m['lt']:g} (got {{value}})."
+    if "le" in m and value > m["le"]:  # an inclusive upper bound: name the side that was crossed
+        return f"{{label}} must be at most {m['le']:g} (got {{value}})."
     if "gt" in m:
         return f"{{label}} must be greater than {m['gt']:g} (got {{value}})."
     if whole:

@@ -32,12 +32,17 @@ class JobResult:
     model: Any = field(default=None, repr=False)  # the trained PeftModel (in-process callers, tests)
 
 
+# How an out-of-memory error reads (lower case): CUDA's, and PyTorch's CPU allocator's
+# "[enforce fail at alloc_cpu.cpp:127] ... DefaultCPUAllocator: can't allocate memory" (a RuntimeError).
+OOM_WORDS = ("out of memory", "can't allocate memory", "defaultcpuallocator")
+
+
 def explain_error(err: BaseException) -> str:
     """A sentence the user can act on, for the errors training typically hits."""
     text = str(err)
     import torch
 
-    if isinstance(err, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in text.lower():
+    if isinstance(err, (torch.OutOfMemoryError, MemoryError)) or any(w in text.lower() for w in OOM_WORDS):
         return ("Out of memory while training. Lower the batch size or the max sequence length, turn on "
                 "gradient checkpointing, or use 4-bit quantization (QLoRA).")
     if isinstance(err, ValueError):

@@ -15,7 +15,8 @@ from typing import Any
 import gradio as gr
 
 from playground.adapters.charts import adapter_loss_figure
-from playground.adapters.mixing import MIX_METHODS, MixSpec
+from playground.adapters.live import name_argument
+from playground.adapters.mixing import MIX_METHODS, MIX_WEIGHT_MAX, MIX_WEIGHT_MIN, MIX_WEIGHT_STEP, MixSpec
 from playground.adapters.views import LIBRARY_HEADERS, LibraryState, default_pick
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
@@ -130,8 +131,9 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
         mix_names = gr.Dropdown([], multiselect=True, max_choices=MAX_MIX, label="Adapters to mix",
                                 elem_id="pg-mix-names")
         with gr.Row():
-            sliders = [gr.Slider(-1.0, 2.0, value=1.0 if i == 0 else 0.5, step=0.05, label=f"weight {i + 1}",
-                                 visible=False, elem_id=f"pg-mix-w{i + 1}") for i in range(MAX_MIX)]
+            sliders = [gr.Slider(MIX_WEIGHT_MIN, MIX_WEIGHT_MAX, value=1.0 if i == 0 else 0.5, step=MIX_WEIGHT_STEP,
+                                 label=f"weight {i + 1}", visible=False, elem_id=f"pg-mix-w{i + 1}")
+                       for i in range(MAX_MIX)]
         with gr.Row():
             method = gr.Radio(list(MIX_METHODS), value="linear", label="Method", elem_id="pg-mix-method")
             mix_name = gr.Textbox(label="New adapter name", elem_id="pg-mix-name")
@@ -244,12 +246,12 @@ def _register_api(services: Services) -> None:
     @api_errors
     def adapter_delete(name: str) -> str:
         """Delete an adapter from disk (deactivating it first if it is active)."""
-        return adapters.delete(name)
+        return adapters.delete(name_argument(name) or "")
 
     @api_errors
     def adapter_mix(names: list[str], weights: list[float], new_name: str, method: str = "linear") -> dict:
         """Mix 2+ adapters with weights (linear / cat / svd) into a new saved adapter."""
-        return adapters.mix(MixSpec(tuple(names), tuple(weights), new_name, method)).summary()
+        return adapters.mix(MixSpec.request(names, weights, new_name, method)).summary()
 
     gr.api(adapters_list, api_name="adapters")
     gr.api(adapter_activate, api_name="adapter_activate")

@@ -13,7 +13,7 @@ from playground.data.recipes import list_recipes
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
-from playground.ui.paths import held_out_dataset, recipe_or_server_file
+from playground.ui.paths import dataset_read, eval_adapter, held_out_dataset, recipe_or_server_file
 from playground.ui.session_adapter import adapter_list, own_adapter
 
 
@@ -42,9 +42,10 @@ def build_preference_eval(services: Services, session: gr.State) -> None:
         try:
             dataset = held_out_dataset(services, path, recipe_id, "Held-out pairs")
             tuned = own_adapter(services, choice, name, NO_ADAPTER)  # empty = this browser's adapter
-            result = evaluate_preferences(adapters, PreferenceEvalRequest(dataset, tuned, max_rows=int(n)),
-                                          lambda f, msg: progress(f, desc=msg))
-        except (*USER_ERRORS, OSError) as err:
+            with dataset_read("Held-out pairs"):
+                result = evaluate_preferences(adapters, PreferenceEvalRequest(dataset, tuned, max_rows=int(n)),
+                                              lambda f, msg: progress(f, desc=msg))
+        except USER_ERRORS as err:
             gr.Warning(str(err))
             return warn(err), gr.skip(), gr.skip()
         headers, body = result.table()
@@ -66,7 +67,8 @@ def build_preference_eval(services: Services, session: gr.State) -> None:
         """Held-out preference accuracy (implicit reward), the models' own log-prob preference and the rule win
         rate of greedy answers, base vs `adapter` ('' = server default), on a preference recipe id or a file path."""
         dataset = recipe_or_server_file(services, dataset)
-        return evaluate_preferences(adapters, PreferenceEvalRequest(dataset, adapter or None,
-                                                                    max_rows=max_rows)).as_api()
+        with dataset_read("dataset"):
+            return evaluate_preferences(adapters, PreferenceEvalRequest(dataset, eval_adapter(adapter),
+                                                                        max_rows=max_rows)).as_api()
 
     gr.api(evaluate_preference, api_name="evaluate_preference")

@@ -13,7 +13,7 @@ from playground.data.recipes import list_recipes
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
-from playground.ui.paths import held_out_dataset, recipe_or_server_file
+from playground.ui.paths import dataset_read, eval_adapter, held_out_dataset, recipe_or_server_file
 from playground.ui.session_adapter import adapter_list, own_adapter
 
 
@@ -39,9 +39,11 @@ def build_reward_eval(services: Services, session: gr.State) -> None:
         try:
             dataset = held_out_dataset(services, path, recipe_id, "Held-out prompts")
             tuned = own_adapter(services, choice, name, NO_ADAPTER)  # empty = this browser's adapter
-            result = evaluate_rewards(adapters, RewardEvalRequest(dataset, tuned, max_rows=int(n), samples=int(k)),
-                                      lambda f, msg: progress(f, desc=msg))
-        except (*USER_ERRORS, OSError) as err:
+            with dataset_read("Held-out prompts"):
+                result = evaluate_rewards(adapters, RewardEvalRequest(dataset, tuned, max_rows=int(n),
+                                                                      samples=int(k)),
+                                          lambda f, msg: progress(f, desc=msg))
+        except USER_ERRORS as err:
             gr.Warning(str(err))
             return warn(err), gr.skip(), gr.skip()
         headers, body = result.table()
@@ -68,7 +70,8 @@ def build_reward_eval(services: Services, session: gr.State) -> None:
         and the mean over `samples` answers a prompt sampled at the run's temperature, base vs start vs tuned,
         on a recipe id (its test split) or a file path."""
         dataset = recipe_or_server_file(services, dataset)
-        return evaluate_rewards(adapters, RewardEvalRequest(dataset, adapter or None, max_rows=max_rows,
-                                                            samples=samples)).as_api()
+        with dataset_read("dataset"):
+            return evaluate_rewards(adapters, RewardEvalRequest(dataset, eval_adapter(adapter), max_rows=max_rows,
+                                                                samples=samples)).as_api()
 
     gr.api(evaluate_reward, api_name="evaluate_rewards")

@@ -35,7 +35,7 @@ from playground.ui.compare_reward import build_reward_eval
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
 from playground.ui.link_parts import CompareParts, link_row
-from playground.ui.paths import held_out_dataset, recipe_or_server_file
+from playground.ui.paths import dataset_read, eval_adapter, held_out_dataset, recipe_or_server_file
 from playground.ui.session_adapter import adapter_list, adapter_of, own_adapter, session_value
 from playground.ui.turns import presenter_first
 
@@ -140,8 +140,9 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
             dataset = held_out_dataset(services, upload, recipe, "Held-out file")
             name = own_adapter(services, choice, adapter, NO_ADAPTER)  # empty = this browser's adapter
             request = EvalRequest(dataset=dataset, adapter=name, max_rows=int(rows))
-            result = evaluate(adapters, request, lambda f, msg: progress(f, desc=msg))
-        except (*USER_ERRORS, OSError) as err:
+            with dataset_read("Held-out file"):
+                result = evaluate(adapters, request, lambda f, msg: progress(f, desc=msg))
+        except USER_ERRORS as err:
             gr.Warning(str(err))
             return warn(err), gr.skip(), gr.skip(), gr.skip()
         return (f"{result.tuned.label} vs base on {result.dataset} ({result.rows} rows). {result.metric_note()}",
@@ -194,10 +195,8 @@ def _register_api(services: Services) -> None:
         """Held-out metrics of base vs `adapter` ('' = server default) on a recipe id or a file path, and the first
         answers of both (greedy)."""
         dataset = recipe_or_server_file(services, dataset)  # a file on the server: only where the policy allows
-        try:
-            return evaluate(adapters, EvalRequest(dataset, adapter or None, max_rows=max_rows)).as_api()
-        except OSError as err:
-            raise ValueError(str(err)) from err
+        with dataset_read("dataset"):
+            return evaluate(adapters, EvalRequest(dataset, eval_adapter(adapter), max_rows=max_rows)).as_api()
 
     gr.api(presenter_first(services.rooms, compare), api_name="compare")
     gr.api(evaluate_api, api_name="evaluate")
