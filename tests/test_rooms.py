@@ -125,10 +125,13 @@ def test_close_forgets_everything(hub):
     hub.join(code, "s1", "Ana")
     hub.vote(code, "s1", "␣sea")
     assert hub.close(code, "teacher") == code and len(hub) == 0
-    with pytest.raises(ValueError, match=f"No open room has the code {code}"):
+    # a student still polling is told the room ended, not to check a code they typed right
+    with pytest.raises(ValueError, match=f"^Room {code} has ended: its presenter closed it"):
         hub.snapshot(code, "s1")
-    with pytest.raises(ValueError, match="No open room"):
+    with pytest.raises(ValueError, match="has ended"):
         hub.vote(code, "s1", "␣sea")
+    with pytest.raises(ValueError, match="No open room has the code ZZZZ"):  # a code never opened
+        hub.snapshot("ZZZZ", "s1")
 
 
 def test_only_the_presenter_drives_the_room(hub):
@@ -190,7 +193,7 @@ def test_rooms_expire_when_idle_are_capped_and_one_per_presenter():
     first = hub.open(PROMPT, False, "t1").code
     second = hub.open(PROMPT, False, "t1").code  # the same presenter page: the old room closes
     assert hub.owned_by("t1") == second and len(hub) == 1
-    with pytest.raises(ValueError, match="No open room"):
+    with pytest.raises(ValueError, match=f"Room {first} has ended: its presenter opened a new room"):
         hub.snapshot(first)
     hub.open(PROMPT, False, "t2")
     with pytest.raises(ValueError, match="2 rooms are open on this server"):
@@ -202,6 +205,16 @@ def test_rooms_expire_when_idle_are_capped_and_one_per_presenter():
     hub.open(PROMPT, False, "t3")
     clock.now += 61
     assert len(hub) == 0
+    with pytest.raises(ValueError, match=f"Room {second} has ended: it closed after 0.0166667 hours without activity"):
+        hub.snapshot(second)
+
+
+def test_a_typed_guess_is_one_word(hub):
+    """The round asks for the next token: a phrase would be a bar no candidate could match."""
+    code = hub.open(PROMPT, False, "teacher").code
+    with pytest.raises(ValueError, match="^Guess one next word, not 4: the model picks one token at a time"):
+        hub.vote(code, "s1", "and then the city")
+    assert hub.vote(code, "s1", "  sea ").your_vote and hub.vote(code, "s2", "␣sea").your_vote == "␣sea"
 
 
 def test_concurrent_votes_all_count(hub):

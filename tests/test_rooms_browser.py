@@ -104,7 +104,7 @@ def test_presenter_and_student_play_a_round(room_app, browser, page):
 
         page.locator("#room-close").click()
         page.get_by_text(f"Room {code} is closed").wait_for()
-        student.locator("#room-student-status").get_by_text(f"No open room has the code {code}").wait_for()
+        student.locator("#room-student-status").get_by_text(f"Room {code} has ended: its presenter closed it").wait_for()
     finally:
         student_ctx.close()
 
@@ -139,5 +139,5 @@ def test_two_clients_through_the_api(room_app):
     with pytest.raises(Exception, match="room code must be 4 letters or digits"):
         student.predict(code="12", name="", api_name="/room_join")
     assert presenter.predict(code=code, api_name="/room_close") == {"code": code, "closed": True}
-    with pytest.raises(Exception, match=f"No open room has the code {code}"):
+    with pytest.raises(Exception, match=f"Room {code} has ended: its presenter closed it"):
         student.predict(code=code, api_name="/room_state")

@@ -68,8 +68,11 @@ def clean_guess(guess: object, labels: Container[str] = ()) -> str:
     if guess in labels:
         return guess
     text = _printable(guess or "")[:MAX_GUESS]
-    if not text.replace(SPACE_MARK, " ").strip():
+    words = text.replace(SPACE_MARK, " ").split()
+    if not words:
         raise ValueError("The vote is empty: pick a token from the list or type your guess.")
+    if len(words) > 1:  # the round asks for the next token: a phrase is no candidate the bars could show
+        raise ValueError(f"Guess one next word, not {len(words)}: the model picks one token at a time.")
     return text
 
 

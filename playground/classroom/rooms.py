@@ -92,6 +92,7 @@ class RoomHub:
         self.max_rooms_per_host, self.max_members_per_host = max_rooms_per_host, max_members_per_host
         self.min_audience, self.idle_seconds, self.clock = min_audience, idle_seconds, clock
         self._rooms: dict[str, Room] = {}
+        self._ended: dict[str, str] = {}  # recently ended code -> how (a polling student is told, not "check it")
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ presenter
@@ -114,7 +115,7 @@ class RoomHub:
         with self._lock:
             self._purge()
             for code in [c for c, r in self._rooms.items() if _held_by(r, owner, token)]:
-                del self._rooms[code]
+                self._end(code, "its presenter opened a new room")
             if len(self._rooms) >= self.max_rooms:
                 raise ValueError(f"{self.max_rooms} rooms are open on this server, the most it keeps: close one, "
                                  "or wait until an idle one expires.")
@@ -126,6 +127,7 @@ class RoomHub:
                         candidates=candidates, last_active=self.clock(), signature=side.signature(),
                         token=secrets.token_urlsafe(24), host=host, model=model)
             self._rooms[room.code] = room
+            self._ended.pop(room.code, None)
             return room_view(room, owner, with_token=True)
 
     def resume(self, token: str, session: str) -> RoomView | None:
@@ -180,7 +182,7 @@ class RoomHub:
         """Close the room (returns its code): its prompt, members, names and votes are forgotten at once."""
         with self._lock:
             room = self._owned(code, owner, "close the room", token)
-            del self._rooms[room.code]
+            self._end(room.code, "its presenter closed it")
             return room.code
 
     # ------------------------------------------------------------------ students
@@ -255,12 +257,20 @@ class RoomHub:
     def _purge(self) -> None:
         now = self.clock()
         for code in [c for c, r in self._rooms.items() if now - r.last_active > self.idle_seconds]:
-            del self._rooms[code]
+            self._end(code, f"it closed after {self.idle_seconds / 3600:g} hours without activity")
+
+    def _end(self, code: str, how: str) -> None:
+        del self._rooms[code]
+        self._ended[code] = how
+        while len(self._ended) > 4 * self.max_rooms:  # remembered only while a student might still poll it
+            del self._ended[next(iter(self._ended))]
 
     def _room(self, code: str) -> Room:
         code = clean_code(code)
         self._purge()
         room = self._rooms.get(code)
+        if room is None and code in self._ended:
+            raise ValueError(f"Room {code} has ended: {self._ended[code]}. Ask for the new code if there is one.")
         if room is None:
             raise ValueError(f"No open room has the code {code}: check the code on the presenter's screen "
                              f"(a room closes when the presenter closes it or after "

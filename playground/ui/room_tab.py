@@ -169,7 +169,8 @@ def build(services: Services, session: gr.State | None = None) -> None:
     next_btn.click(presenter_action(hub.next_round), p_in, p_out, **PRIVATE)
     peek.change(presenter_action(hub.snapshot, quiet=True), p_in, p_out, **PRIVATE)
     close_btn.click(on_close, [room_code, owner_key], p_out, **PRIVATE)
-    p_timer.tick(on_presenter_tick, [room_code, shown, peek, owner_key], p_out, **LIVE)
+    # show_progress_on a State: a timer's event drew its "0.2s" over every output each tick, even with hidden progress
+    p_timer.tick(on_presenter_tick, [room_code, shown, peek, owner_key], p_out, show_progress_on=[shown], **LIVE)
 
     def on_key(key: Any, code: str, show: bool, request: gr.Request) -> dict:
         """A browser keeping a live room's owner token gets its presenter view back (a reloaded projector).
@@ -244,7 +245,7 @@ def build(services: Services, session: gr.State | None = None) -> None:
     vote_btn.click(on_vote, [pick, typed, seat], s_out, **PRIVATE)
     typed.submit(on_vote, [pick, typed, seat], s_out, **PRIVATE)
     pick.input(None, None, typed, js="() => ''")  # in the browser: picking clears a typed guess at once
-    s_timer.tick(on_student_tick, seat, s_out, **LIVE)
+    s_timer.tick(on_student_tick, seat, s_out, show_progress_on=[seat], **LIVE)
     load_out = [s_code, parts] + ([outer] if isinstance(outer, gr.Tabs) else [])
     gr.on(None, on_load, None, load_out, queue=False, **PRIVATE)
     _register_api(hub)
