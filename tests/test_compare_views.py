@@ -32,6 +32,23 @@ def test_header_names_the_adapter_of_earlier_answers():
     assert h.tuned_label == "Tuned: adapter pirate (earlier answers: yoda)"
 
 
+def test_header_names_the_third_columns_adapter():
+    assert "Third column" not in compare_header("yoda").hint
+    assert compare_header("yoda", None, "pirate").hint.endswith("Third column: adapter **pirate**, same settings "
+                                                                 "and seed.")
+    assert "Third column: adapter **pirate**" in compare_header(None, None, "pirate").hint
+
+
+def test_empty_adapter_choices_are_labelled_by_what_they_mean():
+    """A dropdown's "" showed as an empty row with a check mark; each list now says what empty means there."""
+    from playground.ui.session_adapter import NO_THIRD, THIS_BROWSERS, adapter_list
+
+    update = adapter_list(["a", "b"], "gone", NO_THIRD)
+    assert update["choices"] == [(NO_THIRD, ""), "a", "b"] and update["value"] == ""
+    assert "value" not in adapter_list(["a"], "", THIS_BROWSERS) and "value" not in adapter_list(["a"], "a")
+    assert adapter_list(["a"], "")["choices"][0] == ("(this browser's adapter)", "")
+
+
 def test_columns_while_streaming_do_not_claim_no_adapter_before_the_turn_is_over():
     streaming = CompareUpdate(texts={"base": "Par"}, adapters={"base": None})
     (base, base_label), (tuned, tuned_label), (other, _) = column_views(streaming, {}, "Capital of France?")

@@ -33,9 +33,11 @@ def earlier_adapters(histories: dict[str, tuple[Message, ...]] | None, active: s
     return names
 
 
-def compare_header(active: str | None, histories: dict[str, tuple[Message, ...]] | None = None) -> CompareHeader:
+def compare_header(active: str | None, histories: dict[str, tuple[Message, ...]] | None = None,
+                   other: str | None = None) -> CompareHeader:
     """The hint, the tuned column's label and the empty "what changed" panel for the active adapter; when the
-    tuned column already holds answers of another adapter, both the hint and the label say so."""
+    tuned column already holds answers of another adapter, both the hint and the label say so. `other`: the
+    third column's adapter, which the hint names too."""
     earlier = earlier_adapters(histories, active)
     if not active:
         hint, label = NO_ADAPTER_HINT, "Tuned (no adapter is active)"
@@ -46,6 +48,8 @@ def compare_header(active: str | None, histories: dict[str, tuple[Message, ...]]
         listed = ", ".join(f"**{n}**" for n in earlier)
         hint += f" The earlier answers in the right column came from {listed}; press Clear to start over."
         label += f" (earlier answers: {', '.join(earlier)})"
+    if other:
+        hint += f" Third column: adapter **{other}**, same settings and seed."
     return CompareHeader(hint, label, placeholder_html(active))
 
 

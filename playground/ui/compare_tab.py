@@ -36,7 +36,8 @@ from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
 from playground.ui.link_parts import CompareParts, link_row
 from playground.ui.paths import dataset_read, eval_adapter, held_out_dataset, recipe_or_server_file
-from playground.ui.session_adapter import adapter_list, adapter_of, own_adapter, session_value
+from playground.ui.session_adapter import (NO_THIRD, adapter_list, adapter_of, empty_choice, own_adapter,
+                                           session_value)
 from playground.ui.turns import presenter_first
 
 
@@ -76,7 +77,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
             max_new = gr.Slider(1, 1024, value=d.max_new_tokens, step=1, label="max new tokens",
                                 elem_id="pg-compare-max-new")
             seed = gr.Number(value=d.seed, precision=0, label="seed", elem_id="pg-compare-seed")
-        other = gr.Dropdown([""], value="", label="Third column: another adapter (optional)",
+        other = gr.Dropdown(empty_choice(NO_THIRD), value="", label="Third column: another adapter (optional)",
                             elem_id="pg-compare-other-pick")
     setting_inputs = [system, temperature, top_k, top_p, min_p, penalty, max_new, seed]
 
@@ -130,10 +131,10 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     def refresh(choice: Any, hist: dict, other_name: str, eval_name: str):
         """Everything that names the active adapter or lists adapters, from the current state. The "what
         changed" panel follows too while no turn has been sent (after one, it explains that turn)."""
-        h = compare_header(adapter_of(services, choice), hist)
+        h = compare_header(adapter_of(services, choice), hist, other_name)
         names = adapters.library.names()
         return (h.hint, gr.update(label=h.tuned_label), gr.skip() if hist else h.placeholder,
-                adapter_list(names, other_name), adapter_list(names, eval_name))
+                adapter_list(names, other_name, NO_THIRD), adapter_list(names, eval_name))
 
     def run_eval(choice: Any, recipe: str, upload: str | None, adapter: str, rows: float, progress=gr.Progress()):
         try:
@@ -161,6 +162,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
                  clear.click(clear_all, session, [*chats, diff, status, histories], **private)):
         turn.then(refresh, refresh_inputs, refreshed, show_progress="hidden", **private)  # hint follows the history
     other.change(lambda name: gr.update(visible=bool(name)), other, other_chat, **private)
+    other.input(lambda choice, hist, name: compare_header(adapter_of(services, choice), hist, name).hint,
+                [session, histories, other], hint, show_progress="hidden", **private)  # the hint names the third
     gr.on([s.change for s in setting_inputs], lambda *v: note_of_controls(v), setting_inputs, note,
           show_progress="hidden", **private)
     # triggers=None: on page load and when an input changes (this browser's adapter, the history, a picker).

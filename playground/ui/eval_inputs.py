@@ -10,6 +10,8 @@ from typing import Any
 
 import gradio as gr
 
+from playground.ui.session_adapter import THIS_BROWSERS, empty_choice
+
 
 @dataclass
 class EvalInputs:
@@ -30,7 +32,7 @@ def eval_inputs(prefix: str, choices: list[Any], value: Any, *, dataset_label: s
         upload = gr.File(label=upload_label, type="filepath", file_types=[".jsonl", ".json", ".csv"],
                          elem_id=f"pg-{prefix}-file")
     with gr.Row():
-        adapter = gr.Dropdown([""], value="", label="Adapter (empty = this browser's)", elem_id=f"pg-{prefix}-adapter")
+        adapter = gr.Dropdown(empty_choice(THIS_BROWSERS), value="", label="Adapter", elem_id=f"pg-{prefix}-adapter")
         limit = gr.Slider(1, 500, value=rows, step=1, label=rows_label, elem_id=f"pg-{prefix}-rows")
         if more:
             more()

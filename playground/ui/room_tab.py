@@ -1,6 +1,5 @@
-"""Guess the next token: the presenter opens a room (code + QR code), students join from any browser and vote
-for the model's next token; the presenter's chart shows the votes live next to the model's distribution, then
-reveals the model's choice, and the next round appends it. Plus the /room_* API endpoints (gradio_client).
+"""Guess the next token: the presenter opens a room (code + QR), students vote on the model's next token from any
+browser, the chart shows the votes by the model's distribution, then its choice. Plus the /room_* API endpoints.
 
 Layout and event wiring only; rooms live in playground/classroom/ (RoomHub, held by Services). A browser
 session (gr.Request.session_hash, one per page load) is a person: it owns the room it opened and has one vote
@@ -29,7 +28,8 @@ from playground.ui.session_adapter import decode_for
 DEFAULT_PROMPT = "The rain in Spain falls mainly in the"
 PRESENTER_POLL, STUDENT_POLL = 1.0, 1.5  # seconds; a poll only reads the hub (no model call)
 PRIVATE = dict(api_visibility="private")
-LIVE = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
+LIVE = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)  # + show_progress_on a State:
+# a Timer's event drew its "0.2s" over every output each tick even with hidden progress
 
 
 def _session(request: gr.Request | None) -> str:
@@ -169,7 +169,6 @@ def build(services: Services, session: gr.State | None = None) -> None:
     next_btn.click(presenter_action(hub.next_round), p_in, p_out, **PRIVATE)
     peek.change(presenter_action(hub.snapshot, quiet=True), p_in, p_out, **PRIVATE)
     close_btn.click(on_close, [room_code, owner_key], p_out, **PRIVATE)
-    # show_progress_on a State: a timer's event drew its "0.2s" over every output each tick, even with hidden progress
     p_timer.tick(on_presenter_tick, [room_code, shown, peek, owner_key], p_out, show_progress_on=[shown], **LIVE)
 
     def on_key(key: Any, code: str, show: bool, request: gr.Request) -> dict:

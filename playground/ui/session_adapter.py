@@ -47,12 +47,22 @@ def decode_for(services: Services, value: Any) -> DecodeService:
     return services.decode.seen_by(view_for(services, value))
 
 
-def adapter_list(names: list[str], current: str | None) -> Any:
-    """An adapter dropdown's update: "" (= the active adapter) and the library's `names`. A pick that still
+# What an adapter dropdown's empty value means there, shown as its label (a bare "" showed as an empty "✓" row)
+THIS_BROWSERS = "(this browser's adapter)"  # the evaluations: the adapter this browser runs
+NO_THIRD = "(none)"                         # Compare's third column: no third column
+NEW_ADAPTER = "(a new adapter)"             # Train's Start from adapter: train a new one
+
+
+def empty_choice(label: str) -> list[tuple[str, str]]:
+    return [(label, "")]
+
+
+def adapter_list(names: list[str], current: str | None, empty: str = THIS_BROWSERS) -> Any:
+    """An adapter dropdown's update: "" (labelled `empty`) and the library's `names`. A pick that still
     exists is left alone, because the user may have changed it since the event that redraws the list fired; a
     removed one is cleared."""
-    choices = ["", *names]
-    return gr.update(choices=choices) if current in choices else gr.update(choices=choices, value="")
+    choices = [*empty_choice(empty), *names]
+    return gr.update(choices=choices) if current in ("", *names) else gr.update(choices=choices, value="")
 
 
 def adapter_of(services: Services, value: Any) -> str | None:

@@ -14,7 +14,7 @@ import gradio as gr
 
 from playground.train.config import IGNORED_BY_METHOD
 from playground.train.methods import METHOD_ROWS, REFERENCE_NOTE
-from playground.ui.session_adapter import adapter_list
+from playground.ui.session_adapter import NEW_ADAPTER, adapter_list
 
 ALL_METHOD_ROWS = sorted({row for rows in METHOD_ROWS.values() for row in rows})
 METHOD_FIELDS = sorted({name for names in IGNORED_BY_METHOD.values() for name in names})  # boxes some method ignores
@@ -91,5 +91,6 @@ def wire_method(fields: dict[str, Any], rows: dict[str, gr.Row], note: gr.Markdo
     method.change(on_method, method, row_list + [fields[name] for name in METHOD_FIELDS] + [note],
                   api_visibility="private")
 
-    fields["start_adapter"].focus(lambda current: adapter_list(adapter_names(), current), fields["start_adapter"],
+    fields["start_adapter"].focus(lambda current: adapter_list(adapter_names(), current, NEW_ADAPTER),
+                                  fields["start_adapter"],
                                   fields["start_adapter"], api_visibility="private")
