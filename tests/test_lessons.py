@@ -161,10 +161,11 @@ def test_last_good_adapter_is_the_newest_completed_one_of_the_recipe():
 def test_trained_adapter_pick_says_what_is_shown():
     fallback = _info("pig-latin-0412")
     done = trained_adapter_pick("completed", "pig-latin-9", fallback, "pig-latin")
-    assert done.name == "pig-latin-9" and "the adapter this lesson just trained" in done.sentence
+    assert done.name == "pig-latin-9" and "the adapter this lesson trained on this page" in done.sentence
     going = trained_adapter_pick("training", None, fallback, "pig-latin")
     assert going.name == "pig-latin-0412"
-    assert going.sentence == "The run is still going: showing 'pig-latin-0412', the last good adapter of this recipe."
+    assert going.sentence == ("The run is still going: showing 'pig-latin-0412', the newest adapter trained from the "
+                              "'pig-latin' recipe, not one this lesson trained.")
     failed = trained_adapter_pick("failed", None, fallback, "pig-latin")
     assert failed.sentence.startswith("The run failed: showing 'pig-latin-0412'")
     nothing = trained_adapter_pick("failed", None, None, "pig-latin")
@@ -174,7 +175,7 @@ def test_trained_adapter_pick_says_what_is_shown():
     gone = trained_adapter_pick("completed", None, fallback, "pig-latin")  # its adapter deleted since
     assert gone.sentence.startswith("The adapter this lesson trained was deleted: showing 'pig-latin-0412'")
     never = trained_adapter_pick(None, None, fallback, "pig-latin")
-    assert never.sentence.startswith("No run from this lesson yet: showing 'pig-latin-0412'")
+    assert never.sentence.startswith("No run from this lesson on this page yet: showing 'pig-latin-0412'")
 
 
 def test_run_sentence_follows_the_run():

@@ -74,3 +74,5 @@ def test_the_parameter_count_follows_every_box_through_one_ordered_listener(conf
     targets = {tuple(t) for t in recount["targets"]}
     assert {(ids[e], "change") for e in COUNTED} <= targets
     assert any(event == "load" for _, event in targets)  # a fresh page shows the count too
+    # a preview redraws it: GRPO's memory estimate counts a hub dataset's prompts once the preview has read them
+    assert (ids["train-data-summary"], "change") in targets

@@ -5,10 +5,13 @@ Gradio-free. A lesson is a title, a summary and steps; a step is a title, the on
 the page state to show (the shareable link's keys: tab, Decode prompt and knobs, adapter, Compare message and
 settings), plus an optional action (start the lesson's quick training preset, or send the Compare message).
 Every file is checked when it is read: a mistake becomes one sentence naming the file, the step and the key, so
-the Lessons tab can list a broken file instead of failing.
+the Lessons tab can list a broken file instead of failing. A step that shows the model's output (a Decode prompt
+or a Compare message) runs on the base model unless its state names an adapter: a lesson's sentences quote one
+model's numbers, and the adapter a browser happens to have active would make them false.
 
 `last_good_adapter` and `trained_adapter_pick` decide which adapter an "after training" step shows when the
-lesson's own run is still going, failed, or never ran: the newest completed adapter of the same recipe.
+lesson's own run is still going, failed, or never ran on this page (the newest completed adapter of the same
+recipe, named as someone's run, never as this lesson's), and the sentence that says so.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from playground.adapters.library import AdapterInfo
 from playground.classroom.lesson_keys import check_state
+from playground.classroom.links import BASE
 
 LESSONS_DIR = Path(__file__).resolve().parents[2] / "assets" / "lessons"
 ACTIONS = ("train", "compare")
@@ -127,6 +131,8 @@ def _step(where: str, raw: Any, has_train: bool) -> Step:
         raise LessonError(f"{where}: action = \"compare\" needs a 'message' in the state to send.")
     if trained and "adapter" in state:
         raise LessonError(f"{where}: a step with trained_adapter = true picks the adapter itself; remove 'adapter'.")
+    if not trained and "adapter" not in state and ("prompt" in state or "message" in state):
+        state = {**state, "adapter": BASE}  # its output is the base model's (module docstring)
     return Step(title, say, dict(state), action, trained)
 
 
@@ -219,13 +225,33 @@ class AdapterPick:
 RUN_WORDS = {"failed": "The run failed", "stopped": "The run was stopped", "interrupted": "The run was interrupted"}
 
 
+def _facts(run_id: Any, steps: Any, started: str = "") -> str:
+    """" (run R, N steps, started by …)": what is known of the run that made an adapter."""
+    parts = [f"run {run_id}" if run_id else "", f"{int(steps)} steps" if isinstance(steps, (int, float)) else "",
+             started]
+    known = ", ".join(p for p in parts if p)
+    return f" ({known})" if known else ""
+
+
+def _too_short(steps: Any, lesson_steps: int | None) -> str:
+    """A caveat for an adapter trained less than the lesson's run: the step's sentence may not hold for it."""
+    if isinstance(steps, (int, float)) and lesson_steps and steps < lesson_steps:
+        return (f" It trained only {int(steps)} steps, fewer than this lesson's {lesson_steps}: its answer may not "
+                "show what the recipe teaches yet.")
+    return ""
+
+
 def trained_adapter_pick(run_state: str | None, run_adapter: str | None, fallback: AdapterInfo | None,
-                         recipe: str) -> AdapterPick:
-    """Which adapter to show after the lesson's run (`run_state` None: the lesson started none in this page)."""
+                         recipe: str, run_id: str | None = None, run_steps: int | None = None,
+                         lesson_steps: int | None = None, started: str = "") -> AdapterPick:
+    """Which adapter to show after the lesson's run, in a sentence that claims only what is known. `run_*`: the run
+    this page's lesson started (`run_state` None: it started none, e.g. before a reload); `fallback`: the newest
+    completed adapter of the recipe, whoever trained it (`started`: who, e.g. "started on another page")."""
     if run_state == "completed" and run_adapter:
-        return AdapterPick(run_adapter, f"Showing '{run_adapter}', the adapter this lesson just trained.")
+        return AdapterPick(run_adapter, f"Showing '{run_adapter}', the adapter this lesson trained on this page"
+                                        f"{_facts(run_id, run_steps)}." + _too_short(run_steps, lesson_steps))
     if run_state is None:
-        head = "No run from this lesson yet"
+        head = "No run from this lesson on this page yet"
     elif run_state == "completed":  # but its adapter is gone (deleted since)
         head = "The adapter this lesson trained was deleted"
     else:
@@ -235,7 +261,21 @@ def trained_adapter_pick(run_state: str | None, run_adapter: str | None, fallbac
                                  + ("press this step again when the run ends (the Train tab shows its progress)."
                                     if run_state not in (None, "completed", *RUN_WORDS) else
                                     "go back to the training step and start it."))
-    return AdapterPick(fallback.name, f"{head}: showing '{fallback.name}', the last good adapter of this recipe.")
+    steps = fallback.meta.get("steps")
+    return AdapterPick(fallback.name, f"{head}: showing '{fallback.name}', the newest adapter trained from the "
+                                      f"'{recipe}' recipe{_facts(fallback.meta.get('run_id'), steps, started)}, "
+                                      "not one this lesson trained." + _too_short(steps, lesson_steps))
+
+
+def switch_sentence(before: str | None, after: str | None) -> str:
+    """What a step did to this page's adapter (None = the base model); "" when it stayed the same."""
+    if before == after:
+        return ""
+
+    def named(adapter: str | None) -> str:
+        return "the base model" if adapter is None else f"the adapter '{adapter}'"
+    return (f"This step runs on {named(after)}, so this page now uses it instead of {named(before)} (the header "
+            "names the model in use; the Adapters tab switches back).")
 
 
 def run_sentence(state: str, step: int, total: int, loss: float | None, probe: str | None, adapter: str | None,

@@ -20,19 +20,22 @@ import gradio as gr
 
 from playground.classroom.lessons import (
     MAX_STEPS,
+    AdapterPick,
     Lesson,
     LessonError,
     Shelf,
     last_good_adapter,
     load_lessons,
     run_sentence,
+    switch_sentence,
     trained_adapter_pick,
 )
 from playground.services import Services
 from playground.train.form import request_config
-from playground.train.panel import TrainPanel
+from playground.train.panel import Starter, TrainPanel
 from playground.ui import links
 from playground.ui.errors import USER_ERRORS, warn
+from playground.ui.session_adapter import adapter_of
 from playground.ui.train_tab import starter
 
 PRIVATE = dict(api_visibility="private")
@@ -64,6 +67,24 @@ def check_train(recipe: str, quick: dict[str, Any]) -> None:
 
 def shelf() -> Shelf:
     return load_lessons(check_train=check_train)
+
+
+def run_steps(lesson: Lesson) -> int | None:
+    """How many steps the lesson's quick run trains (the recipe's default when the preset leaves it)."""
+    try:
+        return request_config(lesson.recipe, json.dumps(lesson.quick)).train.max_steps if lesson.recipe else None
+    except ValueError:
+        return None
+
+
+def who_started(me: Starter, record: dict[str, Any]) -> str:
+    """Who started a run, for the "after" step's sentence. Without logins a run records a browser session, and a
+    reloaded page is a new one, so a session that is not this page's is "another page", not "someone else"."""
+    if record.get("user"):
+        return f"started by {me.name_of(record)}"
+    if record.get("session"):
+        return "started on this page" if record["session"] == me.session else "started on another page"
+    return ""
 
 
 @dataclass
@@ -144,25 +165,25 @@ def wire(services: Services, demo: gr.Blocks, bar: LessonBar, targets: links.Lin
                            if i < len(lesson.steps) else gr.Button(visible=False))
         return out
 
-    def run_of(lesson: Lesson, run_id: str | None) -> tuple[str | None, str | None]:
-        """(state, adapter) of the lesson's run: the one this page started, else the newest run of its recipe
-        (the page may have been reloaded); (None, None) when there is none."""
-        trainer = services.trainer
-
-        def recipe_of(run: str) -> str | None:
-            try:
-                return trainer.config(run).data.recipe
-            except (OSError, ValueError):  # a run folder deleted meanwhile, or an unreadable config
-                return None
-
-        run_id = run_id or next((r for r in trainer.list_runs() if recipe_of(r) == lesson.recipe), None)
-        if run_id is None:
-            return None, None
+    def after_pick(lesson: Lesson, run_id: str | None, request: gr.Request | None) -> AdapterPick:
+        """The adapter an "after training" step shows: the run this page's lesson started, else the recipe's
+        newest finished adapter, named as whose it is. Never another run of the recipe passed off as this
+        lesson's: without this page's run id (a reload forgets it) nobody knows which run was the lesson's."""
+        trainer, library = services.trainer, services.adapters.library
+        state = made = steps = None
         try:
-            st = trainer.status(run_id)
-        except (OSError, ValueError):
-            return None, None
-        return st.state, st.adapter
+            if run_id and trainer.config(run_id).data.recipe == lesson.recipe:
+                st = trainer.status(run_id)
+                state, made, steps = st.state, st.adapter, st.step
+        except (OSError, ValueError):  # a run folder deleted meanwhile, or an unreadable config
+            run_id = None
+        if made is not None and made not in library.names():
+            made = None  # deleted since
+        fallback = last_good_adapter(library.list(), lesson.recipe or "", services.store.current.fingerprint)
+        made_by = fallback.meta.get("run_id") if fallback is not None else None
+        started = who_started(starter(request), trainer.started_by(made_by)) if isinstance(made_by, str) else ""
+        return trained_adapter_pick(state, made, fallback, lesson.recipe or "", run_id if state else None, steps,
+                                    run_steps(lesson), started)
 
     def show(lesson: Lesson, index: int, run_id: str | None, session_value: Any, request: gr.Request | None,
              act: bool = True):
@@ -172,20 +193,22 @@ def wire(services: Services, demo: gr.Blocks, bar: LessonBar, targets: links.Lin
         step = lesson.steps[index]
         out = {bar.index: index, bar.say: say_html(lesson, index), bar.action: step.action if act else ""}
         for i, button in enumerate(bar.steps[:len(lesson.steps)]):  # the step on screen stands out
-            out[button] = gr.Button(variant="primary" if i == index else "secondary")
+            # label and visible too: on a page opened from a link this update replaces opened()'s, which showed it
+            out[button] = gr.Button(lesson.step_label(i), visible=True,
+                                    variant="primary" if i == index else "secondary")
         notes, adapter = [], None
         if step.trained_adapter:
             out[bar.live] = ""  # the run's last line said "press Next": the note now says what is shown
-            state, made = run_of(lesson, run_id)
-            if made is not None and made not in services.adapters.library.names():
-                made = None  # deleted since
-            fallback = last_good_adapter(services.adapters.library.list(), lesson.recipe,
-                                         services.store.current.fingerprint)
-            choice = trained_adapter_pick(state, made, fallback, lesson.recipe)
+            choice = after_pick(lesson, run_id, request)
             notes.append(choice.sentence)
             adapter = choice.name
             if adapter is None:
                 out[bar.action] = ""  # nothing to ask yet
+        before = adapter_of(services, session_value)
+        shown = dict(zip(link_outs, links.apply_query(services, step.query(adapter), session_value)))
+        chosen = shown[targets.session]  # gr.skip() (a dict without "follow") when the step sets no adapter
+        if isinstance(chosen, dict) and "follow" in chosen:
+            notes.append(switch_sentence(before, adapter_of(services, chosen)))  # the screen says it switched
         if step.action and not act:
             what = "start its training run" if step.action == "train" else "send its Compare message"
             notes.append(f"Opened from a link: press step {index + 1} to {what}.")
@@ -201,8 +224,8 @@ def wire(services: Services, demo: gr.Blocks, bar: LessonBar, targets: links.Lin
                                  "shows its loss and probe answers live.")
                 else:
                     notes.append(f"⏳ {result.message}")
-        out[bar.note] = "  \n".join(notes)
-        out.update(zip(link_outs, links.apply_query(services, step.query(adapter), session_value)))
+        out[bar.note] = "  \n".join(n for n in notes if n)
+        out.update(shown)
         return out
 
     def go(lesson_id: str | None, target: int, run_id: str | None, session_value: Any,
