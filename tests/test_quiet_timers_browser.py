@@ -50,3 +50,12 @@ def test_room_polling_draws_no_progress_on_the_projector_or_the_students_page(qu
         assert progress_seen(student) == {}
     finally:
         ctx.close()
+
+
+@pytest.mark.browser
+def test_the_train_tabs_live_view_polls_without_drawing_progress(quiet_url, page):
+    page.goto(quiet_url)
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-status").wait_for()
+    page.wait_for_timeout(2000)  # the page's own load events have ended
+    assert progress_seen(page) == {}

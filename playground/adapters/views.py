@@ -1,4 +1,5 @@
-"""What the Adapters tab shows, as plain text and rows (Gradio-free): the library table and the detail card."""
+"""What the Adapters tab shows, as plain text and rows (Gradio-free): the library table, the detail card and the
+status line after this browser's adapter changed elsewhere."""
 
 from __future__ import annotations
 
@@ -146,3 +147,20 @@ class LibraryState:
         """The detail card of `name` (AdapterError with the known names when there is none)."""
         info = self.info(name)
         return detail_markdown(info, name in self.loaded, name == self.active)
+
+
+def session_moved(old: str | None, now: str | None, renamed: str | None, gone: bool, unfit: str | None) -> str:
+    """The Adapters tab's status line once this browser's adapter changed under it (a delete, rename or model
+    switch elsewhere): the sentence "Adapter X is active in this browser" must not stay on screen. `old`: the
+    adapter the line was about (None = the base); `now`: the one this browser runs."""
+    runs = f"adapter **{now}**" if now else "the base model (no adapter)"
+    if old and renamed and renamed == now:
+        return f"The adapter **{old}** was renamed to **{now}** elsewhere: this browser uses it under its new name."
+    if old and gone:
+        return (f"The adapter **{old}** that was active in this browser was deleted elsewhere: this browser now "
+                f"runs {runs}.")
+    if old and unfit:
+        return (f"The adapter **{old}** that was active in this browser does not fit the loaded base model "
+                f"({unfit}): this browser now runs {runs}.")
+    return f"This browser now runs {runs} (before: {f'adapter **{old}**' if old else 'the base model'})."
+

@@ -1,15 +1,19 @@
-"""What the Tokens view shows besides charts: token chips, table rows and the chat template sample.
+"""What the Inside tab shows besides charts: the lens and attention summaries (each naming the prompt, model
+and adapter it was computed on), token chips, table rows and the chat template sample.
 
-Gradio-free: plain HTML strings and lists of rows from a TokenizeResult.
+Gradio-free: plain Markdown / HTML strings and lists of rows from the result dataclasses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from typing import Any
 
-from playground.inside.tokens import TokenizeResult
+from playground.inside.attention import AttentionResult
+from playground.inside.lens import LensResult
+from playground.inside.tokens import Prompt, TokenizeResult
 
 TOKEN_HEADERS = ["position", "token", "id", "vocabulary piece", "characters", "special"]
 SPECIAL_HEADERS = ["role", "token", "id", "times in the sample chat"]
@@ -17,6 +21,39 @@ _CHIP = ("border-radius: 3px; padding: 1px 4px; margin: 1px; display: inline-blo
          "font-family: ui-monospace, monospace; font-size: 13px;")
 _COLORS = ("#e0e7ff", "#dcfce7")  # alternate, so neighbouring tokens are told apart
 _SPECIAL = "background: #fde68a; color: #92400e;"
+QUOTE_CHARS = 80  # a longer prompt is cut in the summary's "computed for" line
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~])")
+
+
+def quoted(text: str) -> str:
+    """The prompt on one line, cut to QUOTE_CHARS, with Markdown's special characters escaped."""
+    one_line = " ".join(text.split())
+    cut = one_line if len(one_line) <= QUOTE_CHARS else one_line[:QUOTE_CHARS - 1] + "…"
+    return _escaped(cut)
+
+
+def _escaped(text: str) -> str:
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def computed_on(prompt: Prompt, model_name: str, adapter: str | None) -> str:
+    """Which prompt, model and adapter a result belongs to: after an edit or a model switch the page still
+    says what the numbers on it are (the base model named too, not only an adapter)."""
+    chat = " (in the chat template)" if prompt.chat else ""
+    on = f"adapter **{_escaped(adapter)}**" if adapter else "the base model (no adapter)"
+    model = f" · model `{model_name}`" if model_name else ""
+    return f"Computed for “{quoted(prompt.text)}”{chat} · {on}{model}"
+
+
+def lens_summary(result: LensResult) -> str:
+    # The result's own sentence names only an adapter; the line below names the base too, so it is left off there.
+    sentence = dataclasses.replace(result, adapter=None).summary()
+    return f"{sentence}\n\n{computed_on(result.prompt, result.model_name, result.adapter)}."
+
+
+def attention_summary(result: AttentionResult, layer: int, head: int) -> str:
+    sentence = dataclasses.replace(result, adapter=None).summary(layer, head)
+    return f"{sentence}\n\n{computed_on(result.prompt, result.model_name, result.adapter)}."
 
 
 def token_chips_html(result: TokenizeResult) -> str:

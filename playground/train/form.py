@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from playground.data.sources import DataSource
@@ -126,3 +128,20 @@ def request_config(recipe: str, settings_json: str | dict[str, Any] | None,
         overrides = {**overrides, "max_steps": None}
     base = recipe_config(recipe, device_type) if recipe else TrainJobConfig()
     return apply_overrides(base, overrides)
+
+
+NEUTRAL_NAME = "my-adapter"  # a new source's adapter name before its file or dataset is known
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def source_name(kind: str | None, recipe: str | None, path: str | None, hub_id: str | None) -> str:
+    """The adapter name the Train tab proposes for a data source: the recipe's id, an uploaded file's stem, a
+    hub dataset's last part (made a valid library name), else NEUTRAL_NAME: never the previous source's name."""
+    if kind == "recipe":
+        raw = recipe or ""
+    elif kind == "file":
+        raw = PurePath(str(path or "")).stem
+    else:
+        raw = str(hub_id or "").rstrip("/").rsplit("/", 1)[-1]
+    name = re.sub(r"\.{2,}", ".", _NOT_IN_NAME.sub("-", raw)).strip("-._")[:100]  # fsutil.validate_name's rules
+    return name or NEUTRAL_NAME

@@ -17,7 +17,7 @@ import gradio as gr
 from playground.adapters.charts import adapter_loss_figure
 from playground.adapters.live import name_argument
 from playground.adapters.mixing import MIX_METHODS, MIX_WEIGHT_MAX, MIX_WEIGHT_MIN, MIX_WEIGHT_STEP, MixSpec
-from playground.adapters.views import LIBRARY_HEADERS, LibraryState, default_pick
+from playground.adapters.views import LIBRARY_HEADERS, LibraryState, default_pick, session_moved
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.paths import server_path
@@ -74,16 +74,20 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
             message, selected = op()
         except (*USER_ERRORS, OSError) as err:
             gr.Warning(str(err))
-            return warn(err), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return warn(err), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
         if selected is KEEP:
-            return message, services.stamp(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return message, services.stamp(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
         return (message, services.stamp(), gr.update(choices=adapters.library.names(), value=selected),
-                *card(selected, choice), selected)
+                *card(selected, choice), selected, None)
 
     gr.Markdown("Saved LoRA adapters for the loaded base model. **Activate** one to use it in every tab of "
                 "this browser (the header shows which; other browsers, e.g. a projector, keep theirs); swapping between loaded adapters is instant, the base is never "
                 "reloaded. New adapters (trained, mixed, imported) appear here by themselves.")
     status = gr.Markdown(elem_id="pg-adapters-status")
+    # The adapter this browser ran when the status line was written ("" = the base); None after a library
+    # operation here, whose own sentence says what changed. When this browser's adapter changes under it (deleted
+    # elsewhere…), the line is rewritten (on_session): "X is active in this browser" must not stay.
+    status_about = gr.State(None)
     table = gr.Dataframe(headers=LIBRARY_HEADERS, interactive=False, wrap=True, column_widths=COLUMN_WIDTHS,
                          label="Adapter library", elem_id="pg-adapters-table", elem_classes=["pg-table"])
     with gr.Row():
@@ -141,15 +145,26 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
 
     def on_activate(name: str | None, base_only: bool = False):
         """This browser's adapter (checked and loaded here; the server's default and other browsers keep
-        theirs): (status, the session's new choice)."""
+        theirs): (status, the session's new choice, what the status line is about)."""
         try:
             if not name and not base_only:
                 refuse("Choose an adapter to activate.")
             choice, message = pick_adapter(services, None if base_only else name)
         except (*USER_ERRORS, OSError) as err:
             gr.Warning(str(err))
-            return warn(err), gr.skip()
-        return message, choice
+            return warn(err), gr.skip(), gr.skip()  # this browser's adapter is unchanged
+        return message, choice, "" if base_only else name
+
+    def on_session(choice: Any, about: str | None):
+        """This browser's adapter changed: a status line naming another one is replaced by what happened."""
+        now = adapter_of(services, choice)
+        if about is None or (about or None) == now:
+            return gr.skip(), gr.skip()
+        old = about or None
+        gone = old is not None and old not in adapters.library.names()
+        renamed = adapters.renamed_to(old) if gone and old else None
+        unfit = adapters.unfit(old) if old and not gone else None
+        return session_moved(old, now, renamed, gone and renamed is None, unfit), now or ""
 
     def on_rename(choice, name, new):
         return attempt(lambda: (adapters.rename(name or "", new or ""), (new or "").strip()), choice)
@@ -208,7 +223,7 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
     # the one it had when the change was seen.)
     library = {**private, "concurrency_id": "adapters-library", "concurrency_limit": 1}
     view_outputs = [table, pick, mix_names, card_md, curve, chosen]
-    changed = [status, state, pick, card_md, curve, chosen]
+    changed = [status, state, pick, card_md, curve, chosen, status_about]
     # Page load, this browser's adapter changed, or anything else changed (this tab, another tab or browser, a
     # training run saving an adapter): redraw, keeping the selection. One listener, so two redraws never race.
     gr.on([demo.load, session.change, state.change], view, [session, chosen], view_outputs, show_progress="hidden",
@@ -218,8 +233,10 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
     mix_names.change(on_mix_names, mix_names, sliders, **private)
     export_btn.click(on_export, pick, [status, export_file], **private)
     merge_btn.click(on_merge, [session, merged_name], status, **private)
-    activate_btn.click(on_activate, pick, [status, session], **private)
-    base_btn.click(lambda: on_activate(None, base_only=True), None, [status, session], **private)
+    activate_btn.click(on_activate, pick, [status, session, status_about], **private)
+    base_btn.click(lambda: on_activate(None, base_only=True), None, [status, session, status_about], **private)
+    session.change(on_session, [session, status_about], [status, status_about], show_progress="hidden",
+                   show_progress_on=[status_about], **private)  # a State's event draws its timer even if hidden
     rename_btn.click(on_rename, [session, pick, new_name], changed, **library)
     delete_btn.click(on_delete, [session, pick, confirm], [*changed, confirm], **library)
     folder_btn.click(on_import_folder, [session, folder, import_name], changed, **library)

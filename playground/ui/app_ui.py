@@ -63,7 +63,7 @@ def build_app(services: Services, presenter: bool = False) -> gr.Blocks:
             with gr.Tab("Decode", id="decode"):
                 decode_parts = decode_tab.build(services, session, header, state, demo)
             with gr.Tab("Inside the model", id="inside"):
-                inside_tab.build(services, session)
+                inside_tab.build(services, session, state)
             with gr.Tab("Train", id="train"):
                 train_tab.build(services, header, state)
             with gr.Tab("Adapters", id="adapters"):

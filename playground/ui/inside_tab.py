@@ -22,13 +22,15 @@ from playground.inside.service import InsideService
 from playground.inside.views import (
     SPECIAL_HEADERS,
     TOKEN_HEADERS,
+    attention_summary,
+    lens_summary,
     special_rows,
     template_html,
     token_chips_html,
     token_rows,
 )
 from playground.services import Services
-from playground.ui.session_adapter import view_for
+from playground.ui.session_adapter import model_key, view_for
 from playground.ui.errors import USER_ERRORS, api_errors, warn
 
 EXAMPLES = ["The capital of France is", "The Eiffel Tower is in the city of", "1, 2, 3, 4, 5,",
@@ -38,9 +40,10 @@ PRIVATE = dict(api_visibility="private")
 NONE3 = (None, None, None)
 
 
-def build(services: Services, session: gr.State) -> None:
-    """`session`: this browser's adapter choice (ui.session_adapter): the lens and attention run it."""
-    """Lay out the Inside tab inside the current gr.Tab."""
+def build(services: Services, session: gr.State, stamp: gr.State | None = None) -> None:
+    """Lay out the Inside tab inside the current gr.Tab. `session`: this browser's adapter choice
+    (ui.session_adapter): the lens and attention run it; `stamp`: the app's change signal (app_ui), so a model
+    switch or a change of the server's adapter this browser follows redraws the views too."""
     svc: InsideService = services.inside
     layers, heads = svc.shape()
 
@@ -52,14 +55,15 @@ def build(services: Services, session: gr.State) -> None:
                            elem_id="inside-chat")
     with gr.Row():
         example_buttons = [gr.Button(text, size="sm", elem_id=f"inside-example-{i}") for i, text in enumerate(EXAMPLES)]
-    shown = gr.State(None)  # (prompt, chat) of the attention on screen, so layer/head moves re-slice it
+    # session_adapter.model_key each view on screen was computed for ("" = none): a model change redraws it
+    lens_for, attn_for = gr.State(""), gr.State("")
 
     with gr.Tabs():
         with gr.Tab("Logit lens", id="inside-lens"):
             gr.Markdown("Every layer's residual stream at the last token, read out through the model's own final "
                         "norm and LM head: at which layer does the answer appear?")
             run_lens = gr.Button("Run the logit lens", variant="primary", elem_id="inside-lens-run")
-            lens_summary = gr.Markdown(elem_id="inside-lens-summary")
+            lens_md = gr.Markdown(elem_id="inside-lens-summary")
             with gr.Row():
                 lens_top = gr.Plot(label="Top tokens per layer", elem_id="inside-lens-top")
                 lens_grid = gr.Plot(label="Top-1 token per layer and position", elem_id="inside-lens-grid")
@@ -72,7 +76,7 @@ def build(services: Services, session: gr.State) -> None:
                 layer = gr.Slider(1, layers, value=1, step=1, label="layer", elem_id="inside-layer", scale=2)
                 head = gr.Slider(0, heads, value=0, step=1, label="head (0 = average over heads)",
                                  elem_id="inside-head", scale=2)
-            attn_summary = gr.Markdown(elem_id="inside-attn-summary")
+            attn_md = gr.Markdown(elem_id="inside-attn-summary")
             with gr.Row():
                 attn_map = gr.Plot(label="Attention weights", elem_id="inside-attn-map")
                 last_bars = gr.Plot(label="What the last token attends to", elem_id="inside-attn-last")
@@ -94,33 +98,51 @@ def build(services: Services, session: gr.State) -> None:
     def seen(choice: Any) -> InsideService:
         return svc.seen_by(view_for(services, choice))
 
+    def drawn_key(choice: Any) -> str:
+        """session_adapter.model_key; a page mounted without an adapter manager (a bare test page that follows
+        the server) keys by the model alone."""
+        if getattr(services, "adapters", None) is None:
+            return f"{services.store.current.fingerprint}|{services.store.revision}"
+        return model_key(services, choice)
+
     def on_lens(choice: Any, text: str, use_chat: bool) -> tuple:
+        """Summary, charts, table and the model key they were computed for ("" = nothing on screen)."""
+        key = drawn_key(choice)  # read first: a change meanwhile leaves a mismatch, so a redraw follows
         try:
             result = seen(choice).lens(text, use_chat)
         except USER_ERRORS as err:
-            return warn(err), None, None, []
-        return result.summary(), lens_top_figure(result), lens_grid_figure(result), result.table()
-
-    def _attention_view(choice: Any, text: str, use_chat: bool, lay: Any, hd: Any) -> tuple:
-        result = seen(choice).attention(text, use_chat)
-        lay, hd = min(int(lay), result.num_layers), min(int(hd), result.num_heads)
-        return (result.summary(lay, hd), attention_figure(result, lay, hd), last_token_figure(result, lay, hd),
-                heads_grid_figure(result, lay), gr.Slider(maximum=result.num_layers, value=lay),
-                gr.Slider(maximum=result.num_heads, value=hd))
+            return warn(err), None, None, [], ""
+        return lens_summary(result), lens_top_figure(result), lens_grid_figure(result), result.table(), key
 
     def on_attention(choice: Any, text: str, use_chat: bool, lay: Any, hd: Any) -> tuple:
+        """Always for the prompt box's text and this browser's model now: a slider moved after an edit or a
+        model switch must not re-slice the attention of what was there before. Cached, so a move on an
+        unchanged prompt only re-slices. The sliders update too: after a switch to a shallower model the value
+        is clamped to the new range."""
+        key = drawn_key(choice)
         try:
-            return (*_attention_view(choice, text, use_chat, lay, hd), (choice, text, bool(use_chat)))
+            result = seen(choice).attention(text, use_chat)
+            lay, hd = min(int(lay), result.num_layers), min(int(hd), result.num_heads)
+            return (attention_summary(result, lay, hd), attention_figure(result, lay, hd),
+                    last_token_figure(result, lay, hd), heads_grid_figure(result, lay),
+                    gr.Slider(maximum=result.num_layers, value=lay), gr.Slider(maximum=result.num_heads, value=hd),
+                    key)
         except USER_ERRORS as err:
-            return warn(err), *NONE3, gr.skip(), gr.skip(), None
+            return warn(err), *NONE3, gr.skip(), gr.skip(), ""
 
-    def on_slice(state: tuple | None, lay: Any, hd: Any) -> tuple:
-        if state is None:
-            return (gr.skip(),) * 6
-        try:  # the slider updates too: after a switch to a shallower model the value is clamped to the new range
-            return _attention_view(*state, lay, hd)
-        except USER_ERRORS as err:
-            return warn(err), *NONE3, gr.skip(), gr.skip()
+    def on_slice(choice: Any, text: str, use_chat: bool, lay: Any, hd: Any, drawn: str) -> tuple:
+        if not drawn:  # no attention on screen yet: a slider alone does not run the model
+            return (gr.skip(),) * 7
+        return on_attention(choice, text, use_chat, lay, hd)
+
+    def on_model_change(choice: Any, text: str, use_chat: bool, lay: Any, hd: Any, lens_drawn: str,
+                        attn_drawn: str) -> tuple:
+        """This browser's model changed (Decode's mechanism: session_adapter.model_key): a view computed on
+        another model is redrawn; one not on screen, or already for this model, is left alone."""
+        key = drawn_key(choice)
+        lens = (gr.skip(),) * 5 if lens_drawn in ("", key) else on_lens(choice, text, use_chat)
+        attn = (gr.skip(),) * 7 if attn_drawn in ("", key) else on_attention(choice, text, use_chat, lay, hd)
+        return *lens, *attn
 
     def on_tokens(text: str) -> tuple:
         try:
@@ -130,17 +152,22 @@ def build(services: Services, session: gr.State) -> None:
         return (result.summary(), token_chips_html(result), token_rows(result), special_rows(result),
                 template_html(result))
 
-    lens_in, lens_out = [session, prompt, chat], [lens_summary, lens_top, lens_grid, lens_table]
+    lens_in, lens_out = [session, prompt, chat], [lens_md, lens_top, lens_grid, lens_table, lens_for]
     attn_in = [session, prompt, chat, layer, head]
-    attn_out = [attn_summary, attn_map, last_bars, heads_grid, layer, head]
+    attn_out = [attn_md, attn_map, last_bars, heads_grid, layer, head, attn_for]
     run_lens.click(on_lens, lens_in, lens_out, **PRIVATE)
     prompt.submit(on_lens, lens_in, lens_out, **PRIVATE)
     for button, example in zip(example_buttons, EXAMPLES):
         button.click(lambda ex=example: ex, None, prompt, queue=False, **PRIVATE).then(
             on_lens, lens_in, lens_out, **PRIVATE)
-    run_attn.click(on_attention, attn_in, [*attn_out, shown], **PRIVATE)
+    run_attn.click(on_attention, attn_in, attn_out, **PRIVATE)
     for control in (layer, head):
-        control.input(on_slice, [shown, layer, head], attn_out, trigger_mode="always_last", **PRIVATE)
+        control.input(on_slice, [*attn_in, attn_for], attn_out, trigger_mode="always_last", **PRIVATE)
+    # This browser's adapter, or (with `stamp`) the model or the server's adapter it follows, changed.
+    triggers = [session.change] + ([stamp.change] if stamp is not None else [])
+    gr.on(triggers, on_model_change, [*attn_in, lens_for, attn_for], [*lens_out, *attn_out],
+          trigger_mode="always_last", show_progress="hidden", show_progress_on=[lens_for],
+          **PRIVATE)  # as Decode's: a State-triggered event draws its timer even if hidden, so on a State
     tok_run.click(on_tokens, tok_text, [tok_summary, tok_chips, tok_table, specials, template], **PRIVATE)
     tok_text.submit(on_tokens, tok_text, [tok_summary, tok_chips, tok_table, specials, template], **PRIVATE)
     _register_api(svc)

@@ -295,4 +295,4 @@ def wire(services: Services, demo: gr.Blocks, bar: LessonBar, targets: links.Lin
         event.then(None, bar.action, None, js=SEND_JS, **PRIVATE)
     bar.pick.input(on_pick, bar.pick, every, **PRIVATE)
     demo.load(on_load, [targets.session], every, **PRIVATE).then(None, bar.action, None, js=SEND_JS, **PRIVATE)
-    bar.timer.tick(tick, bar.run, [bar.live, bar.timer], show_progress="hidden", **PRIVATE)
+    bar.timer.tick(tick, bar.run, [bar.live, bar.timer], show_progress="hidden", show_progress_on=[bar.run], **PRIVATE)

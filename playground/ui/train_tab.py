@@ -12,12 +12,16 @@ from typing import Any
 import gradio as gr
 
 from playground.services import Services
-from playground.train.form import ROLE_FIELDS, form_values, recipe_config, recipe_fields
+from playground.train.form import ROLE_FIELDS, form_values, recipe_config, recipe_fields, source_name
 from playground.train.panel import BUSY_LABEL, LATEST, START_LABEL, Starter, TrainPanel
 from playground.ui.errors import USER_ERRORS, api_errors, user_errors, warn
 from playground.ui.paths import server_path
 from playground.ui.train_method import build_method_live, live_skips, live_updates, wire_method
 from playground.ui.train_settings import build_settings, recipe_markdown
+
+
+PREVIEW_GONE = "_The data source changed: click **Preview data** to see its rows._"
+PREVIEW_TABLE = [["Click Preview data to see the first rows."]]  # as train_settings draws it first
 
 
 def start_button(busy: bool) -> dict[str, Any]:
@@ -69,7 +73,9 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     fields = ui.fields
     inputs = set(fields.values())
     last_key = gr.State(None)
-    on_recipe_pick = recipe_fields()
+    # The adapter name follows the data source (on_source), not the recipe pick, so a typed name survives both.
+    on_recipe_pick = [name for name in recipe_fields() if name != "adapter_name"]
+    proposed = gr.State(fields["adapter_name"].value)  # the name the tab last proposed (not typed by the user)
 
     def values_of(data: dict) -> dict[str, Any]:
         return {name: data[comp] for name, comp in fields.items()}
@@ -84,6 +90,16 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
             return [gr.skip()] * (len(on_recipe_pick) + 1)
         v = form_values(recipe_config(recipe_id, panel.device_type()))
         return [recipe_markdown(recipe_id)] + [v[name] for name in on_recipe_pick]
+
+    def on_source(kind: str, recipe: str, path: str | None, hub_id: str, name: str, last: str):
+        """A new data source: the preview of the old one goes (its rows, lengths and loss mask would pass for
+        this source's), and the adapter name becomes this source's unless the user typed their own."""
+        new, typed = source_name(kind, recipe, path, hub_id), (name or "").strip() not in ("", last)
+        # Written only when it changes: an upload fires `change` twice, and the second write of the same name
+        # could land after the user started typing their own.
+        same = typed or new == (name or "").strip()
+        return (PREVIEW_GONE, gr.update(value=PREVIEW_TABLE, headers=["rows"]), None, None, "",
+                gr.skip() if same else new, last if typed else new)
 
     def preview(data: dict):
         try:
@@ -147,18 +163,22 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
                 api_visibility="private")
     fields["recipe"].change(on_recipe, fields["recipe"], [ui.recipe_info] + [fields[n] for n in on_recipe_pick],
                             api_visibility="private")
+    source = [kind, fields["recipe"], fields["path"], fields["hub_id"]]
+    gr.on([*(box.change for box in source), fields["hub_split"].change], on_source,
+          [*source, fields["adapter_name"], proposed],
+          [ui.data_summary, ui.preview_table, ui.length_plot, ui.mask_view, ui.mask_info, fields["adapter_name"],
+           proposed], trigger_mode="always_last", show_progress="hidden", api_visibility="private")
     preview_outputs = [ui.data_summary, ui.preview_table, ui.length_plot, ui.mask_view, ui.mask_info,
                        *[fields[f"col_{r}"] for r in ROLE_FIELDS]]
-    # GRPO's memory estimate counts the data's prompts once it can read them (a hub dataset: after this preview)
-    ui.preview_btn.click(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private").then(
-        params, inputs, ui.params_info, show_progress="hidden", api_visibility="private")
+    ui.preview_btn.click(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private")
     ui.mask_row.submit(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private")
     for name in ("completion_only_loss", "use_chat_template"):  # the loss mask follows the masking switches
         fields[name].input(preview, inputs | {ui.mask_row}, preview_outputs, api_visibility="private")
     # The trainable-parameter line: on page load and on any box's change, through ONE listener ("always_last"):
     # a recipe pick sets many boxes at once, and separate listeners per box could finish out of order and leave
     # the count of a half-applied form on screen.
-    gr.on(None, params, inputs, ui.params_info, trigger_mode="always_last", show_progress="hidden",
+    # The preview's summary is an input too: GRPO's memory estimate counts a hub dataset's prompts once it is read.
+    gr.on(None, params, inputs | {ui.data_summary}, ui.params_info, trigger_mode="always_last", show_progress="hidden",
           api_visibility="private")
     # A model switch (the app's change signal) changes which layers a LoRA can wrap.
     state.change(lambda: gr.update(choices=["all-linear", *panel.model_targets()]), None,
@@ -171,8 +191,9 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     timer = gr.Timer(1.5)
     live_outputs = [status, progress, chart, probes, probe_title, last_key, run_pick, overlay, stop_btn, resume_btn,
                     start_btn, *method_live.outputs, notice]
+    # shown on a State: a Timer's event drew its "0.1s" over every live output each tick, even with hidden progress
     timer.tick(refresh, [run_pick, log_scale, overlay, last_key], live_outputs, show_progress="hidden",
-               api_visibility="private")
+               show_progress_on=[last_key], api_visibility="private")
     for comp in (run_pick, log_scale, overlay):
         comp.change(refresh, [run_pick, log_scale, overlay, last_key], live_outputs, show_progress="hidden",
                     api_visibility="private")
