@@ -14,6 +14,7 @@ from test_adapters_fixtures import logits_of, make_adapter, manager, plain_logit
 from playground.adapters.library import AdapterError
 from playground.adapters.live import AdapterManager, base_context, next_token_probs_base_vs_tuned
 from playground.adapters.mixing import MixSpec
+from playground.adapters.views import dataset_text
 from playground.model.store import ModelStore
 
 ATOL = 1e-5
@@ -166,6 +167,8 @@ def test_library_table_and_metadata(manager):
     assert summary["beta"]["active"] and summary["alpha"]["final_eval_loss"] == 2.5
     card = state.detail("alpha")
     assert "learning_rate" in card and "`pig-latin` · 10 rows · sha256 `000000000000…`" in card
+    split = {"name": "pig-latin", "rows": 694, "train_rows": 625, "eval_rows": 69}
+    assert dataset_text(split) == "`pig-latin` · 694 rows (625 trained on, 69 held out for the eval loss)"
     assert "{" not in card.split("**Settings**")[0] and "0" * 64 not in card  # no raw JSON, no full sha
     assert "Training time:** 1.5 s" in card
     from playground.adapters.charts import adapter_loss_figure

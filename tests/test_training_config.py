@@ -60,6 +60,9 @@ def test_to_dict_from_dict_roundtrip_ignores_unknown_keys():
     flat = cfg.flat_settings()
     assert flat["r"] == 8 and flat["target_modules"] == ["q_proj", "v_proj"] and flat["quantization"] == "4bit"
     assert flat["lora_alpha"] == 32 and flat["completion_only_loss"] is True
+    # max steps ruled the run's length, so the adapter card does not list an epoch count that had no effect
+    assert "epochs" not in flat and flat["max_steps"] == 5
+    assert TrainJobConfig(train=TrainSettings(max_steps=None, epochs=2.0)).flat_settings()["epochs"] == 2.0
 
 
 def test_form_values_roundtrip_and_empty_boxes():

@@ -55,7 +55,8 @@ def test_three_steps_train_lora_only_and_save_a_loadable_adapter(tiny_llama_dir,
     assert all(h["loss"] > 0 and h["learning_rate"] > 0 and h["grad_norm"] > 0 for h in meta["loss_history"])
     assert [e["step"] for e in meta["eval_history"]] == [2, 3] and meta["final_eval_loss"] > 0
     assert meta["settings"]["r"] == 4 and meta["settings"]["target_modules"] == ["q_proj", "v_proj"]
-    assert meta["dataset"] == {"name": "pig-latin", "rows": 16, "sha256": meta["dataset"]["sha256"]}
+    assert meta["dataset"] == {"name": "pig-latin", "rows": 16, "train_rows": 12, "eval_rows": 4,  # 0.25 held out
+                               "sha256": meta["dataset"]["sha256"]}
     assert meta["run_id"] == "r1" and meta["created_at"][:2] == "20"
     assert meta["settings"]["precision"] == "auto" and meta["trained_in"] == "fp32"  # what auto became here
 

@@ -56,12 +56,16 @@ def default_pick(names: list[str], selected: str | None, active: str | None) -> 
 
 
 def dataset_text(dataset: Any) -> str:
-    """'pig-latin · 694 rows · sha256 0123456789ab…' from the recorded dataset (name, rows, sha256)."""
+    """'pig-latin · 694 rows (625 trained on, 69 held out for the eval loss) · sha256 0123456789ab…' from the
+    recorded dataset (name, rows, train/eval rows when recorded, sha256)."""
     if not isinstance(dataset, dict) or not dataset:
         return "—"
     parts = [f"`{dataset.get('name') or 'unnamed'}`"]
     if isinstance(dataset.get("rows"), int):
-        parts.append(f"{dataset['rows']:,} rows")
+        split = dataset.get("train_rows"), dataset.get("eval_rows")
+        held = (f" ({split[0]:,} trained on, {split[1]:,} held out for the eval loss)"
+                if all(isinstance(n, int) for n in split) and split[1] else "")
+        parts.append(f"{dataset['rows']:,} rows{held}")
     if dataset.get("sha256"):
         parts.append(f"sha256 `{str(dataset['sha256'])[:12]}…`")
     return " · ".join(parts)

@@ -52,7 +52,9 @@ class PreparedData:
     columns: dict[str, str]  # role -> source column
 
     def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "rows": self.rows, "sha256": self.sha256}
+        """What the adapter card records of its data: all rows, and how they were split (the eval rows held out)."""
+        return {"name": self.name, "rows": self.rows, "train_rows": len(self.train),
+                "eval_rows": 0 if self.eval is None else len(self.eval), "sha256": self.sha256}
 
 
 def load_raw(source: DataSource, assets: Path = ASSETS) -> RawData:

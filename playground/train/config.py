@@ -242,6 +242,8 @@ class TrainJobConfig:
                 "use_chat_template": self.data.use_chat_template, "eval_fraction": self.data.eval_fraction,
                 "data_format": self.data.format, **self.tuning.flat()}
         ignored = IGNORED_BY_METHOD.get(self.tuning.method, ())
+        if self.train.max_steps:  # max steps ruled the run's length: its epochs box had no effect
+            ignored = (*ignored, "epochs")
         return {k: v for k, v in flat.items() if k not in ignored}
 
 
