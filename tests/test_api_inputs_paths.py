@@ -204,6 +204,8 @@ def test_the_text_false_does_not_turn_the_chat_template_on(api):
     for endpoint in ("next_token", "generate"):
         assert refusal(fns[endpoint], "hi", "false") == 'chat must be true or false (got "false").'
     assert refusal(fns["beam_search"], "hi", 3, 5, 1.0, "false") == 'chat must be true or false (got "false").'
+    assert refusal(fns["logit_lens"], "hi", "false") == 'chat must be true or false (got "false").'
+    assert refusal(fns["attention"], "hi", "false", 1, 0) == 'chat must be true or false (got "false").'
     tokens = {chat: fns["next_token"]("hi", chat)["prompt_tokens"] for chat in (0, 1, False, True)}
     assert tokens[0] == tokens[False] < tokens[1] == tokens[True]  # 1 / 0 still work: the template adds tokens
 

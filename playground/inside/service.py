@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from playground.decode.checks import check_int
+from playground.decode.checks import check_bool, check_int
 from playground.decode.session import context_limit
 from playground.inside.attention import MAX_ATTENTION_TOKENS, AttentionResult, attention_weights
 from playground.inside.lens import MAX_LENS_TOKENS, LensResult, logit_lens
@@ -53,7 +53,7 @@ class InsideService(SeenThroughViews):
             self._attention.clear()
 
     def _prompt(self, lm: LoadedModel, text: Any, chat: bool, limit: int, purpose: str) -> Prompt:
-        return encode_prompt(lm.tokenizer, text, bool(chat), min(limit, context_limit(lm)), purpose)
+        return encode_prompt(lm.tokenizer, text, check_bool("chat", chat), min(limit, context_limit(lm)), purpose)
 
     def lens(self, text: Any, chat: bool = False) -> LensResult:
         return self._cached(self._lens, logit_lens, text, chat, MAX_LENS_TOKENS, "the logit lens")
