@@ -72,17 +72,23 @@ class Distribution:
 
     @property
     def entropy_bits(self) -> float:
+        """Of the final distribution (after every stage): what generate() samples from."""
         return _entropy_bits(self.final_probs)
 
     @property
     def effective_choices(self) -> float:
-        """2^entropy: how many equally likely tokens would be as uncertain as this distribution."""
+        """2^entropy: how many equally likely tokens would be as uncertain as the final distribution."""
         return float(2 ** self.entropy_bits)
 
     @property
     def mass_kept(self) -> float:
         """Share of the (penalised, tempered) probability that survives the filters."""
         return float(self.scaled_probs[self.kept].sum())
+
+    @property
+    def raw_mass_kept(self) -> float:
+        """Share of the model's own (raw) probability that survives: the waterfall's "of the raw probability"."""
+        return float(self.raw_probs[self.kept].sum())
 
     @property
     def kept_count(self) -> int:
@@ -177,7 +183,12 @@ def top_rows(dist: Distribution, tokenizer: Any, n: int) -> list[TokenRow]:
 
 
 def rank_of(dist: Distribution, token_id: int) -> int:
-    """1-based rank of a token in the distribution (ties share the better rank)."""
+    """1-based rank of a token: its place in `dist.order`, the order the table and the alternatives list show,
+    so on a tie a label never says "rank 1" for the token listed second. Beyond the ranked tokens: one more
+    than the tokens that are strictly more probable."""
+    place = (dist.order == int(token_id)).nonzero()
+    if place.numel():
+        return int(place[0, 0]) + 1
     return int((dist.scaled_probs > dist.scaled_probs[int(token_id)]).sum()) + 1
 
 

@@ -8,6 +8,7 @@ its components.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from playground.decode.checks import check_int
@@ -18,6 +19,45 @@ from playground.decode.stream import GenerateRequest, stream_generate
 HOW = ("picked", "sampled", "greedy")
 MAX_STEP_TOKENS = 200  # "Generate N tokens" in the tab (the /generate API allows more)
 NO_STATE = "Show a next-token distribution first."
+QUOTED = 40  # characters of a prompt quoted in a notice
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a step button begins: the state to step from (None: the prompt box holds nothing usable, so
+    nothing may be drawn) and the sentence for the tab's notice line ('' when there is nothing to say)."""
+
+    state: StepState | None
+    note: str = ""
+
+
+def _quoted(text: str) -> str:
+    text = " ".join(text.split())
+    return f"“{text[:QUOTED]}{'…' * (len(text) > QUOTED)}”"
+
+
+def start_from_box(svc: DecodeService, st: StepState | None, prompt_text: Any, chat: Any) -> Start:
+    """The state Greedy / Sample / Generate / Reset continue. The text built so far while it was built from the
+    prompt box as the box is now (same text, same chat flag); otherwise the box's prompt afresh: a learner who
+    presses Greedy on a fresh page, or after editing the prompt, expects it to step from the prompt they see,
+    and the note says when tokens built on an older prompt were dropped. A prompt that cannot be used (empty,
+    no chat template) gives no state and the reason, for the notice line instead of an error over every view."""
+    if st is not None and st.prompt.text == prompt_text and st.prompt.chat == bool(chat):
+        current, note = for_current_model(svc, st)
+        return Start(current, note or current.prompt.notice)
+    try:
+        fresh = StepState(prompt=svc.encode(prompt_text, chat))
+    except ValueError as err:
+        return Start(None, str(err))
+    notes = [fresh.prompt.notice] if fresh.prompt.notice else []
+    if st is not None:
+        n = len(st.chosen)
+        dropped = (f"; the {n} token{'s' * (n != 1)} chosen after {_quoted(st.prompt.text)} "
+                   f"{'were' if n != 1 else 'was'} dropped" if n else "")
+        what = "prompt was edited" if st.prompt.text != fresh.prompt.text else "chat box was switched"
+        notes.insert(0, f"The {what}: this starts from the prompt {_quoted(fresh.prompt.text)} as it is now"
+                        f"{dropped}.")
+    return Start(fresh, " ".join(notes))
 
 
 def state_for_prompt(svc: DecodeService, st: StepState | None, prompt_text: str, chat: bool) -> StepState:

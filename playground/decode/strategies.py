@@ -62,8 +62,10 @@ def strategy_runs(settings: SamplingSettings, num_beams: Any, seed: Any) -> list
         yours = StrategyRun("Sampled", f"T={settings.temperature:g}, top-k={settings.top_k}, top-p={settings.top_p:g}, "
                                        f"min-p={settings.min_p:g}, repetition penalty={settings.repetition_penalty:g}"
                                        f"{more}, seed {seed}", generate_kwargs(settings))
-    return [StrategyRun("Greedy", "argmax every step", greedy),
-            StrategyRun("Beam search", f"{num_beams} beams, length penalty 1",
+    # The first two rows ignore the sliders (raw scores), which stay visible above: their detail says so.
+    return [StrategyRun("Greedy", "argmax of the raw probabilities every step", greedy),
+            StrategyRun("Beam search", f"{num_beams} beams, length penalty 1, raw log-probabilities (no "
+                                       "temperature, filters or penalty)",
                         {**greedy, "num_beams": num_beams, "early_stopping": False, "length_penalty": 1.0}),
             yours]
 

@@ -9,14 +9,16 @@ into an event and decode/branch.py does the rest.
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 from playground.decode.session import ChosenToken, StepState
 from playground.decode.tokens import colour_legend_html, incremental_texts, prob_color
 
 COLOUR_KEY = ("Each chosen token's background: the probability it had when chosen, in the distribution it was "
-              "drawn from (after the filters; with temperature 0, the model's own after any repetition penalty). "
-              "Hover a token for the alternatives; click one to branch from there.")
+              "drawn from (after the filters; with temperature 0, the model's own after any repetition penalty); "
+              "a token the Greedy button took: the model's own probability, as the argmax does not depend on "
+              "temperature or the filters. Hover a token for the alternatives; click one to branch from there.")
 EMPTY_HINT = ("<p style='color:#6b7280'>Click a candidate, or use Sample / Greedy / Generate, to append tokens."
               "</p>")
 # Popup menus: shown while the token is hovered or focused (scoped to the gr.HTML by its css_template).
@@ -49,13 +51,32 @@ def _text(text: str) -> str:
     return html.escape(text).replace("\n", "↵\n")
 
 
+def shown_prob(c: ChosenToken) -> float:
+    """The probability a chosen token is coloured and headed by (README, Decode: "greedy tokens: the model's
+    own probability"). The Greedy button's argmax is the same token at any temperature and filters, so their
+    reshaped probability (4.2 % at T 1.5 for a token the model gives 7.1 %) would say something the choice
+    never used; every other token: the probability it had where it was drawn or picked (`prob`)."""
+    return c.raw_prob if c.how == "greedy" and math.isfinite(c.raw_prob) else c.prob
+
+
+def _tied(c: ChosenToken) -> bool:
+    """Another alternative at this step has exactly the token's probability (the list's order decides)."""
+    ids = c.alternative_ids or (None,) * len(c.alternatives)
+    return any(p == c.prob for (label, p), i in zip(c.alternatives, ids)
+               if (i != c.token_id if i is not None else label != c.label))
+
+
 def hover_line(c: ChosenToken) -> str:
-    return f"{c.label}: {100 * c.prob:.1f}% (rank {c.rank}, {c.how}; model's own {100 * c.raw_prob:.1f}%)"
+    rank = f"rank {c.rank}{', tied' if _tied(c) else ''}"
+    if c.how == "greedy" and math.isfinite(c.raw_prob):  # shown_prob: the model's own
+        then = f"; {100 * c.prob:.1f}% after that step's settings" if abs(c.prob - c.raw_prob) >= 5e-4 else ""
+        return f"{c.label}: {100 * c.raw_prob:.1f}%, the model's own ({rank}, greedy{then})"
+    return f"{c.label}: {100 * c.prob:.1f}% ({rank}, {c.how}; model's own {100 * c.raw_prob:.1f}%)"
 
 
 def _menu(i: int, c: ChosenToken) -> str:
-    items = [f'<span class="pg-alts-head">{html.escape(hover_line(c))}<br>top alternatives at this step — '
-             "click one to branch here:</span>"]
+    items = [f'<span class="pg-alts-head">{html.escape(hover_line(c))}<br>top alternatives at this step, after '
+             "its settings — click one to branch here:</span>"]
     for j, (label, p) in enumerate(c.alternatives):
         mark = " ✓" if c.alternative_ids[j:j + 1] == (c.token_id,) or (not c.alternative_ids and label == c.label) \
             else ""
@@ -78,8 +99,8 @@ def branchable_text_html(tokenizer: Any, state: StepState) -> str:
         border = "border: 1px dashed #92400e;" if c.token_id in special else ""
         shown = _text(text) if text else "&#8203;"
         parts.append(f'<span class="pg-tok" data-step="{i}" tabindex="0" aria-label="{html.escape(hover_line(c))}" '
-                     f'style="background: {prob_color(c.prob)}; color: #111827; border-radius: 3px; padding: 1px 0; '
-                     f'{border}">{shown}{_menu(i, c)}</span>')
+                     f'style="background: {prob_color(shown_prob(c))}; color: #111827; border-radius: 3px; '
+                     f'padding: 1px 0; {border}">{shown}{_menu(i, c)}</span>')
     parts.append("</div>")
     body = "".join(parts)
     if not state.chosen:

@@ -13,7 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from playground.decode.beam import BeamSettings, beam_search
-from playground.decode.beam_report import final_rows, one_line, summary_markdown
+from playground.decode.beam_report import final_rows, listed_greedy, one_line, summary_markdown
 from playground.decode.branch import BeamBranches, beam_branches
 from playground.decode.charts import (
     add_base_overlay,
@@ -22,7 +22,7 @@ from playground.decode.charts import (
     small_multiples_figure,
     temperature_figure,
 )
-from playground.decode.processors import reshaped_by, scaled_basis
+from playground.decode.processors import pipeline_stages, reshaped_by, scaled_basis
 from playground.decode.sampling import (
     Distribution,
     SamplingSettings,
@@ -74,17 +74,29 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
+def mass_kept_words(dist: Distribution) -> str:
+    """The mass the kept tokens hold, each number named by its basis: of the distribution the filters received
+    (after temperature etc.) and of the raw one, the waterfall's "of the raw probability"; once when no stage
+    reshaped the scores (the two are then the same)."""
+    raw = f"{100 * dist.raw_mass_kept:.1f} % of the raw probability"
+    if not any(not stage.filters for stage in pipeline_stages(dist.settings)):
+        return raw
+    return f"{100 * dist.mass_kept:.1f} % of the distribution {scaled_basis(dist.settings)[1]} · {raw}"
+
+
 def stats_markdown(dist: Distribution, adapter: str | None = None) -> str:
-    """Entropy, effective choices, mass kept, and what each table column is measured on."""
+    """Entropy, effective choices, mass kept (each saying which distribution it is measured on), and what each
+    table column is measured on."""
     s = dist.settings
     kept = f"{_plural(1, 'token')}, greedy" if s.greedy else _plural(dist.kept_count, "token")
     base = f" · *base raw*: the base model without {adapter}" if adapter else ""
     header, words = scaled_basis(s)
     scaled = (f"*{header}*: greedy applies no temperature, so the same as raw" if not reshaped_by(s) else
               f"*{header}*: {words} (the stages that reshape rather than remove)")
-    return (f"**Entropy:** {dist.entropy_bits:.2f} bits  \n"
-            f"**Effective choices (2^entropy):** {dist.effective_choices:.1f}  \n"
-            f"**Probability mass kept:** {100 * dist.mass_kept:.1f} % ({kept})\n\n"
+    final = "one token at 100 %" if s.greedy else "after filters"
+    return (f"**Entropy:** {dist.entropy_bits:.2f} bits, of the final distribution ({final})  \n"
+            f"**Effective choices (2^entropy):** {dist.effective_choices:.1f}, of the final distribution  \n"
+            f"**Probability mass kept:** {mass_kept_words(dist)} ({kept})\n\n"
             "<small>Table columns in pipeline order (%): *#*: rank · *raw*: the model's softmax"
             f"{base} · {scaled} · *top-p cum.*: running sum of what top-p cuts on ({cumulative_basis(s)}) · "
             "*after filters*: after top-k / top-p / min-p and every other stage, "
@@ -249,7 +261,7 @@ def api_generate(svc: DecodeService, prompt: str, chat: bool, settings: Sampling
 def api_beam_search(svc: DecodeService, prompt: str, chat: bool, settings: BeamSettings) -> dict[str, Any]:
     state = StepState(prompt=svc.encode(prompt, chat))
     with svc.store.reading(Urgency.GENERATE) as lm:
-        result = beam_search(lm, list(state.ids), settings)
+        result = listed_greedy(beam_search(lm, list(state.ids), settings))  # the numbers the tab shows
     return {"notice": state.prompt.notice, "continues": result.context,
             "sequences": [s.as_api() for s in result.final],
             "greedy": result.greedy.as_api() if result.greedy else None,

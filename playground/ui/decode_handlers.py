@@ -1,10 +1,12 @@
 """The Decode tab's handler plumbing: each knob handler runs with this browser's DecodeService and one
-SamplingSettings, and `view_updates` maps a StepState onto the Next-token view's components (the tab and
-links.py both draw through it)."""
+SamplingSettings, `view_updates` maps a StepState onto the Next-token view's components (the tab and
+links.py both draw through it), and `step_updates` starts a step button from the prompt box (steps.py)."""
 
 from __future__ import annotations
 
+import html
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,13 +15,23 @@ import gradio as gr
 from playground.decode.checks import check_int
 from playground.decode.sampling import SamplingSettings
 from playground.decode.session import DecodeService, StepState
-from playground.decode.views import KNOB_NAMES, column_widths, distribution_view, settings_from_values
+from playground.decode.steps import Start, start_from_box
+from playground.decode.views import (
+    KNOB_NAMES,
+    TABLE_HEADERS,
+    column_widths,
+    distribution_view,
+    settings_from_values,
+    template_view,
+)
 from playground.services import Services
-from playground.ui.errors import api_errors
+from playground.ui.errors import api_errors, warn
 from playground.ui.session_adapter import decode_for
 from playground.ui.turns import presenter_first
 
 KNOBS = len(KNOB_NAMES)  # the five sliders, "More samplers": always the first inputs of a knob handler
+# Markdown's own characters, as links.as_plain_markdown escapes them (links.py imports this module, not back)
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]()#!|~])")
 
 
 def session_values(services: Services, values: tuple) -> tuple:
@@ -54,3 +66,37 @@ def view_updates(svc: DecodeService, settings: SamplingSettings, st: StepState, 
     v = distribution_view(svc, st, settings, check_int("top_n", n, 1, 200))
     return (st, v.figure, v.stats, _table_update(v.headers, v.table), gr.Radio(choices=v.candidates, value=None),
             v.text_html, v.waterfall)
+
+
+def notice_markdown(note: str) -> str:
+    """A note for the notice line: it quotes the user's prompt, whose * or _ must not turn into formatting."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", html.escape(note, quote=False)) if note else ""
+
+
+def cleared_view(reason: str) -> tuple:
+    """No state and nothing drawn (view_updates' outputs, then notice and template), the reason in the notice
+    line: a prompt that cannot be used must not leave the last prompt's chart and numbers on screen as if
+    they were its own, nor an error mark over every view."""
+    return (None, None, "", _table_update(TABLE_HEADERS, []), gr.Radio(choices=[], value=None), "", None,
+            warn(notice_markdown(reason)), "")
+
+
+def drawn_updates(svc: DecodeService, settings: SamplingSettings, old: StepState | None, start: Start,
+                  st: StepState, n: Any) -> tuple:
+    """view_updates of `st` (stepped from `start`), then the notice and the template (redrawn only when the
+    prompt changed from `old`'s)."""
+    assert start.state is not None
+    fresh = old is None or old.prompt != start.state.prompt
+    return (*view_updates(svc, settings, st, n), notice_markdown(start.note),
+            template_view(svc, start.state) if fresh else gr.skip())
+
+
+def step_updates(svc: DecodeService, settings: SamplingSettings, old: StepState | None, prompt_text: Any,
+                 chat: Any, n: Any, step: Callable[[StepState], StepState]) -> tuple:
+    """A step button: `step` applied to the state start_from_box gives (the text built so far, or the prompt
+    box afresh), drawn with its notice and template; a prompt box that cannot be used clears the view and says
+    why in the notice line."""
+    start = start_from_box(svc, old, prompt_text, chat)
+    if start.state is None:
+        return cleared_view(start.note)
+    return drawn_updates(svc, settings, old, start, step(start.state), n)

@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from playground.decode.beam import MAX_BEAMS, MAX_STEPS, BeamSettings
-from playground.decode.beam_report import FINAL_HEADERS
+from playground.decode.beam_report import FINAL_HEADERS, RAW_SCORES
 from playground.decode.branch import branch, follow
 from playground.decode.session import DecodeService, StepState
 from playground.decode.steps import (
@@ -21,6 +21,7 @@ from playground.decode.steps import (
     choose,
     for_current_model,
     generate_states,
+    start_from_box,
     state_for_prompt,
 )
 from playground.decode.text_view import TEXT_CSS, TEXT_JS
@@ -40,7 +41,14 @@ from playground.ui.decode_samplers import TREE_CLICK_JS, more_samplers
 from playground.ui.errors import api_errors
 from playground.ui.link_parts import DecodeParts, link_row
 from playground.ui.session_adapter import decode_for, model_key
-from playground.ui.decode_handlers import session_values, settings_wrapper, view_updates
+from playground.ui.decode_handlers import (
+    cleared_view,
+    drawn_updates,
+    session_values,
+    settings_wrapper,
+    step_updates,
+    view_updates,
+)
 
 EXAMPLES = ["The rain in Spain falls mainly in the", "The capital of France is", "Once upon a time, there was a",
             "def fibonacci(n):", "日本の首都は", "My favourite food is 🍕 because"]
@@ -116,7 +124,7 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
                                            elem_id="decode-length-penalty")
                 run_beam = gr.Button("Run beam search", variant="primary", elem_id="decode-run-beam")
             gr.Markdown("Beam search continues the text in *Next token*: the prompt plus any tokens chosen there "
-                        "(the text is shown above the tree).")
+                        f"(the text is shown above the tree). {RAW_SCORES}")
             beam_summary = gr.Markdown(elem_id="decode-beam-summary")
             tree = gr.Plot(label="Search tree", elem_id="decode-tree")
             tree_clicks = gr.HTML("<small>Click any node of the tree to continue from it in <i>Next token</i> "
@@ -148,8 +156,10 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
 
     @with_settings
     def on_prompt(svc, settings, prompt_text, use_chat, n):
-        st = StepState(prompt=svc.encode(prompt_text, use_chat))
-        return (*_view(svc, settings, st, n), st.prompt.notice, template_view(svc, st))
+        start = start_from_box(svc, None, prompt_text, use_chat)  # an empty box: a sentence, not an error
+        if start.state is None:
+            return cleared_view(start.note)
+        return drawn_updates(svc, settings, None, start, start.state, n)
 
     @with_settings
     def on_settings(svc, settings, st, n):
@@ -170,30 +180,37 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
     def on_pick(svc, settings, st, n, token_id):
         return skip_view if token_id is None else _view(svc, settings, choose(svc, st, settings, "picked", token_id), n)
 
+    # The step buttons step from the prompt box as it is (steps.start_from_box): on a fresh page, or after the
+    # prompt was edited, from the box's prompt; otherwise they continue the text built so far.
     @with_settings
-    def on_sample(svc, settings, st, n, sd):
-        return _view(svc, settings, choose(svc, st, settings, "sampled", seed=sd), n)
+    def on_sample(svc, settings, st, prompt_text, use_chat, n, sd):
+        return step_updates(svc, settings, st, prompt_text, use_chat, n,
+                            lambda s: choose(svc, s, settings, "sampled", seed=sd))
 
     @with_settings
-    def on_greedy(svc, settings, st, n):
-        return _view(svc, settings, choose(svc, st, settings, "greedy"), n)
+    def on_greedy(svc, settings, st, prompt_text, use_chat, n):
+        return step_updates(svc, settings, st, prompt_text, use_chat, n, lambda s: choose(svc, s, settings, "greedy"))
 
     @with_settings
     def on_undo(svc, settings, st, n):
         return skip_view if st is None else _view(svc, settings, st.undo(), n)
 
     @with_settings
-    def on_reset(svc, settings, st, n):
-        return skip_view if st is None else _view(svc, settings, st.reset(), n)
+    def on_reset(svc, settings, st, prompt_text, use_chat, n):
+        return step_updates(svc, settings, st, prompt_text, use_chat, n, StepState.reset)
 
     @with_settings
-    def on_generate(svc, settings, st, n, count, sd):
+    def on_generate(svc, settings, st, prompt_text, use_chat, n, count, sd):
         """Stream the coloured text as tokens arrive, then show the distribution after them."""
+        start = start_from_box(svc, st, prompt_text, use_chat)
+        if start.state is None:
+            yield cleared_view(start.note)
+            return
         skip = [gr.skip()] * (len(view_out) - 3)
-        grown = st
-        for grown in generate_states(svc, st, settings, count, sd):
-            yield (grown, *skip, built_text_html(svc.tokenizer(), grown), gr.skip())
-        yield _view(svc, settings, grown, n)
+        grown = start.state
+        for grown in generate_states(svc, start.state, settings, count, sd):
+            yield (grown, *skip, built_text_html(svc.tokenizer(), grown), gr.skip(), gr.skip(), gr.skip())
+        yield drawn_updates(svc, settings, st, start, grown, n)
 
     @api_errors
     def on_text_branch(evt: gr.EventData, *values):
@@ -258,11 +275,12 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
               [*view_out, notice, template, drawn_for], trigger_mode="always_last", show_progress="hidden",
               show_progress_on=[drawn_for], **PRIVATE)  # a State-triggered event draws its timer even if hidden
     candidates.input(on_pick, knob_inputs(state, top_n, candidates), view_out, **PRIVATE)
-    sample.click(on_sample, knob_inputs(state, top_n, seed), view_out, **PRIVATE)
-    greedy.click(on_greedy, knob_inputs(state, top_n), view_out, **PRIVATE)
+    box = [state, prompt, chat]  # a step button's state and the prompt box it starts from
+    sample.click(on_sample, knob_inputs(*box, top_n, seed), prompt_out, **PRIVATE)
+    greedy.click(on_greedy, knob_inputs(*box, top_n), prompt_out, **PRIVATE)
     undo.click(on_undo, knob_inputs(state, top_n), view_out, **PRIVATE)
-    reset.click(on_reset, knob_inputs(state, top_n), view_out, **PRIVATE)
-    generate.click(on_generate, knob_inputs(state, top_n, n_tokens, seed), view_out, **PRIVATE)
+    reset.click(on_reset, knob_inputs(*box, top_n), prompt_out, **PRIVATE)
+    generate.click(on_generate, knob_inputs(*box, top_n, n_tokens, seed), prompt_out, **PRIVATE)
     text.select(on_text_branch, knob_inputs(state, top_n), view_out, **PRIVATE)
     run_beam.click(on_beam, [session, state, prompt, chat, beams, steps, length_penalty],
                    [beam_summary, tree, finals, beam_paths, node_pick], **PRIVATE)
