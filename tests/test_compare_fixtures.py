@@ -15,39 +15,54 @@ from conftest import BUNDLED_DATA_DIR
 ADAPTER = "random-lora"
 
 
-@pytest.fixture(scope="module")
-def adapter_data(bundled_checkpoint) -> Path:
-    """A data dir with one random LoRA for the bundled model in <data>/adapters/ (the shared bundled store's
-    model is never touched: the adapter is built on a separate copy)."""
+def bundled_data_dir(prefix: str) -> Path:
+    """A fresh data dir that reuses the bundled model's converted weights (symlinked, not converted again)."""
+    data = Path(tempfile.mkdtemp(prefix=prefix))
+    (data / "models").mkdir(parents=True)
+    for d in (BUNDLED_DATA_DIR / "models").glob("*"):
+        if d.is_dir() and not d.name.startswith("."):
+            os.symlink(d, data / "models" / d.name)
+    return data
+
+
+def add_random_lora(data: Path, checkpoint: Path, name: str, seed: int = 0, scale: float = 1.0,
+                    **meta: object) -> None:
+    """A random (non-identity) q/v LoRA of the bundled model in <data>/adapters/<name>, built on a separate copy
+    (the shared bundled store's model is never touched); `scale` multiplies its B matrices, `meta` adds to its
+    playground.json."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from playground.model.sources import BUNDLED_NAME
     from playground.model.store import fingerprint_model
 
-    data = Path(tempfile.mkdtemp(prefix="pg-compare-data-"))
-    (data / "models").mkdir(parents=True)
-    for d in (BUNDLED_DATA_DIR / "models").glob("*"):  # reuse the converted weights
-        if d.is_dir() and not d.name.startswith("."):
-            os.symlink(d, data / "models" / d.name)
-    model = AutoModelForCausalLM.from_pretrained(bundled_checkpoint, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
     fingerprint = fingerprint_model(model)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
                                             init_lora_weights=False))
-    with torch.no_grad():  # strong enough that the answers visibly differ
-        for name, param in peft.named_parameters():
-            if "lora_B" in name:
-                param.mul_(4.0)
-    folder = data / "adapters" / ADAPTER
+    with torch.no_grad():
+        for param_name, param in peft.named_parameters():
+            if "lora_B" in param_name:
+                param.mul_(scale)
+    folder = data / "adapters" / name
     peft.save_pretrained(folder)
     (folder / "playground.json").write_text(json.dumps({
-        "name": ADAPTER, "kind": "trained", "base_model": BUNDLED_NAME, "base_source": "bundled",
+        "name": name, "kind": "trained", "base_model": BUNDLED_NAME, "base_source": "bundled",
         "base_fingerprint": fingerprint, "dataset": {"name": "pig-latin", "rows": 694, "sha256": "0" * 64},
-        "settings": {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]},
-        "loss_history": [{"step": i, "loss": 2.0 / i, "learning_rate": 2e-4, "grad_norm": 1.0} for i in (1, 2, 3)],
-        "eval_history": [{"step": 3, "eval_loss": 1.1}], "final_train_loss": 0.67, "final_eval_loss": 1.1,
-        "duration_s": 12.0, "created_at": "2025-01-01T00:00:00+00:00", "run_id": "test"}))
+        "settings": {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]}, **meta}))
+
+
+@pytest.fixture(scope="module")
+def adapter_data(bundled_checkpoint) -> Path:
+    """A data dir with one random LoRA for the bundled model in <data>/adapters/, strong enough that the
+    answers visibly differ."""
+    data = bundled_data_dir("pg-compare-data-")
+    add_random_lora(data, bundled_checkpoint, ADAPTER, scale=4.0,
+                    loss_history=[{"step": i, "loss": 2.0 / i, "learning_rate": 2e-4, "grad_norm": 1.0}
+                                  for i in (1, 2, 3)],
+                    eval_history=[{"step": 3, "eval_loss": 1.1}], final_train_loss=0.67, final_eval_loss=1.1,
+                    duration_s=12.0, created_at="2025-01-01T00:00:00+00:00", run_id="test")
     return data
 
 

@@ -6,44 +6,20 @@ adapter deleted in another browser."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 
 import pytest
-import torch
-from conftest import ARTIFACTS, BUNDLED_DATA_DIR, set_slider
-from test_compare_fixtures import pick, wait_text
+from conftest import ARTIFACTS, set_slider
+from test_compare_fixtures import add_random_lora, bundled_data_dir, pick, wait_text
 
 ADAPTERS = ("pig", "doomed")
 
 
 @pytest.fixture(scope="module")
 def stale_url(start_app, bundled_checkpoint) -> str:
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from playground.model.sources import BUNDLED_NAME
-    from playground.model.store import fingerprint_model
-
-    data = Path(tempfile.mkdtemp(prefix="pg-stale-data-"))
-    (data / "models").mkdir(parents=True)
-    for d in (BUNDLED_DATA_DIR / "models").glob("*"):  # reuse the converted weights
-        if d.is_dir() and not d.name.startswith("."):
-            os.symlink(d, data / "models" / d.name)
+    data = bundled_data_dir("pg-stale-data-")
     for seed, name in enumerate(ADAPTERS):
-        model = AutoModelForCausalLM.from_pretrained(bundled_checkpoint, dtype=torch.float32)
-        fingerprint = fingerprint_model(model)
-        torch.manual_seed(seed)
-        peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
-                                                init_lora_weights=False))
-        folder = data / "adapters" / name
-        peft.save_pretrained(folder)
-        (folder / "playground.json").write_text(json.dumps({
-            "name": name, "kind": "trained", "base_model": BUNDLED_NAME, "base_source": "bundled",
-            "base_fingerprint": fingerprint, "dataset": {"name": "pig-latin", "rows": 694, "sha256": "0" * 64},
-            "settings": {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]},
-            "created_at": f"2025-01-01T00:00:0{seed}+00:00", "run_id": f"test-{seed}"}))
+        add_random_lora(data, bundled_checkpoint, name, seed, created_at=f"2025-01-01T00:00:0{seed}+00:00",
+                        run_id=f"test-{seed}")
     return start_app(data_dir=data)
 
 
