@@ -7,6 +7,7 @@ shows (component by component)."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 
@@ -54,9 +55,9 @@ def _press(demo: gr.Blocks, elem_id: str, event: str = "click", **values) -> dic
         args.append(values[key] if key in values else
                     sa.as_json(AdapterChoice()) if isinstance(comp, gr.State) else comp.value)
     out = fn.fn(*args)
-    if not isinstance(out, tuple):
+    if inspect.isgenerator(out):
         out = list(out)[-1]
-    return dict(zip(fn.outputs, out))
+    return dict(zip(fn.outputs, out if len(fn.outputs) > 1 else (out,)))
 
 
 def _stepped(demo, prompt: str, st=None, button: str = "decode-greedy", **more) -> dict:
@@ -221,3 +222,19 @@ def test_a_tied_tokens_rank_is_its_place_in_the_alternatives_list(tiny_store):
     second = chosen_from_distribution(dist, tokenizer, listed[1], "greedy")
     assert "(rank 2, tied, greedy" in hover_line(second)  # its equal probability, said, explains the order
     assert "tied" not in hover_line(chosen_from_distribution(dist, tokenizer, 500, "picked"))
+
+
+@pytest.mark.parametrize("button", ["decode-run-beam", "decode-explore-run", "decode-compare-run"])
+def test_beam_explore_and_compare_refuse_an_empty_prompt_with_a_toast_and_keep_their_views(tab, button):
+    """A raised gr.Error put an "Error" mark over each of their outputs until the next run: now a warning toast,
+    and every output is left as it was (gr.skip)."""
+    demo, _, _ = tab
+    warnings = []
+    real = gr.Warning
+    gr.Warning = lambda message, *a, **k: warnings.append(message)
+    try:
+        out = _press(demo, button, state=None, **{"decode-prompt": "  "})
+    finally:
+        gr.Warning = real
+    assert warnings == ["The prompt is empty: type some text first."]
+    assert out and all(v == gr.skip() for v in out.values())

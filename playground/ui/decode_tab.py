@@ -38,7 +38,7 @@ from playground.decode.views import (
 from playground.services import Services
 from playground.ui.decode_api import register_api
 from playground.ui.decode_samplers import TREE_CLICK_JS, more_samplers
-from playground.ui.errors import api_errors
+from playground.ui.errors import api_errors, warned
 from playground.ui.link_parts import DecodeParts, link_row
 from playground.ui.session_adapter import decode_for, model_key
 from playground.ui.decode_handlers import (
@@ -282,12 +282,14 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
     reset.click(on_reset, knob_inputs(*box, top_n), prompt_out, **PRIVATE)
     generate.click(on_generate, knob_inputs(*box, top_n, n_tokens, seed), prompt_out, **PRIVATE)
     text.select(on_text_branch, knob_inputs(state, top_n), view_out, **PRIVATE)
-    run_beam.click(on_beam, [session, state, prompt, chat, beams, steps, length_penalty],
+    # These three keep their last results on a refusal (an empty prompt): a toast, no "Error" over each view
+    run_beam.click(warned(on_beam, 5), [session, state, prompt, chat, beams, steps, length_penalty],
                    [beam_summary, tree, finals, beam_paths, node_pick], **PRIVATE)
     tree_clicks.select(on_tree_click, knob_inputs(state, beam_paths, top_n), [*view_out, tabs], **PRIVATE)
     node_pick.input(on_node_pick, knob_inputs(state, beam_paths, top_n, node_pick), [*view_out, tabs], **PRIVATE)
-    explore.click(on_explore, knob_inputs(state, prompt, chat), [sweep_chart, multiples], **PRIVATE)
-    compare.click(on_compare, knob_inputs(state, prompt, chat, beams, compare_tokens, seed), comparison, **PRIVATE)
+    explore.click(warned(on_explore, 2), knob_inputs(state, prompt, chat), [sweep_chart, multiples], **PRIVATE)
+    compare.click(warned(on_compare, 1), knob_inputs(state, prompt, chat, beams, compare_tokens, seed), comparison,
+                  **PRIVATE)
     register_api(svc, services.rooms)
     return DecodeParts(prompt, chat, knobs, seed, top_n, view_out, notice, template, tabs, beams, steps,
                        length_penalty, [beam_summary, tree, finals, beam_paths, node_pick], [sweep_chart, multiples],

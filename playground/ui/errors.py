@@ -51,3 +51,29 @@ def api_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         with user_errors():
             return fn(*args, **kwargs)
     return wrapper
+
+
+def warned(fn: Callable[..., Any], outputs: int) -> Callable[..., Any]:
+    """A private handler whose mistakes become a warning toast while its `outputs` stay as they were: a raised
+    gr.Error would also mark every output "Error" until the next run (the views name what they were run for)."""
+    def skips() -> Any:
+        return gr.skip() if outputs == 1 else tuple(gr.skip() for _ in range(outputs))
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except (*USER_ERRORS, gr.Error) as err:
+                gr.Warning(getattr(err, "message", None) or str(err))
+                yield skips()
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (*USER_ERRORS, gr.Error) as err:
+            gr.Warning(getattr(err, "message", None) or str(err))
+            return skips()
+    return wrapper
