@@ -122,6 +122,21 @@ def test_a_slider_past_a_shallower_model_moves_the_slider_too(inside):
     assert isinstance(head, gr.Slider) and (head.maximum, head.value) == (4, 4)
 
 
+def test_the_tokens_view_is_redrawn_after_a_model_switch_and_names_the_model(inside, services):
+    """The tokenizer is the base model's: a view drawn with another model's is redrawn when the app's signal
+    changes; one drawn with this model, or not drawn, is left (an adapter switch changes no token)."""
+    demo, _, stamp = inside
+    text, lm = "Hello, tokens!", services.store.current
+    drawn = _handler(demo, "on_tokens")(text)
+    assert drawn[0].endswith(f" · {lm.name}") and drawn[-1] == lm.fingerprint
+    on_base_change = _handler(demo, "on_base_change")
+    assert on_base_change(text, lm.fingerprint) == (gr.skip(),) * 6 == on_base_change(text, "")
+    redrawn = on_base_change(text, "another-model")
+    assert redrawn[0] == drawn[0] and redrawn[-1] == lm.fingerprint
+    assert _listeners(demo, (stamp, "change"), next(b for b in demo.blocks.values()
+                                                     if getattr(b, "elem_id", None) == "inside-tok-summary"))
+
+
 # ---------------------------------------------------------------- Train: a new data source
 
 

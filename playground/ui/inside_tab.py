@@ -94,6 +94,7 @@ def build(services: Services, session: gr.State, stamp: gr.State | None = None) 
                 specials = gr.Dataframe(headers=SPECIAL_HEADERS, interactive=False, label="Special tokens",
                                         elem_id="inside-tok-specials")
                 template = gr.HTML(elem_id="inside-tok-template")
+            tok_for = gr.State("")  # the base model (fingerprint) the Tokens view was drawn with; "" = none yet
 
     def seen(choice: Any) -> InsideService:
         return svc.seen_by(view_for(services, choice))
@@ -148,9 +149,13 @@ def build(services: Services, session: gr.State, stamp: gr.State | None = None) 
         try:
             result = svc.tokenize(text)
         except USER_ERRORS as err:
-            return warn(err), "", [], [], ""
-        return (result.summary(), token_chips_html(result), token_rows(result), special_rows(result),
-                template_html(result))
+            return warn(err), "", [], [], "", ""
+        return (f"{result.summary()} · {services.store.current.name}", token_chips_html(result), token_rows(result),
+                special_rows(result), template_html(result), services.store.current.fingerprint)
+
+    def on_base_change(text: str, drawn: str) -> tuple:
+        """A model switch changes the tokenizer (an adapter does not): a Tokens view drawn with another is redrawn."""
+        return (gr.skip(),) * 6 if drawn in ("", services.store.current.fingerprint) else on_tokens(text)
 
     lens_in, lens_out = [session, prompt, chat], [lens_md, lens_top, lens_grid, lens_table, lens_for]
     attn_in = [session, prompt, chat, layer, head]
@@ -168,8 +173,12 @@ def build(services: Services, session: gr.State, stamp: gr.State | None = None) 
     gr.on(triggers, on_model_change, [*attn_in, lens_for, attn_for], [*lens_out, *attn_out],
           trigger_mode="always_last", show_progress="hidden", show_progress_on=[lens_for],
           **PRIVATE)  # as Decode's: a State-triggered event draws its timer even if hidden, so on a State
-    tok_run.click(on_tokens, tok_text, [tok_summary, tok_chips, tok_table, specials, template], **PRIVATE)
-    tok_text.submit(on_tokens, tok_text, [tok_summary, tok_chips, tok_table, specials, template], **PRIVATE)
+    tok_out = [tok_summary, tok_chips, tok_table, specials, template, tok_for]
+    tok_run.click(on_tokens, tok_text, tok_out, **PRIVATE)
+    tok_text.submit(on_tokens, tok_text, tok_out, **PRIVATE)
+    if stamp is not None:
+        stamp.change(on_base_change, [tok_text, tok_for], tok_out, show_progress="hidden", show_progress_on=[tok_for],
+                     **PRIVATE)
     _register_api(svc)
 
 
