@@ -19,7 +19,7 @@ from playground.adapters.live import name_argument
 from playground.adapters.mixing import MIX_METHODS, MIX_WEIGHT_MAX, MIX_WEIGHT_MIN, MIX_WEIGHT_STEP, MixSpec
 from playground.adapters.views import LIBRARY_HEADERS, LibraryState, default_pick, session_moved
 from playground.services import Services
-from playground.ui.errors import USER_ERRORS, api_errors, warn
+from playground.ui.errors import USER_ERRORS, api_errors, unseen_progress, warn
 from playground.ui.paths import server_path
 from playground.ui.session_adapter import adapter_of, own_adapter
 from playground.ui.session_adapter import pick as pick_adapter
@@ -235,8 +235,8 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
     merge_btn.click(on_merge, [session, merged_name], status, **private)
     activate_btn.click(on_activate, pick, [status, session, status_about], **private)
     base_btn.click(lambda: on_activate(None, base_only=True), None, [status, session, status_about], **private)
-    session.change(on_session, [session, status_about], [status, status_about], show_progress="hidden",
-                   show_progress_on=[status_about], **private)  # a State's event draws its timer even if hidden
+    session.change(on_session, [session, status_about], [status, status_about], **unseen_progress(status_about),
+                   **private)
     rename_btn.click(on_rename, [session, pick, new_name], changed, **library)
     delete_btn.click(on_delete, [session, pick, confirm], [*changed, confirm], **library)
     folder_btn.click(on_import_folder, [session, folder, import_name], changed, **library)

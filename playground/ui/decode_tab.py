@@ -38,7 +38,7 @@ from playground.decode.views import (
 from playground.services import Services
 from playground.ui.decode_api import register_api
 from playground.ui.decode_samplers import TREE_CLICK_JS, more_samplers
-from playground.ui.errors import api_errors, warned
+from playground.ui.errors import api_errors, unseen_progress, warned
 from playground.ui.link_parts import DecodeParts, link_row
 from playground.ui.session_adapter import decode_for, model_key
 from playground.ui.decode_handlers import (
@@ -272,8 +272,8 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
             demo.load(lambda choice: model_key(services, choice), [session], drawn_for, queue=False,
                       show_progress="hidden", **PRIVATE)
         gr.on([stamp.change, session.change], on_model_change, knob_inputs(state, top_n, session, drawn_for),
-              [*view_out, notice, template, drawn_for], trigger_mode="always_last", show_progress="hidden",
-              show_progress_on=[drawn_for], **PRIVATE)  # a State-triggered event draws its timer even if hidden
+              [*view_out, notice, template, drawn_for], trigger_mode="always_last",
+              **unseen_progress(drawn_for), **PRIVATE)
     candidates.input(on_pick, knob_inputs(state, top_n, candidates), view_out, **PRIVATE)
     box = [state, prompt, chat]  # a step button's state and the prompt box it starts from
     sample.click(on_sample, knob_inputs(*box, top_n, seed), prompt_out, **PRIVATE)

@@ -77,3 +77,10 @@ def warned(fn: Callable[..., Any], outputs: int) -> Callable[..., Any]:
             gr.Warning(getattr(err, "message", None) or str(err))
             return skips()
     return wrapper
+
+
+def unseen_progress(state: gr.State) -> dict[str, Any]:
+    """Listener options for an event nobody clicked (a Timer's poll, a State-triggered redraw): no progress drawn.
+    Gradio 6 drew its timer ("0.2s", "queue: 1/1") over every output of such an event even with
+    show_progress="hidden"; shown on a State, which is never drawn, it appears nowhere."""
+    return dict(show_progress="hidden", show_progress_on=[state])

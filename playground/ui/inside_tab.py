@@ -31,7 +31,7 @@ from playground.inside.views import (
 )
 from playground.services import Services
 from playground.ui.session_adapter import model_key, view_for
-from playground.ui.errors import USER_ERRORS, api_errors, warn
+from playground.ui.errors import USER_ERRORS, api_errors, unseen_progress, warn
 
 EXAMPLES = ["The capital of France is", "The Eiffel Tower is in the city of", "1, 2, 3, 4, 5,",
             "The opposite of hot is"]
@@ -171,14 +171,12 @@ def build(services: Services, session: gr.State, stamp: gr.State | None = None) 
     # This browser's adapter, or (with `stamp`) the model or the server's adapter it follows, changed.
     triggers = [session.change] + ([stamp.change] if stamp is not None else [])
     gr.on(triggers, on_model_change, [*attn_in, lens_for, attn_for], [*lens_out, *attn_out],
-          trigger_mode="always_last", show_progress="hidden", show_progress_on=[lens_for],
-          **PRIVATE)  # as Decode's: a State-triggered event draws its timer even if hidden, so on a State
+          trigger_mode="always_last", **unseen_progress(lens_for), **PRIVATE)
     tok_out = [tok_summary, tok_chips, tok_table, specials, template, tok_for]
     tok_run.click(on_tokens, tok_text, tok_out, **PRIVATE)
     tok_text.submit(on_tokens, tok_text, tok_out, **PRIVATE)
     if stamp is not None:
-        stamp.change(on_base_change, [tok_text, tok_for], tok_out, show_progress="hidden", show_progress_on=[tok_for],
-                     **PRIVATE)
+        stamp.change(on_base_change, [tok_text, tok_for], tok_out, **unseen_progress(tok_for), **PRIVATE)
     _register_api(svc)
 
 

@@ -34,7 +34,7 @@ from playground.services import Services
 from playground.train.form import request_config
 from playground.train.panel import Starter, TrainPanel
 from playground.ui import links
-from playground.ui.errors import USER_ERRORS, warn
+from playground.ui.errors import USER_ERRORS, unseen_progress, warn
 from playground.ui.session_adapter import adapter_of
 from playground.ui.train_tab import starter
 
@@ -295,4 +295,4 @@ def wire(services: Services, demo: gr.Blocks, bar: LessonBar, targets: links.Lin
         event.then(None, bar.action, None, js=SEND_JS, **PRIVATE)
     bar.pick.input(on_pick, bar.pick, every, **PRIVATE)
     demo.load(on_load, [targets.session], every, **PRIVATE).then(None, bar.action, None, js=SEND_JS, **PRIVATE)
-    bar.timer.tick(tick, bar.run, [bar.live, bar.timer], show_progress="hidden", show_progress_on=[bar.run], **PRIVATE)
+    bar.timer.tick(tick, bar.run, [bar.live, bar.timer], **unseen_progress(bar.run), **PRIVATE)

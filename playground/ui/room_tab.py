@@ -22,14 +22,13 @@ from playground.classroom.qr import qr_svg
 from playground.classroom.rooms import RoomHub
 from playground.classroom.views import RoomView
 from playground.services import Services
-from playground.ui.errors import USER_ERRORS, api_errors
+from playground.ui.errors import USER_ERRORS, api_errors, unseen_progress
 from playground.ui.session_adapter import decode_for
 
 DEFAULT_PROMPT = "The rain in Spain falls mainly in the"
 PRESENTER_POLL, STUDENT_POLL = 1.0, 1.5  # seconds; a poll only reads the hub (no model call)
 PRIVATE = dict(api_visibility="private")
-LIVE = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)  # + show_progress_on a State:
-# a Timer's event drew its "0.2s" over every output each tick even with hidden progress
+LIVE = dict(api_visibility="private", concurrency_limit=None)  # polls: with errors.unseen_progress
 
 
 def _session(request: gr.Request | None) -> str:
@@ -169,7 +168,7 @@ def build(services: Services, session: gr.State | None = None) -> None:
     next_btn.click(presenter_action(hub.next_round), p_in, p_out, **PRIVATE)
     peek.change(presenter_action(hub.snapshot, quiet=True), p_in, p_out, **PRIVATE)
     close_btn.click(on_close, [room_code, owner_key], p_out, **PRIVATE)
-    p_timer.tick(on_presenter_tick, [room_code, shown, peek, owner_key], p_out, show_progress_on=[shown], **LIVE)
+    p_timer.tick(on_presenter_tick, [room_code, shown, peek, owner_key], p_out, **unseen_progress(shown), **LIVE)
 
     def on_key(key: Any, code: str, show: bool, request: gr.Request) -> dict:
         """A browser keeping a live room's owner token gets its presenter view back (a reloaded projector).
@@ -244,7 +243,7 @@ def build(services: Services, session: gr.State | None = None) -> None:
     vote_btn.click(on_vote, [pick, typed, seat], s_out, **PRIVATE)
     typed.submit(on_vote, [pick, typed, seat], s_out, **PRIVATE)
     pick.input(None, None, typed, js="() => ''")  # in the browser: picking clears a typed guess at once
-    s_timer.tick(on_student_tick, seat, s_out, show_progress_on=[seat], **LIVE)
+    s_timer.tick(on_student_tick, seat, s_out, **unseen_progress(seat), **LIVE)
     load_out = [s_code, parts] + ([outer] if isinstance(outer, gr.Tabs) else [])
     gr.on(None, on_load, None, load_out, queue=False, **PRIVATE)
     _register_api(hub)

@@ -14,14 +14,13 @@ import gradio as gr
 from playground.services import Services
 from playground.train.form import ROLE_FIELDS, form_values, recipe_config, recipe_fields, source_name
 from playground.train.panel import BUSY_LABEL, LATEST, START_LABEL, Starter, TrainPanel
-from playground.ui.errors import USER_ERRORS, api_errors, user_errors, warn
+from playground.ui.errors import USER_ERRORS, api_errors, unseen_progress, user_errors, warn
 from playground.ui.paths import server_path
 from playground.ui.train_method import build_method_live, live_skips, live_updates, wire_method
-from playground.ui.train_settings import build_settings, recipe_markdown
+from playground.ui.train_settings import NO_PREVIEW, build_settings, recipe_markdown
 
 
 PREVIEW_GONE = "_The data source changed: click **Preview data** to see its rows._"
-PREVIEW_TABLE = [["Click Preview data to see the first rows."]]  # as train_settings draws it first
 
 
 def start_button(busy: bool) -> dict[str, Any]:
@@ -98,7 +97,7 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
         # Written only when it changes: an upload fires `change` twice, and the second write of the same name
         # could land after the user started typing their own.
         same = typed or new == (name or "").strip()
-        return (PREVIEW_GONE, gr.update(value=PREVIEW_TABLE, headers=["rows"]), None, None, "",
+        return (PREVIEW_GONE, gr.update(value=NO_PREVIEW, headers=["rows"]), None, None, "",
                 gr.skip() if same else new, last if typed else new)
 
     def preview(data: dict):
@@ -191,9 +190,8 @@ def build(services: Services, header: gr.Markdown, state: gr.State) -> None:
     timer = gr.Timer(1.5)
     live_outputs = [status, progress, chart, probes, probe_title, last_key, run_pick, overlay, stop_btn, resume_btn,
                     start_btn, *method_live.outputs, notice]
-    # shown on a State: a Timer's event drew its "0.1s" over every live output each tick, even with hidden progress
-    timer.tick(refresh, [run_pick, log_scale, overlay, last_key], live_outputs, show_progress="hidden",
-               show_progress_on=[last_key], api_visibility="private")
+    timer.tick(refresh, [run_pick, log_scale, overlay, last_key], live_outputs, **unseen_progress(last_key),
+               api_visibility="private")
     for comp in (run_pick, log_scale, overlay):
         comp.change(refresh, [run_pick, log_scale, overlay, last_key], live_outputs, show_progress="hidden",
                     api_visibility="private")
