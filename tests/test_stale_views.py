@@ -216,3 +216,17 @@ def test_the_status_line_follows_a_rename_and_leaves_other_sentences(services, a
     status, about = on_session(_pick("shyer"), about)
     assert "renamed to **shyer**" in status and about == "shyer"
     assert on_session(_pick(None), None) == (gr.skip(), gr.skip())  # the line says something else (e.g. Deleted)
+
+
+def test_a_proposed_name_is_the_librarys_default_name_and_always_valid():
+    """source_name and an import's folder name share adapters.library.default_name, whose "a...b" used to keep
+    "a..b", a name validate_name refuses."""
+    from playground.adapters.library import default_name
+    from playground.fsutil import validate_name
+    from playground.train.form import NEUTRAL_NAME, source_name
+
+    assert default_name("my run...v2.jsonl") == validate_name("my-run.v2.jsonl") == "my-run.v2.jsonl"
+    assert source_name("file", None, "/up/a...b.jsonl", None) == "a.b"
+    assert source_name("hub", None, None, "owner/da ta") == "da-ta"
+    assert source_name("file", None, "", None) == NEUTRAL_NAME
+    assert default_name("???") == "adapter"

@@ -156,9 +156,9 @@ def metadata_from_config(name: str, folder: Path) -> dict:
             "duration_s": None, "created_at": now_iso(), "run_id": None}
 
 
-def default_name(raw: str) -> str:
-    """A valid adapter name derived from a file or folder name."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).replace("..", ".").strip("-._") or "adapter"
+def default_name(raw: str, fallback: str = "adapter") -> str:
+    """A valid adapter name derived from a file or folder name (`fallback` when nothing of it is usable)."""
+    cleaned = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "-", raw)).strip("-._") or fallback
     return cleaned[:100]
 
 

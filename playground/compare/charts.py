@@ -8,8 +8,6 @@ from plotly.subplots import make_subplots
 from playground.compare.evaluation import PERCENT, EvalResult
 
 
-
-
 def metrics_figure(result: EvalResult) -> go.Figure:
     """One small bar chart per metric that applies (their scales differ), base vs tuned in each; the
     accuracies in % on a 0–100 axis, like the table beside it."""

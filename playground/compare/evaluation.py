@@ -188,9 +188,8 @@ def load_examples(dataset: str, chat: bool, max_rows: int) -> tuple[str, list[Ex
     if fmt == "text":
         raise ValueError(f"{name} has plain text rows; evaluation needs a prompt and an answer per row "
                          "(messages, prompt/completion or instruction/output).")
-    answers = [row["completion"] for row in rows]  # an answer in chat form: its last message's text
-    examples = [Example(r["prompt"], a[-1]["content"] if isinstance(a, list) else str(a))
-                for r, a in zip(rows, answers)]
+    examples = [Example(r["prompt"], r["completion"][-1]["content"] if isinstance(r["completion"], list)  # chat
+                        else str(r["completion"])) for r in rows]
     prompts = [_user_text(e.prompt).lower() for e in examples]
     pig = dataset == "pig-latin" or bool(prompts) and all(p.startswith(PIG_LATIN_PREFIX) for p in prompts)
     return name, examples, pig

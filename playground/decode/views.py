@@ -79,7 +79,7 @@ def mass_kept_words(dist: Distribution) -> str:
     (after temperature etc.) and of the raw one, the waterfall's "of the raw probability"; once when no stage
     reshaped the scores (the two are then the same)."""
     raw = f"{100 * dist.raw_mass_kept:.1f} % of the raw probability"
-    if not any(not stage.filters for stage in pipeline_stages(dist.settings)):
+    if all(stage.filters for stage in pipeline_stages(dist.settings)):
         return raw
     return f"{100 * dist.mass_kept:.1f} % of the distribution {scaled_basis(dist.settings)[1]} · {raw}"
 

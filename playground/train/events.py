@@ -31,10 +31,6 @@ def non_finite_key(row: dict[str, Any] | None) -> str | None:
     return None
 
 
-def not_finite(row: dict[str, Any] | None) -> bool:
-    return non_finite_key(row) is not None
-
-
 FREQUENT_EVENTS = ("log", "probe", "eval", "metrics", "samples")
 
 

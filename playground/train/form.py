@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
+from playground.adapters.library import default_name
 from playground.data.sources import DataSource
 from playground.train.config import SETTINGS, TrainJobConfig, apply_overrides
 from playground.train.schema import Setting
@@ -131,7 +131,6 @@ def request_config(recipe: str, settings_json: str | dict[str, Any] | None,
 
 
 NEUTRAL_NAME = "my-adapter"  # a new source's adapter name before its file or dataset is known
-_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def source_name(kind: str | None, recipe: str | None, path: str | None, hub_id: str | None) -> str:
@@ -143,5 +142,4 @@ def source_name(kind: str | None, recipe: str | None, path: str | None, hub_id: 
         raw = PurePath(str(path or "")).stem
     else:
         raw = str(hub_id or "").rstrip("/").rsplit("/", 1)[-1]
-    name = re.sub(r"\.{2,}", ".", _NOT_IN_NAME.sub("-", raw)).strip("-._")[:100]  # fsutil.validate_name's rules
-    return name or NEUTRAL_NAME
+    return default_name(raw, NEUTRAL_NAME)

@@ -109,7 +109,7 @@ class TrainPanel:
         # Where a data file may come from (the app's PathPolicy: uploads, data dir, --allow-path); None = anywhere.
         self.check_path = check_path
         self._raw: dict[tuple, Any] = {}  # the last previewed source -> its raw rows (another row is instant)
-        self._longest: dict[tuple, int | None] = {}  # GRPO: data settings + model -> the longest prompt's tokens
+        self._longest: dict[tuple, int] = {}  # GRPO: data settings + model -> the longest prompt's tokens
 
     # ------------------------------------------------------------ the model
     def model_targets(self) -> list[str]:

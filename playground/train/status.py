@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from playground.train.events import TERMINAL_STATES, not_finite
+from playground.train.events import TERMINAL_STATES, non_finite_key
 
 LOSS_KEYS = ("step", "loss", "learning_rate", "grad_norm")  # one row of the loss history
 
@@ -157,7 +157,7 @@ def summarize(run_id: str, s: EventSummary, *, alive: bool, stop_requested: bool
         st.adapter = end.get("adapter")
         # A NaN ending: the worker says so (resumable False); runs recorded before it did show it in their last
         # logged row, which the NaN guard stopped at.
-        st.resume_blocked = end.get("resumable") is False or (st.state == "failed" and not_finite(log))
+        st.resume_blocked = end.get("resumable") is False or (st.state == "failed" and non_finite_key(log) is not None)
         st.elapsed_s = round(end["t"] - (s.attempt_start or end["t"]), 1)
         st.step = end.get("step", st.step) or st.step
     elif alive:

@@ -23,6 +23,7 @@ from playground.train.launch import process_choices, strategy_choices
 from playground.ui.train_method import METHOD_FIELDS, build_method_note, hidden_fields, hidden_rows
 
 FILE_TYPES = [".jsonl", ".json", ".csv"]
+NO_PREVIEW = [["Click Preview data to see the first rows."]]  # the preview table before (or after a new source)
 
 
 @dataclass
@@ -138,7 +139,7 @@ def build_settings(target_choices: list[str], device_type: str) -> SettingsUI:
         mask_row = gr.Number(value=1, precision=0, label="Example row for the loss mask", scale=1,
                              elem_id="train-mask-row")
     data_summary = gr.Markdown(elem_id="train-data-summary")
-    preview_table = gr.Dataframe(value=[["Click Preview data to see the first rows."]], headers=["rows"],
+    preview_table = gr.Dataframe(value=NO_PREVIEW, headers=["rows"],
                                  label="First rows", interactive=False, wrap=True, max_height=260,
                                  elem_id="train-preview-table")
     length_plot = gr.Plot(label="Token lengths", elem_id="train-length-plot")
