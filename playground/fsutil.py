@@ -1,5 +1,6 @@
 """Small helpers every package may use: safe names, usable paths, all-or-nothing writes of folders the user
-made, and the text check of loose API values (stdlib only, so any package can import it)."""
+made, the text check of loose API values, and user text quoted in a sentence (stdlib only, so any package
+can import it)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,25 @@ from typing import Any
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 SHOWN_CHARS = 60  # a wrong value quoted in a sentence is cut to this many characters
+# Markdown's own characters: user text shown in a Markdown component escapes them, so a prompt's *word* or a
+# crafted link's [x](y) is shown as typed instead of formatting the line (& is left: callers that quote HTML
+# escape it first, with html.escape)
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()<>#!|~])")
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` if it has at most `limit` characters, else its first `limit` - 1 and an ellipsis."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def one_line(text: str, limit: int) -> str:
+    """User text for a sentence: its whitespace runs (newlines too) as single spaces, cut to `limit`."""
+    return cut(" ".join(text.split()), limit)
+
+
+def markdown_literal(text: str) -> str:
+    """`text` escaped for a Markdown component, so it shows as typed (see _MARKDOWN_SPECIALS)."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
 
 
 def shown(value: Any) -> str:
@@ -23,12 +43,12 @@ def shown(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**SHOWN_CHARS:
         return f"a number of {len(str(abs(value)))} digits"  # the whole number would swamp the sentence
     if isinstance(value, str) and len(value) > SHOWN_CHARS:
-        value = value[:SHOWN_CHARS - 1] + "…"  # cut inside the quotes, so they still close
+        value = cut(value, SHOWN_CHARS)  # cut inside the quotes, so they still close
     try:
         text = json.dumps(value, ensure_ascii=False, default=repr)
     except ValueError:  # e.g. a circular value
         text = repr(value)
-    return text if len(text) <= SHOWN_CHARS + 2 else text[:SHOWN_CHARS - 1] + "…"
+    return text if len(text) <= SHOWN_CHARS + 2 else cut(text, SHOWN_CHARS)
 
 
 def check_str(name: str, value: Any) -> str:

@@ -151,7 +151,7 @@ def test_bad_banned_words_name_the_field(tiny_store):
     tok = tiny_store.current.tokenizer
     with pytest.raises(ValueError, match=re.escape("banned_words: “<|im_end|>” is the end-of-text token")):
         parse_banned_words(tok, "Paris, <|im_end|>", {tok.convert_tokens_to_ids("<|im_end|>")})
-    with pytest.raises(ValueError, match="banned_words: “x{40}…” is 50 tokens; at most 16 a word"):
+    with pytest.raises(ValueError, match="banned_words: “x{39}…” is 50 tokens; at most 16 a word"):
         parse_banned_words(tok, "x" * 200, set())
     with pytest.raises(ValueError, match="banned_words: too many words"):
         parse_banned_words(tok, ", ".join(f"word{i}" for i in range(40)), set())

@@ -53,3 +53,15 @@ def test_a_training_save_that_loses_its_name_takes_the_next_free_one(tmp_path):
     assert folder.name == "run-2" and (folder / "adapter_model.safetensors").is_file()
     assert (tmp_path / "run" / "theirs").read_text() == "kept"
     assert '"name": "run-2"' in (folder / "playground.json").read_text()
+
+
+def test_user_text_is_cut_folded_and_shown_as_typed_in_markdown():
+    from playground.fsutil import cut, markdown_literal, one_line
+
+    assert cut("abcdef", 6) == "abcdef" and cut("abcdefg", 6) == "abcde…" and len(cut("x" * 500, 40)) == 40
+    assert one_line("a\n\n b\t c", 80) == "a b c" and one_line("word " * 30, 12) == "word word w…"
+    # every character Markdown formats with is escaped, so the rendered line shows the text as typed
+    typed = r"a *b* _c_ [d](e) `f` #g !h |i| ~j~ {k} <l> \m"
+    escaped = markdown_literal(typed)
+    assert escaped == r"a \*b\* \_c\_ \[d\]\(e\) \`f\` \#g \!h \|i\| \~j\~ \{k\} \<l\> \\m"
+    assert markdown_literal("plain words, 3.5 & more") == "plain words, 3.5 & more"

@@ -219,24 +219,24 @@ def _check_next_word_claims(store) -> None:
     hot = api_next_token(svc, PROMPT, False, SamplingSettings(temperature=1.5, top_k=0), 3)["rows"]
     assert all(round(pct(r["after_temperature"])) == 2 for r in hot)
     top_k = shown(steps[3])
-    assert top_k["kept_count"] == 5 and 29.5 <= pct(top_k["mass_kept"]) < 31.5  # "about 30 %"
+    assert top_k["kept_count"] == 5 and 28.5 <= pct(top_k["mass_kept"]) < 31.5  # "about 30 %" (bf16 on AVX512-BF16: 29.3)
     assert {r["token"] for r in top_k["rows"][:4]} == favourites | {"␣Atlantic"} and top_k["rows"][4]["token"] == "␣North"
     finals = [pct(r["final_prob"]) for r in top_k["rows"][:5]]
-    assert all(19.5 <= p < 24.5 for p in finals[:4]) and round(finals[4]) == 12
+    assert all(19.5 <= p < 24.5 for p in finals[:4]) and 10.5 <= finals[4] < 12.5  # "about 11–12 %"
     assert 16 <= shown(steps[4])["kept_count"] <= 20  # "about 18 tokens"
 
     beam = steps[5].state  # its own prompt, whose greedy choice leads by about 3 points
     beam_prompt = beam["prompt"]
     first = api_next_token(svc, beam_prompt, False, SamplingSettings(top_k=0), 2)["rows"]
     assert [r["token"] for r in first] == ["␣young", "␣group"] and round(pct(first[0]["prob"])) == 15
-    assert 11.5 <= pct(first[1]["prob"]) < 13.5 and pct(first[0]["prob"] - first[1]["prob"]) > 2
+    assert 10.5 <= pct(first[1]["prob"]) < 13.5 and pct(first[0]["prob"] - first[1]["prob"]) > 2
     after_young = api_next_token(svc, beam_prompt + " young", False, SamplingSettings(top_k=0), 1)["rows"][0]
     after_group = api_next_token(svc, beam_prompt + " group", False, SamplingSettings(top_k=0), 1)["rows"][0]
     assert (after_young["token"], round(pct(after_young["prob"]))) == ("␣woman", 38)
     assert after_group["token"] == "␣of" and round(pct(after_group["prob"])) == 99
     assert round(pct(first[0]["prob"] * after_young["prob"])) == 6  # "about 6 % together"
     together = first[1]["prob"] * after_group["prob"]
-    assert 11.5 <= pct(together) < 13.5  # "12–13 % together"
+    assert 10.5 <= pct(together) < 13.5  # "11–13 % together" (bf16: 11.2 on AVX512-BF16, fp32 12.5)
     assert 1.8 <= together / (first[0]["prob"] * after_young["prob"]) < 2.4  # "about twice greedy's"
     found = api_beam_search(svc, beam_prompt, False, BeamSettings(beam["beams"], beam["beam_steps"],
                                                                   beam["length_penalty"]))

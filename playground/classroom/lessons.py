@@ -26,6 +26,7 @@ from typing import Any
 from playground.adapters.library import AdapterInfo
 from playground.classroom.lesson_keys import check_state
 from playground.classroom.links import BASE
+from playground.fsutil import cut
 
 LESSONS_DIR = Path(__file__).resolve().parents[2] / "assets" / "lessons"
 ACTIONS = ("train", "compare")
@@ -291,5 +292,5 @@ def run_sentence(state: str, step: int, total: int, loss: float | None, probe: s
     if not total:
         return f"⏳ The run is {state or 'starting'}…"
     head = f"⏳ Training: step {step}/{total}" + (f", loss {loss:.2f}" if loss is not None else "")
-    return head + (f" · the probe now answers: “{probe if len(probe) <= 120 else probe[:120] + '…'}”"
+    return head + (f" · the probe now answers: “{cut(probe, 120)}”"
                    if probe else "")

@@ -24,6 +24,7 @@ from playground.decode.beam import MAX_BEAMS, MAX_STEPS, BeamSettings
 from playground.decode.checks import check_float, check_int
 from playground.decode.sampling import SamplingSettings
 from playground.decode.views import KNOB_NAMES
+from playground.fsutil import cut
 
 TABS = ("model", "decode", "inside", "train", "adapters", "room", "compare")
 VIEWS = ("next", "beam", "explore")  # the Decode sub-tabs decode-next / decode-beam / decode-explore
@@ -171,8 +172,7 @@ def steps_of(chosen: Any) -> tuple[tuple[str, int], ...]:
 
 def _shown(value: Any, limit: int = 40) -> str:
     """A user-supplied key or value quoted for a note (cut short, HTML-escaped)."""
-    text = str(value)
-    return html.escape(repr(text if len(text) <= limit else text[:limit] + "…"), quote=False)
+    return html.escape(repr(cut(str(value), limit)), quote=False)
 
 
 def _loose(value: Any) -> str:

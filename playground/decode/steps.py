@@ -15,6 +15,7 @@ from playground.decode.checks import check_int
 from playground.decode.sampling import SamplingSettings, greedy_token, sample_token
 from playground.decode.session import DecodeService, StepState, chosen_from_distribution
 from playground.decode.stream import GenerateRequest, stream_generate
+from playground.fsutil import one_line
 
 HOW = ("picked", "sampled", "greedy")
 MAX_STEP_TOKENS = 200  # "Generate N tokens" in the tab (the /generate API allows more)
@@ -32,8 +33,7 @@ class Start:
 
 
 def _quoted(text: str) -> str:
-    text = " ".join(text.split())
-    return f"“{text[:QUOTED]}{'…' * (len(text) > QUOTED)}”"
+    return f"“{one_line(text, QUOTED)}”"
 
 
 def start_from_box(svc: DecodeService, st: StepState | None, prompt_text: Any, chat: Any) -> Start:

@@ -15,6 +15,7 @@ from typing import Any
 from playground.decode.checks import check_float
 from playground.decode.settings import MAX_BIAS, MAX_SEQUENCES, TokenSeq
 from playground.decode.tokens import token_label
+from playground.fsutil import cut
 
 MAX_WORD_TOKENS = 16
 MAX_CHARS = 2000
@@ -47,8 +48,7 @@ def word_sequences(name: str, tokenizer: Any, word: str) -> list[TokenSeq]:
     for text in (word,) if word in special else (word, " " + word):
         ids = tuple(int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"])
         if len(ids) > MAX_WORD_TOKENS:
-            shown = word if len(word) <= 40 else word[:40] + "…"
-            raise ValueError(f"{name}: “{shown}” is {len(ids)} tokens; at most {MAX_WORD_TOKENS} a word.")
+            raise ValueError(f"{name}: “{cut(word, 40)}” is {len(ids)} tokens; at most {MAX_WORD_TOKENS} a word.")
         if ids and ids not in seqs:
             seqs.append(ids)
     return seqs

@@ -11,6 +11,7 @@ import html
 import re
 from typing import Any
 
+from playground.fsutil import markdown_literal, one_line
 from playground.inside.attention import AttentionResult
 from playground.inside.lens import LensResult
 from playground.inside.tokens import Prompt, TokenizeResult
@@ -22,25 +23,18 @@ _CHIP = ("border-radius: 3px; padding: 1px 4px; margin: 1px; display: inline-blo
 _COLORS = ("#e0e7ff", "#dcfce7")  # alternate, so neighbouring tokens are told apart
 _SPECIAL = "background: #fde68a; color: #92400e;"
 QUOTE_CHARS = 80  # a longer prompt is cut in the summary's "computed for" line
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~])")
 
 
 def quoted(text: str) -> str:
     """The prompt on one line, cut to QUOTE_CHARS, with Markdown's special characters escaped."""
-    one_line = " ".join(text.split())
-    cut = one_line if len(one_line) <= QUOTE_CHARS else one_line[:QUOTE_CHARS - 1] + "…"
-    return _escaped(cut)
-
-
-def _escaped(text: str) -> str:
-    return _MARKDOWN.sub(r"\\\1", text)
+    return markdown_literal(one_line(text, QUOTE_CHARS))
 
 
 def computed_on(prompt: Prompt, model_name: str, adapter: str | None) -> str:
     """Which prompt, model and adapter a result belongs to: after an edit or a model switch the page still
     says what the numbers on it are (the base model named too, not only an adapter)."""
     chat = " (in the chat template)" if prompt.chat else ""
-    on = f"adapter **{_escaped(adapter)}**" if adapter else "the base model (no adapter)"
+    on = f"adapter **{markdown_literal(adapter)}**" if adapter else "the base model (no adapter)"
     model = f" · model `{model_name}`" if model_name else ""
     return f"Computed for “{quoted(prompt.text)}”{chat} · {on}{model}"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import inspect
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,14 +23,13 @@ from playground.decode.views import (
     settings_from_values,
     template_view,
 )
+from playground.fsutil import markdown_literal
 from playground.services import Services
 from playground.ui.errors import api_errors, warn
 from playground.ui.session_adapter import decode_for
 from playground.ui.turns import presenter_first
 
 KNOBS = len(KNOB_NAMES)  # the five sliders, "More samplers": always the first inputs of a knob handler
-# Markdown's own characters, as links.as_plain_markdown escapes them (links.py imports this module, not back)
-MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]()#!|~])")
 
 
 def session_values(services: Services, values: tuple) -> tuple:
@@ -70,7 +68,7 @@ def view_updates(svc: DecodeService, settings: SamplingSettings, st: StepState, 
 
 def notice_markdown(note: str) -> str:
     """A note for the notice line: it quotes the user's prompt, whose * or _ must not turn into formatting."""
-    return MARKDOWN_SPECIALS.sub(r"\\\1", html.escape(note, quote=False)) if note else ""
+    return markdown_literal(html.escape(note, quote=False)) if note else ""
 
 
 def cleared_view(reason: str) -> tuple:

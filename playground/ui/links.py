@@ -9,7 +9,6 @@ and views, then the Compare tab's message and settings. What a link does not tou
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from playground.classroom.links import (
 from playground.decode.beam import BeamSettings
 from playground.decode.session import DecodeService, StepState, chosen_from_distribution, context_limit
 from playground.decode.views import KNOB_NAMES, beam_run, explorer_figures, settings_from_values, template_view
+from playground.fsutil import markdown_literal
 from playground.services import Services
 from playground.ui.compare_tab import note_of_controls
 from playground.ui.decode_handlers import view_updates
@@ -176,15 +176,6 @@ def _compare_updates(page: PageState) -> list[Any]:
     return [page.message if page.message is not None else gr.skip(), *settings, note_of_controls(settings)]
 
 
-MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]()#!|~])")
-
-
-def as_plain_markdown(text: str) -> str:
-    """The notes quote what a link said (already HTML-escaped): a crafted key must not become a clickable link
-    or bold text in the app's notice line, so Markdown's own characters are escaped too."""
-    return MARKDOWN_SPECIALS.sub(r"\\\1", text)
-
-
 def apply_query(services: Services, query: Mapping[str, Any], session_value: Any) -> tuple[Any, ...]:
     """Restore the state a link (or a lesson step) describes: one update per component of link_outputs, in
     order. `query`: key -> value (strings from a URL; numbers and booleans are accepted too); `session_value`:
@@ -204,7 +195,9 @@ def apply_query(services: Services, query: Mapping[str, Any], session_value: Any
     text = " ".join(notes)
     if text:
         gr.Warning(text)
-    notice = f"⚠️ {as_plain_markdown(text)}" if text else ""
+    # the notes quote what a link said, already HTML-escaped: a crafted key must not become a clickable link
+    # or bold text in the notice line
+    notice = f"⚠️ {markdown_literal(text)}" if text else ""
     return (gr.Tabs(selected=tab) if tab else gr.skip(), notice, session_out, *decode, *_compare_updates(page))
 
 
