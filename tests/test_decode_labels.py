@@ -36,7 +36,8 @@ def test_strategy_row_at_temperature_0_is_greedy_not_sampled():
     run = strategy_runs(SamplingSettings(temperature=0, top_p=0.5, repetition_penalty=1.3), 2, 7)[2]
     assert run.kwargs["do_sample"] is False
     assert "Sampled" not in run.name and "greedy" in run.name.lower() and "temperature 0" in run.name
-    assert "repetition penalty=1.3" in run.detail and "top-k, top-p, min-p and seed unused" in run.detail
+    assert "argmax every step after repetition penalty 1.3" in run.detail
+    assert "top-k, top-p, min-p and seed unused" in run.detail
     assert "top-p=0.5" not in run.detail and "seed 7" not in run.detail
     sampled = strategy_runs(SamplingSettings(temperature=0.7), 2, 7)[2]
     assert sampled.kwargs["do_sample"] is True and sampled.name == "Sampled" and "seed 7" in sampled.detail

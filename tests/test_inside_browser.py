@@ -3,25 +3,23 @@ gr.Blocks of its own that mounts the tab on the bundled model's store."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from conftest import ARTIFACTS, free_port
 
 
 @pytest.fixture(scope="module")
-def inside_url(bundled_store):
+def inside_url(bundled_store, tmp_path_factory):
     import gradio as gr
 
-    from playground.inside.service import InsideService
+    from playground.services import Services
     from playground.ui import inside_tab
 
     with gr.Blocks(analytics_enabled=False) as demo:
         with gr.Tabs():
             with gr.Tab("Inside the model", id="inside"):
-                # A page that follows the server's adapter (gr.State(None)): no adapter manager needed.
-                inside_tab.build(SimpleNamespace(store=bundled_store, inside=InsideService(bundled_store)),
-                                 gr.State(None))
+                # A page that follows the server's adapter (gr.State(None)), with an empty adapter library
+                services = Services.create(bundled_store, tmp_path_factory.mktemp("inside-data"))
+                inside_tab.build(services, gr.State(None))
     port = free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"

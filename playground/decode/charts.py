@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from playground.decode.beam import BeamResult
 from playground.decode.processors import scaled_basis
 from playground.decode.sampling import SamplingSettings, TokenRow, cumulative_basis
-from playground.decode.settings import describe_more
+from playground.decode.settings import penalty_and_more
 
 KEPT_RAW, KEPT_FINAL = "#93c5fd", "#1d4ed8"
 GREY_RAW, GREY_FINAL = "#e5e7eb", "#9ca3af"
@@ -97,9 +97,7 @@ def add_base_overlay(fig: go.Figure, rows: Sequence[TokenRow], base_probs: Seque
 
 
 def _title(s: SamplingSettings) -> str:
-    # the stages that still run before generate()'s argmax at temperature 0 (describe_more leaves out the warpers)
-    shaping = [f"repetition penalty {s.repetition_penalty:g}"] if s.repetition_penalty != 1 else []
-    shaping += describe_more(s)
+    shaping = penalty_and_more(s)
     if s.greedy:
         after = f" after {', '.join(shaping)}" if shaping else ""
         return f"Greedy (temperature 0){after}: the top token gets 100 %"

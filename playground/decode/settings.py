@@ -143,3 +143,10 @@ def describe_more(settings: SamplingSettings) -> list[str]:
         parts += [f"ε {s.epsilon_cutoff:g}"] if s.epsilon_cutoff > 0 else []
         parts += [f"η {s.eta_cutoff:g}"] if s.eta_cutoff > 0 else []
     return parts
+
+
+def penalty_and_more(settings: SamplingSettings) -> list[str]:
+    """describe_more with the repetition penalty first when it is on: at temperature 0, all that still shapes
+    the scores before generate()'s argmax (a title or row says what greedy ran after)."""
+    penalty = settings.repetition_penalty
+    return ([f"repetition penalty {penalty:g}"] if penalty != 1 else []) + describe_more(settings)

@@ -14,7 +14,7 @@ import torch
 from playground.decode.beam import MAX_BEAMS, strip_after_eos
 from playground.decode.checks import check_int
 from playground.decode.sampling import SamplingSettings, generate_kwargs
-from playground.decode.settings import describe_more
+from playground.decode.settings import describe_more, penalty_and_more
 from playground.model.store import LoadedModel
 
 MAX_COMPARE_TOKENS = 200
@@ -53,8 +53,7 @@ def strategy_runs(settings: SamplingSettings, num_beams: Any, seed: Any) -> list
     greedy = generate_kwargs(SamplingSettings(temperature=0.0))
     more = "".join(f", {part}" for part in describe_more(settings))
     if settings.greedy:  # generate() takes the argmax (do_sample False): the filters and the seed do nothing
-        stages = ([f"repetition penalty={settings.repetition_penalty:g}"] if settings.repetition_penalty != 1
-                  else []) + describe_more(settings)
+        stages = penalty_and_more(settings)
         argmax = f"argmax every step after {', '.join(stages)}" if stages else "argmax every step"
         yours = StrategyRun("Greedy (temperature 0)", f"{argmax}; top-k, top-p, min-p and seed unused",
                             generate_kwargs(settings))

@@ -10,10 +10,9 @@ import datetime as dt
 import inspect
 from typing import Any
 
-from playground.data import pig_latin
+from playground.data import pig_latin, reward_rules
 from playground.data.loading import resolve_format
 from playground.data.preference import resolve_preference_columns
-from playground.data import reward_rules
 from playground.train.config import TrainJobConfig
 from playground.train.dpo import DPO_COMMENTS, GRPO_COMMENTS, dpo_kwargs, grpo_kwargs
 from playground.train.export import (
@@ -28,7 +27,6 @@ from playground.train.export import (
     multi_process_launch,
 )
 from playground.train.hf_args import SFT_COMMENTS, lora_kwargs, sft_kwargs
-from playground.train.methods import check_regex
 
 TRAINERS = {"sft": ("SFTConfig", "SFTTrainer"), "dpo": ("DPOConfig", "DPOTrainer"),
             "grpo": ("GRPOConfig", "GRPOTrainer")}
@@ -70,8 +68,7 @@ def _grpo_rows(columns: dict[str, str], fmt: str) -> str:
 def _reward_code(config: TrainJobConfig) -> tuple[str, list[str]]:
     """The reward rules' source and the names of the reward functions switched on."""
     m = config.tuning
-    if m.reward_regex > 0:
-        check_regex(m.regex)  # a bad pattern is a sentence naming its field, not a script that fails
+    m.validate_rewards()  # a bad pattern is a sentence naming its field, not a script that fails
     parts = ["import re\nfrom typing import Any\n\nimport regex\n",
              f"REGEX_TIMEOUT_S = {reward_rules.REGEX_TIMEOUT_S!r}", f"VOWELS = frozenset({''.join(sorted(pig_latin.VOWELS))!r})",
              f"_TOKEN = re.compile({pig_latin._TOKEN.pattern!r})",

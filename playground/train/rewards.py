@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any
 
 from playground.data.reward_rules import rules_from_settings, text_of
-from playground.train.methods import MethodSettings, check_regex
+from playground.train.methods import MethodSettings
 
 
 class Reward:
@@ -30,9 +30,9 @@ class Reward:
 
 
 def build_rewards(m: MethodSettings) -> list[Reward]:
-    """The rewards switched on (weight > 0), in form order; a bad pattern is a ValueError naming its field."""
-    if m.reward_regex > 0:
-        check_regex(m.regex)
+    """The rewards switched on (weight > 0), in form order; settings that cannot score answers (a bad pattern,
+    no reward on) are a ValueError naming the field (MethodSettings.validate_rewards)."""
+    m.validate_rewards()
     return [Reward(name, weight, score) for name, weight, score in rules_from_settings(dataclasses.asdict(m))]
 
 

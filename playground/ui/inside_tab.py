@@ -30,8 +30,8 @@ from playground.inside.views import (
     token_rows,
 )
 from playground.services import Services
-from playground.ui.session_adapter import model_key, view_for
 from playground.ui.errors import USER_ERRORS, api_errors, unseen_progress, warn
+from playground.ui.session_adapter import model_key, view_for
 
 EXAMPLES = ["The capital of France is", "The Eiffel Tower is in the city of", "1, 2, 3, 4, 5,",
             "The opposite of hot is"]
@@ -99,16 +99,9 @@ def build(services: Services, session: gr.State, stamp: gr.State | None = None) 
     def seen(choice: Any) -> InsideService:
         return svc.seen_by(view_for(services, choice))
 
-    def drawn_key(choice: Any) -> str:
-        """session_adapter.model_key; a page mounted without an adapter manager (a bare test page that follows
-        the server) keys by the model alone."""
-        if getattr(services, "adapters", None) is None:
-            return f"{services.store.current.fingerprint}|{services.store.revision}"
-        return model_key(services, choice)
-
     def on_lens(choice: Any, text: str, use_chat: bool) -> tuple:
         """Summary, charts, table and the model key they were computed for ("" = nothing on screen)."""
-        key = drawn_key(choice)  # read first: a change meanwhile leaves a mismatch, so a redraw follows
+        key = model_key(services, choice)  # read first: a change meanwhile leaves a mismatch, so a redraw follows
         try:
             result = seen(choice).lens(text, use_chat)
         except USER_ERRORS as err:
@@ -120,7 +113,7 @@ def build(services: Services, session: gr.State, stamp: gr.State | None = None) 
         model switch must not re-slice the attention of what was there before. Cached, so a move on an
         unchanged prompt only re-slices. The sliders update too: after a switch to a shallower model the value
         is clamped to the new range."""
-        key = drawn_key(choice)
+        key = model_key(services, choice)
         try:
             result = seen(choice).attention(text, use_chat)
             lay, hd = min(int(lay), result.num_layers), min(int(hd), result.num_heads)
@@ -140,7 +133,7 @@ def build(services: Services, session: gr.State, stamp: gr.State | None = None) 
                         attn_drawn: str) -> tuple:
         """This browser's model changed (Decode's mechanism: session_adapter.model_key): a view computed on
         another model is redrawn; one not on screen, or already for this model, is left alone."""
-        key = drawn_key(choice)
+        key = model_key(services, choice)
         lens = (gr.skip(),) * 5 if lens_drawn in ("", key) else on_lens(choice, text, use_chat)
         attn = (gr.skip(),) * 7 if attn_drawn in ("", key) else on_attention(choice, text, use_chat, lay, hd)
         return *lens, *attn
