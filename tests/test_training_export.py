@@ -72,7 +72,10 @@ def test_exported_script_for_qlora_and_messages_recipe():
     cfg = TrainJobConfig(train=TrainSettings(quantization="4bit"), base=BaseModelRef(name="m", source="org/model"))
     code = export_script(cfg).code
     compile(code, "train.py", "exec")
-    assert "load_in_4bit=True" in code and "bnb_4bit_use_double_quant=True" in code
+    from playground.model.quant import quant_kwargs  # what the app and the worker load with
+
+    assert call_kwargs(code, "BitsAndBytesConfig") == {**quant_kwargs("4bit"), "bnb_4bit_compute_dtype": "dtype"}
+    assert quant_kwargs("4bit")["bnb_4bit_use_double_quant"] is True
     assert "prepare_model_for_kbit_training" in code and 'messages[:-1], "completion": messages[-1:]' in code
     assert "pig_latin/train.jsonl" in code and "BASE_MODEL = 'org/model'" in code
 

@@ -87,11 +87,11 @@ def to_preference_row(row: dict[str, Any], number: int, columns: dict[str, str],
         if not (isinstance(chosen, list) and isinstance(rejected, list)):
             raise ValueError(f"Row {number}: chosen and rejected must both be text or both be conversations.")
         chosen, rejected = _messages(chosen, "chosen answer", number), _messages(rejected, "rejected answer", number)
-        if prompt is None:  # implicit prompt: the shared leading turns
-            shared = 0
-            while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
-                shared += 1
-            prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
+        if prompt is None:  # implicit prompt: the shared leading turns, split as DPOTrainer splits them
+            from trl.data_utils import extract_prompt  # lazy: trl is heavy, and most callers never get here
+
+            split = extract_prompt({"chosen": chosen, "rejected": rejected})
+            prompt, chosen, rejected = split["prompt"], split["chosen"], split["rejected"]
         elif isinstance(prompt, str):
             prompt = [{"role": "user", "content": prompt}]
         else:

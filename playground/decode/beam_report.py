@@ -100,13 +100,13 @@ def summary_markdown(result: BeamResult, chosen: int = 0) -> str:
     return context_markdown(result, chosen) + "\n\n" + RAW_SCORES + "\n\n" + verdict_markdown(result)
 
 
-def one_line(text: str) -> str:
+def cell_text(text: str) -> str:
     """A continuation for a table cell: newlines shown as ↵ (a table cell would swallow them)."""
     return text.replace("\r", "").replace("\n", "↵")
 
 
 def _row(rank: Any, seq: RankedSequence) -> list[Any]:
-    return [rank, one_line(seq.text), len(seq.token_ids), f"{seq.probability:.4g}", round(seq.sum_logprob, 4),
+    return [rank, cell_text(seq.text), len(seq.token_ids), f"{seq.probability:.4g}", round(seq.sum_logprob, 4),
             round(seq.score, 4)]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from playground.decode.beam import BeamSettings, beam_search
-from playground.decode.beam_report import final_rows, listed_greedy, one_line, summary_markdown
+from playground.decode.beam_report import cell_text, final_rows, listed_greedy, summary_markdown
 from playground.decode.branch import BeamBranches, beam_branches
 from playground.decode.charts import (
     add_base_overlay,
@@ -230,7 +230,7 @@ def comparison_stream(svc: DecodeService, state: StepState, settings: SamplingSe
             if svc.store.revision != revision:
                 raise ValueError("The model or adapter changed during the comparison: run it again.")
             r = run_strategy(lm, list(state.ids), run, max_new_tokens, seed)
-        rows[i] = [r.name, r.detail, one_line(r.text), round(r.sum_logprob, 3), f"{100 * r.geometric_mean_prob:.1f}%"]
+        rows[i] = [r.name, r.detail, cell_text(r.text), round(r.sum_logprob, 3), f"{100 * r.geometric_mean_prob:.1f}%"]
         yield [list(row) for row in rows]
 
 

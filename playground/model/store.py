@@ -12,7 +12,6 @@ import copy
 import hashlib
 import json
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from playground.model.cpu_fused import speed_up_bf16_cpu
 from playground.model.cpu_speed import native_bf16_cpu_cached
 from playground.model.gguf import convert_gguf
+from playground.model.quant import quant_config
 from playground.model.sources import (
     BUNDLED,
     DEFAULT_DATA_DIR,
@@ -110,19 +110,6 @@ def fingerprint_model(model: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _quant_config(quantization: Quantization, dtype: torch.dtype) -> Any:
-    if quantization == "none":
-        return None
-    from transformers import BitsAndBytesConfig
-
-    if quantization == "8bit":
-        # bitsandbytes warns on every forward that fp32 inputs are cast to fp16: expected, and noisy.
-        warnings.filterwarnings("ignore", message=".*MatMul8bitLt: inputs will be cast.*")
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
-
-
 def _explain(source: ResolvedSource, err: Exception) -> str:
     text = str(err)
     if isinstance(err, ValueError) and ("Unrecognized configuration class" in text or "AutoModelForCausalLM" in text):
@@ -167,7 +154,7 @@ def load_model(settings: LoadSettings, progress: Progress | None = None) -> Load
                 "than fp32.")
         common = {"trust_remote_code": settings.trust_remote_code}
         tokenizer = AutoTokenizer.from_pretrained(location, **common)
-        quant = _quant_config(settings.quantization, dtype)
+        quant = quant_config(settings.quantization, dtype)
         kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **common}
         if quant is not None:
             kwargs["quantization_config"] = quant

@@ -11,6 +11,7 @@ from typing import Any
 
 from playground.data.loading import resolve_format, wraps_in_chat
 from playground.data.recipes import get_recipe
+from playground.model.quant import quant_kwargs
 from playground.train.bnb_cpu import PACKING_SWITCH
 from playground.train.config import TrainJobConfig
 from playground.train.hf_args import SFT_COMMENTS, lora_kwargs, sft_kwargs
@@ -125,13 +126,10 @@ def base_model_code(quantization: str, gradient_checkpointing: bool) -> str:
     the SFT and the DPO/GRPO scripts; the script imports BitsAndBytesConfig, PartialState and
     prepare_model_for_kbit_training when `quantization` is not "none"."""
     quant = ""
-    if quantization == "4bit":
-        quant = ("        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=\"nf4\",\n"
-                 "                                               bnb_4bit_use_double_quant=True,\n"
-                 "                                               bnb_4bit_compute_dtype=dtype),\n")
-    elif quantization == "8bit":
-        quant = "        quantization_config=BitsAndBytesConfig(load_in_8bit=True),\n"
-    if quant:
+    if quantization in ("4bit", "8bit"):  # the app's own arguments (model.store.quant_kwargs)
+        compute = "            bnb_4bit_compute_dtype=dtype,\n" if quantization == "4bit" else ""
+        quant = ("        quantization_config=BitsAndBytesConfig(\n" + _keywords(quant_kwargs(quantization), " " * 12)
+                 + compute + "        ),\n")
         quant += "        device_map={\"\": PartialState().device},  # one copy per process (its GPU, or the CPU)\n"
     return (f"    model = AutoModelForCausalLM.from_pretrained(\n        BASE_MODEL,\n        dtype=dtype,\n{quant}    )\n"
             + _kbit_setup(quantization, gradient_checkpointing))

@@ -6,6 +6,7 @@ rules are copied into the script from playground.train.rewards, so the script ca
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import inspect
 from typing import Any
@@ -78,16 +79,21 @@ def _reward_code(config: TrainJobConfig) -> tuple[str, list[str]]:
                reward_rules.text_of, reward_rules.pig_latin_reference, reward_rules.score_pig_latin,
                reward_rules.score_length, reward_rules.score_regex, reward_rules.score_words):
         parts.append(inspect.getsource(fn))
-    rules = {"pig_latin": (m.reward_pig_latin, "score_pig_latin(text_of(p), text_of(c))"),
-             "length": (m.reward_length, f"score_length(text_of(c), {m.length_target!r})"),
-             "pattern": (m.reward_regex, f"score_regex(text_of(c), {m.regex!r})"),
-             "words": (m.reward_words, f"score_words(text_of(c), {reward_rules.word_list(m.must_include)!r}, "
-                                       f"{reward_rules.word_list(m.must_exclude)!r})")}
-    names = [name for name, (weight, _) in rules.items() if weight > 0]
+    calls = {"pig_latin": "score_pig_latin(text_of(p), text_of(c))",  # each rule's score, as the script calls it
+             "length": f"score_length(text_of(c), {m.length_target!r})",
+             "pattern": f"score_regex(text_of(c), {m.regex!r})",
+             "words": f"score_words(text_of(c), {reward_rules.word_list(m.must_include)!r}, "
+                      f"{reward_rules.word_list(m.must_exclude)!r})"}
+    names = [name for name, _, _ in _rules(config)]  # the worker's rules, in its order
     for name in names:
         parts.append(f"def {name}(prompts, completions, **kwargs):\n"
-                     f"    return [{rules[name][1]} for p, c in zip(prompts, completions)]\n")
+                     f"    return [{calls[name]} for p, c in zip(prompts, completions)]\n")
     return "\n\n".join(parts), names
+
+
+def _rules(config: TrainJobConfig) -> list[tuple[str, float, Any]]:
+    """(name, weight, score) of the rewards switched on, as the worker builds them (train.rewards)."""
+    return reward_rules.rules_from_settings(dataclasses.asdict(config.tuning))
 
 
 def export_method_script(config: TrainJobConfig, run_id: str = "", output_dir: str | None = None,
@@ -105,8 +111,7 @@ def export_method_script(config: TrainJobConfig, run_id: str = "", output_dir: s
         if method == "grpo":
             rows = _grpo_rows(columns, fmt)
             rewards_code, reward_names = _reward_code(config)
-            kwargs = grpo_kwargs(config, [w for w in (m.reward_pig_latin, m.reward_length, m.reward_regex,
-                                                      m.reward_words) if w > 0])
+            kwargs = grpo_kwargs(config, [weight for _, weight, _ in _rules(config)])
         else:
             rows, kwargs = _row_function(config, columns, fmt), sft_kwargs(config, fmt)
     max_steps = kwargs.pop("max_steps")

@@ -65,20 +65,10 @@ def method_callbacks(config: TrainJobConfig, log: EventLog, rewards: list | None
 
 
 def _prepared_model(config: TrainJobConfig, loaded: Any) -> Any:
-    """The worker's model preparation (see worker.build_trainer), plus the starting adapter when there is one."""
-    from peft import prepare_model_for_kbit_training
+    """The worker's model preparation (worker.prepared_model), plus the starting adapter when there is one."""
+    from playground.train.worker import prepared_model
 
-    t, model = config.train, loaded.model
-    if loaded.device.type == "cpu":
-        from playground.train.trl_cpu import score_only_labelled_positions_on_cpu
-
-        score_only_labelled_positions_on_cpu()
-    if t.quantization != "none":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=t.gradient_checkpointing)
-    if t.quantization == "4bit":
-        from playground.train.bnb_cpu import keep_4bit_weights_unpacked
-
-        keep_4bit_weights_unpacked(model)
+    model = prepared_model(config, loaded)
     folder = start_adapter_dir(config)
     if folder is not None:
         from peft import PeftModel

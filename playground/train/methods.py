@@ -13,12 +13,13 @@ starting adapter ("ref"); for a new adapter it is the base model with the adapte
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import regex
 
-from playground.data.reward_rules import word_list
+from playground.data.reward_rules import rules_from_settings, word_list
 from playground.train.schema import check_fields
 
 Method = Literal["sft", "dpo", "grpo"]
@@ -109,8 +110,7 @@ class MethodSettings:
         check_fields(self, "tuning")
         if self.method != "grpo":
             return
-        weights = [self.reward_pig_latin, self.reward_length, self.reward_regex, self.reward_words]
-        if not any(w > 0 for w in weights):
+        if not rules_from_settings(dataclasses.asdict(self)):
             raise ValueError("GRPO needs at least one reward with a weight above 0.")
         if self.reward_regex > 0:
             check_regex(self.regex)

@@ -77,17 +77,12 @@ def _load_base(config: TrainJobConfig) -> Any:
     return distributed.for_training(load_model(settings), config.train.strategy)
 
 
-def build_trainer(config: TrainJobConfig, loaded: Any, data: Any, run_dir: Path, callbacks: list) -> Any:
-    """SFTConfig + LoraConfig + SFTTrainer for this job (kept separate so the bench can time the same setup)."""
-    import torch
+def prepared_model(config: TrainJobConfig, loaded: Any) -> Any:
+    """The loaded base made ready for training, for every method (method_run adds a starting adapter)."""
     from peft import prepare_model_for_kbit_training
-    from trl import SFTTrainer
 
-    from playground.train.hf_args import lora_config, sft_config
-
-    t = config.train
-    model, device = loaded.model, loaded.device.type
-    if device == "cpu":
+    t, model = config.train, loaded.model
+    if loaded.device.type == "cpu":
         from playground.train.trl_cpu import score_only_labelled_positions_on_cpu
 
         score_only_labelled_positions_on_cpu()  # skip LM-head work on prompt tokens (Pig Latin: 625 s -> 420 s)
@@ -97,6 +92,17 @@ def build_trainer(config: TrainJobConfig, loaded: Any, data: Any, run_dir: Path,
         from playground.train.bnb_cpu import keep_4bit_weights_unpacked
 
         keep_4bit_weights_unpacked(model)
+    return model
+
+
+def build_trainer(config: TrainJobConfig, loaded: Any, data: Any, run_dir: Path, callbacks: list) -> Any:
+    """SFTConfig + LoraConfig + SFTTrainer for this job (kept separate so the bench can time the same setup)."""
+    import torch
+    from trl import SFTTrainer
+
+    from playground.train.hf_args import lora_config, sft_config
+
+    model, device = prepared_model(config, loaded), loaded.device.type
     args = sft_config(config, data.format, output_dir=str(run_dir / CHECKPOINTS), device_type=device,
                       bf16_supported=device == "cuda" and torch.cuda.is_bf16_supported())
     return SFTTrainer(model=model, args=args, train_dataset=data.train, eval_dataset=data.eval,
