@@ -199,3 +199,21 @@ def test_memory_estimate_follows_the_precision_setting():
         model, apply_overrides(grpo, {"precision": "16-bit"}), "cuda").total
     assert memory_estimate(model, auto, "cpu").total == gpu_fp32.total  # a CPU trains in fp32 anyway
     assert memory_estimate(model, auto, "mps").total == gpu_auto.total  # fp16 on Apple GPUs: 2 bytes like bf16
+
+
+def test_memory_estimate_counts_the_lora_layers_the_settings_wrap():
+    """Gradients and optimizer states follow PEFT's trainable count: LoRA on q_proj alone trains far fewer
+    parameters than on every Linear layer, and the estimate must not assume all of them."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from playground.train.sizing import count_trainable, memory_estimate
+
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2))
+    every, q_only = TrainJobConfig(), apply_overrides(TrainJobConfig(), {"target_modules": ["q_proj"]})
+    counted = {name: count_trainable(model.config, cfg.lora)[0] for name, cfg in (("every", every), ("q", q_only))}
+    assert counted["q"] == 2 * 16 * (64 + 64)  # two layers, A (r×in) + B (out×r)
+    for name, cfg in (("every", every), ("q", q_only)):
+        est = memory_estimate(model, cfg, "cpu", trainable=counted[name])
+        assert est.trainable_params == counted[name] and est.gradients == 4 * counted[name]  # fp32 on a CPU
+    assert memory_estimate(model, every, "cpu").trainable_params == counted["every"]  # the all-Linear default

@@ -60,6 +60,9 @@ class MemoryEstimateConfig:
     optimizer: Optimizer = "adamw_32bit"
     gradient_checkpointing: bool = False
     attention: Attention = "sdpa"
+    # LoRA / QLoRA: the adapter's trainable parameters when known (PEFT's count for the chosen target modules,
+    # DoRA, biases); None: LoRA of lora_rank on every Linear layer
+    trainable_params: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "seq_len", "lora_rank"):
@@ -108,7 +111,7 @@ def estimate_memory(shape: ModelShape, cfg: MemoryEstimateConfig) -> MemoryBreak
         trainable = shape.total_params
         weights = shape.total_params * BYTES_PER_PARAM[cfg.precision]
     else:
-        trainable = shape.lora_params(cfg.lora_rank)
+        trainable = shape.lora_params(cfg.lora_rank) if cfg.trainable_params is None else cfg.trainable_params
         nf4 = min(shape.nf4_params(), shape.total_params) if cfg.method == "qlora" else 0
         weights = (nf4 * NF4_BYTES_PER_PARAM + (shape.total_params - nf4 + trainable) * BYTES_PER_PARAM[cfg.precision])
         if cfg.method == "qlora":

@@ -52,9 +52,11 @@ def grpo_rows_note(config: TrainJobConfig, prompt_tokens: int | None) -> str:
     return (f" · counted with prompts of {m.max_prompt_length} tokens: preview the data to count its own")
 
 
-def memory_estimate(model: Any, config: TrainJobConfig, device_type: str,
-                    prompt_tokens: int | None = None) -> Any | None:
-    """The Model tab's estimator applied to these settings (playground.model.memory); None if it cannot say."""
+def memory_estimate(model: Any, config: TrainJobConfig, device_type: str, prompt_tokens: int | None = None,
+                    trainable: int | None = None) -> Any | None:
+    """The Model tab's estimator applied to these settings (playground.model.memory); None if it cannot say.
+    `trainable`: PEFT's count for the LoRA settings (count_trainable), so the gradients and optimizer states
+    follow the target modules; without it, LoRA on every Linear layer is assumed."""
     try:
         from playground.model.memory import MemoryEstimateConfig, estimate_memory, model_shape
     except ImportError:
@@ -70,7 +72,7 @@ def memory_estimate(model: Any, config: TrainJobConfig, device_type: str,
         cfg = MemoryEstimateConfig(batch_size=batch, seq_len=seq_len, precision=precision,
                                    method="qlora" if t.quantization == "4bit" else "lora",
                                    lora_rank=config.lora.r, optimizer=optim,
-                                   gradient_checkpointing=t.gradient_checkpointing)
+                                   gradient_checkpointing=t.gradient_checkpointing, trainable_params=trainable)
         return estimate_memory(model_shape(model), cfg)
     except (ValueError, TypeError):
         return None
@@ -96,7 +98,7 @@ class SettingsDescriber:
                     self._counts.clear()
                 self._counts[key] = count_trainable(base.config, lora)
             trainable, total = self._counts[key]
-            estimate = memory_estimate(base, config, device, prompt_tokens)
+            estimate = memory_estimate(base, config, device, prompt_tokens, trainable)
         text = (f"**Trainable parameters: {trainable:,}** of {total:,} "
                 f"({100 * trainable / max(1, total):.2f} %)")
         if estimate is not None:
