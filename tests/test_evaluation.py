@@ -10,7 +10,7 @@ import torch
 from test_adapters_fixtures import manager  # noqa: F401
 
 from playground.compare.charts import metrics_figure
-from playground.compare.evaluation import EvalRequest, encode, evaluate, load_examples
+from playground.compare.evaluation import EvalRequest, Example, encode_all, evaluate, load_examples
 from playground.data.pig_latin import exact_match, word_accuracy
 
 
@@ -20,8 +20,7 @@ def _plain_answer_loss(model_dir, tokenizer, examples) -> float:
 
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     total, count = 0.0, 0
-    for ex in examples:
-        prompt, full = encode(tokenizer, ex)
+    for prompt, full in encode_all(tokenizer, examples):
         with torch.no_grad():
             logp = model(input_ids=torch.tensor([full])).logits[0, :-1].log_softmax(-1)
         for pos in range(len(prompt), len(full)):
@@ -115,3 +114,21 @@ def test_bad_eval_input(manager, tmp_path):
         EvalRequest("")
     with pytest.raises(ValueError, match="max_rows"):
         EvalRequest("pig-latin", max_rows=0)
+
+
+def test_the_held_out_loss_counts_the_tokens_training_puts_loss_on(manager):
+    """The answer tokens of each row are the ones the trainer's own preparation (the Train tab's loss-mask
+    preview) puts loss on: EOS included, a chat prompt through the template, and a plain prompt and answer that
+    share a word boundary tokenized joined, as TRL joins them."""
+    from playground.data.preview import loss_mask_view
+
+    tok = manager.store.current.tokenizer
+    cases = [Example([{"role": "user", "content": "Translate to Pig Latin: the cat"}], "ethay atcay"),
+             Example("Translate to Pig Latin: the cat", " ethay atcay"),
+             Example("Say it twice: ab", "ab!")]  # no space: the answer's first token may merge with the prompt's
+    for ex in cases:
+        [(prompt, full)] = encode_all(tok, [ex])
+        completion = [{"role": "assistant", "content": ex.reference}] if isinstance(ex.prompt, list) else ex.reference
+        view = loss_mask_view({"prompt": ex.prompt, "completion": completion}, tok, True, 4096)
+        assert view.n_tokens == len(full) and view.n_loss == len(full) - len(prompt) > 0
+        assert full[-1] == tok.eos_token_id or tok.decode(full).rstrip().endswith(tok.eos_token)

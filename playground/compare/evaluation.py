@@ -25,6 +25,7 @@ from playground.data.files import load_file, quiet_datasets
 from playground.data.loading import RawData, format_rows
 from playground.data.pig_latin import exact_match, word_accuracy
 from playground.data.prompts import format_prompts
+from playground.data.preview import prompt_and_full_ids
 from playground.data.recipes import get_recipe, list_recipes
 from playground.data.sources import DataSource
 from playground.decode.checks import check_int
@@ -202,21 +203,11 @@ def _user_text(prompt: Any) -> str:
     return str(prompt)
 
 
-def encode(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
-    """(prompt ids, prompt + answer ids), the way the trainer tokenizes a prompt/completion row."""
-    if isinstance(example.prompt, list):
-        prompt_text = tokenizer.apply_chat_template(example.prompt, add_generation_prompt=True, tokenize=False)
-        full_text = tokenizer.apply_chat_template(
-            example.prompt + [{"role": "assistant", "content": example.reference}], tokenize=False)
-        prompt = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-        full = tokenizer(full_text, add_special_tokens=False)["input_ids"]
-        if full[:len(prompt)] == prompt and len(full) > len(prompt):
-            return list(prompt), list(full)
-        answer = tokenizer(example.reference, add_special_tokens=False)["input_ids"]
-        return list(prompt), list(prompt) + list(answer) + [tokenizer.eos_token_id]
-    prompt = tokenizer(example.prompt)["input_ids"]
-    answer = tokenizer(example.reference, add_special_tokens=False)["input_ids"]
-    return list(prompt), list(prompt) + list(answer) + [tokenizer.eos_token_id]
+def encode_all(tokenizer: Any, examples: list[Example]) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, prompt + answer ids) of each example, tokenized as SFTTrainer tokenizes the row."""
+    return prompt_and_full_ids(tokenizer, [
+        {"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.reference}]
+         if isinstance(e.prompt, list) else e.reference} for e in examples])
 
 
 @torch.no_grad()
@@ -270,7 +261,7 @@ def evaluate(adapters: AdapterManager, request: EvalRequest, progress: Progress 
     chat = bool(getattr(tokenizer, "chat_template", None))
     say(0.0, "Loading the held-out rows…")
     name, examples, pig = load_examples(request.dataset.strip(), chat, request.max_rows)
-    encoded = [encode(tokenizer, e) for e in examples]
+    encoded = encode_all(tokenizer, examples)
     batches = _batches(encoded, request.batch_size)
     answered = _batches(encoded[:len(examples) if pig else request.answers], request.batch_size)
     steps = 2 * (len(batches) + len(answered))

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from playground.adapters.live import AdapterManager
-from playground.compare.evaluation import HeldOutRequest, batch_generate, encode, load_prompts
+from playground.compare.evaluation import HeldOutRequest, batch_generate, encode_all, load_prompts
 from playground.data.reward_rules import Score, pig_latin_shape, rules_from_settings, text_of
 from playground.decode.checks import check_float, check_int
 from playground.decode.settings import SamplingSettings
@@ -161,7 +161,7 @@ def evaluate_rewards(adapters: AdapterManager, request: RewardEvalRequest, progr
         tokenizer, device = lm.tokenizer, lm.device
     name, examples = load_prompts(request.dataset.strip(), bool(getattr(tokenizer, "chat_template", None)),
                                   request.max_rows)
-    prompts = [encode(tokenizer, e)[0] for e in examples]
+    prompts = [prompt for prompt, _ in encode_all(tokenizer, examples)]
     texts = [text_of(e.prompt) for e in examples]
     batches = [prompts[i:i + request.batch_size] for i in range(0, len(prompts), request.batch_size)]
     out, done, total = [], 0, len(models) * len(batches) * (2 if samples else 1)

@@ -71,6 +71,25 @@ def _trl_prepare(ds: Any, tokenizer: Any, completion_only_loss: bool, max_length
     return SFTTrainer._prepare_dataset(stand_in, ds, tokenizer, args, False, None, "preview")
 
 
+def prompt_and_full_ids(tokenizer: Any, rows: list[dict[str, Any]]) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, prompt + answer ids) of prompt/completion rows (all plain text, or all chat), tokenized by
+    SFTTrainer's own preparation: what training saw, EOS and chat template included. The prompt is the part
+    TRL's completion mask leaves out of the loss."""
+    from datasets import Dataset
+
+    from playground.data.files import quiet_datasets
+
+    if not rows:
+        return []
+    with quiet_datasets():
+        prepared = _trl_prepare(Dataset.from_list(rows), tokenizer, True, None)
+    out = []
+    for ids, labels in zip(prepared["input_ids"], prepared["labels"]):
+        start = next((i for i, label in enumerate(labels) if label != -100), len(labels))
+        out.append((list(ids[:start]), list(ids)))
+    return out
+
+
 def loss_mask_view(row: dict[str, Any], tokenizer: Any, completion_only_loss: bool,
                    max_length: int) -> LossMaskView:
     """One formatted TRL row -> its tokens, each marked as carrying loss or masked."""
