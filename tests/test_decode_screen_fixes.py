@@ -57,6 +57,8 @@ def _press(demo: gr.Blocks, elem_id: str, event: str = "click", **values) -> dic
     out = fn.fn(*args)
     if inspect.isgenerator(out):
         out = list(out)[-1]
+    if len(fn.outputs) > 1 and out == gr.skip():  # as Gradio reads it: one skip() leaves every output as it was
+        out = (gr.skip(),) * len(fn.outputs)
     return dict(zip(fn.outputs, out if len(fn.outputs) > 1 else (out,)))
 
 

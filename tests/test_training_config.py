@@ -80,6 +80,9 @@ def test_form_values_roundtrip_and_empty_boxes():
     assert steps.train.max_steps == 7 and isinstance(steps.train.max_steps, int)
     epochs = config_from_form(dict(values, length_mode="epochs", max_steps=7))
     assert epochs.train.max_steps is None
+    for empty in (None, ""):  # an emptied Max steps box is refused, not read as "train one epoch" (169 steps)
+        with pytest.raises(ValueError, match="^Max steps is empty: type a number of steps, or train by epochs.$"):
+            config_from_form(dict(values, length_mode="steps", max_steps=empty))
     mapped = config_from_form(dict(values, col_prompt="question", col_text=""))
     assert mapped.data.columns == {"prompt": "question"}
 

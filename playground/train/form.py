@@ -78,6 +78,9 @@ def config_from_form(values: dict[str, Any]) -> TrainJobConfig:
         v.pop(f"col_{role}", None)
     if v.pop(LENGTH_MODE.name, "epochs") != "steps":
         v["max_steps"] = None
+    elif v.get("max_steps") in (None, ""):  # None would mean "by epochs": an emptied box must not start one
+        label = SETTINGS["max_steps"].label
+        raise ValueError(f"{label} is empty: type a number of steps, or train by epochs.")
     return apply_overrides(TrainJobConfig(), v)
 
 

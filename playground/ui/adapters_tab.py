@@ -23,6 +23,7 @@ from playground.ui.errors import USER_ERRORS, api_errors, unseen_progress, warn
 from playground.ui.paths import server_path
 from playground.ui.session_adapter import adapter_of, own_adapter
 from playground.ui.session_adapter import pick as pick_adapter
+from playground.ui.inputs import Slider
 
 MAX_MIX = 4  # weight sliders shown for a mix
 NO_SELECTION = "_No adapter selected. Train one in the Train tab or import one below._"
@@ -135,7 +136,7 @@ def build(services: Services, demo: gr.Blocks, header: gr.Markdown, state: gr.St
         mix_names = gr.Dropdown([], multiselect=True, max_choices=MAX_MIX, label="Adapters to mix",
                                 elem_id="pg-mix-names")
         with gr.Row():
-            sliders = [gr.Slider(MIX_WEIGHT_MIN, MIX_WEIGHT_MAX, value=1.0 if i == 0 else 0.5, step=MIX_WEIGHT_STEP,
+            sliders = [Slider(MIX_WEIGHT_MIN, MIX_WEIGHT_MAX, value=1.0 if i == 0 else 0.5, step=MIX_WEIGHT_STEP,
                                  label=f"weight {i + 1}", visible=False, elem_id=f"pg-mix-w{i + 1}")
                        for i in range(MAX_MIX)]
         with gr.Row():

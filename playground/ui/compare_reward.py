@@ -15,13 +15,14 @@ from playground.ui.errors import USER_ERRORS, api_errors, warn
 from playground.ui.eval_inputs import eval_inputs
 from playground.ui.paths import dataset_read, eval_adapter, held_out_dataset, recipe_or_server_file
 from playground.ui.session_adapter import adapter_list, own_adapter
+from playground.ui.inputs import Slider
 
 
 def build_reward_eval(services: Services, session: gr.State) -> None:
     """`session`: this browser's adapter choice, evaluated when the adapter field is empty."""
     adapters = services.adapters
     choices = [(f"{r.title} (test split)", r.id) for r in list_recipes()]
-    samples = gr.Slider(0, 16, value=4, step=1, label="sampled answers a prompt (0 = greedy only)", render=False,
+    samples = Slider(0, 16, value=4, step=1, label="sampled answers a prompt (0 = greedy only)", render=False,
                         info="At the run's temperature, as GRPO samples: their mean is what GRPO maximises.",
                         elem_id="pg-reward-samples")
     with gr.Accordion("Reward evaluation (GRPO): held-out reward, base vs start vs tuned", open=False):

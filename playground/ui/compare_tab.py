@@ -39,6 +39,7 @@ from playground.ui.paths import dataset_read, eval_adapter, held_out_dataset, re
 from playground.ui.session_adapter import (NO_THIRD, adapter_list, adapter_of, empty_choice, own_adapter,
                                            session_value)
 from playground.ui.turns import presenter_first
+from playground.ui.inputs import Slider
 
 
 def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.State) -> CompareParts:
@@ -66,15 +67,15 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     with gr.Accordion("Settings (shared by every column)", open=False):
         system = gr.Textbox(label="System prompt", lines=2, elem_id="pg-compare-system")
         with gr.Row():
-            temperature = gr.Slider(0, 2, value=d.sampling.temperature, step=0.05, label="temperature (0 = greedy)",
+            temperature = Slider(0, 2, value=d.sampling.temperature, step=0.05, label="temperature (0 = greedy)",
                                     elem_id="pg-compare-temperature")
-            top_k = gr.Slider(0, 200, value=d.sampling.top_k, step=1, label="top-k (0 = off)")
-            top_p = gr.Slider(0.05, 1, value=d.sampling.top_p, step=0.01, label="top-p (1 = off)",
+            top_k = Slider(0, 200, value=d.sampling.top_k, step=1, label="top-k (0 = off)")
+            top_p = Slider(0.05, 1, value=d.sampling.top_p, step=0.01, label="top-p (1 = off)",
                               elem_id="pg-compare-top-p")
-            min_p = gr.Slider(0, 1, value=d.sampling.min_p, step=0.01, label="min-p (0 = off)")
+            min_p = Slider(0, 1, value=d.sampling.min_p, step=0.01, label="min-p (0 = off)")
         with gr.Row():
-            penalty = gr.Slider(0.5, 2, value=d.sampling.repetition_penalty, step=0.05, label="repetition penalty")
-            max_new = gr.Slider(1, 1024, value=d.max_new_tokens, step=1, label="max new tokens",
+            penalty = Slider(0.5, 2, value=d.sampling.repetition_penalty, step=0.05, label="repetition penalty")
+            max_new = Slider(1, 1024, value=d.max_new_tokens, step=1, label="max new tokens",
                                 elem_id="pg-compare-max-new")
             seed = gr.Number(value=d.seed, precision=0, label="seed", elem_id="pg-compare-seed")
         other = gr.Dropdown(empty_choice(NO_THIRD), value="", label="Third column: another adapter (optional)",

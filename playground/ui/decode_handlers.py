@@ -25,7 +25,7 @@ from playground.decode.views import (
 )
 from playground.fsutil import markdown_literal
 from playground.services import Services
-from playground.ui.errors import api_errors, warn
+from playground.ui.errors import warn, warned
 from playground.ui.session_adapter import decode_for
 from playground.ui.turns import presenter_first
 
@@ -42,16 +42,17 @@ def settings_wrapper(services: Services) -> Callable[[Callable[..., Any]], Calla
     """A decorator: Gradio calls the result with this browser's adapter choice, then the knob values
     (KNOB_NAMES order), then the handler's own inputs; fn(svc, settings, *rest) runs with the DecodeService
     as this session sees it (its own adapter) and one SamplingSettings (words tokenized with the current
-    model). User mistakes become a gr.Error."""
+    model). A user mistake (a knob out of range, an emptied box) is a warning toast naming the field, and every
+    view stays as it was: a raised gr.Error would mark each one "Error" until the next draw."""
     def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isgeneratorfunction(fn):
             def stream(*values: Any) -> Any:
                 yield from fn(*session_values(services, values))
-            return api_errors(presenter_first(services.rooms, stream))
+            return warned(presenter_first(services.rooms, stream), 1)  # one gr.skip() skips every output
 
         def call(*values: Any) -> Any:
             return fn(*session_values(services, values))
-        return api_errors(presenter_first(services.rooms, call))
+        return warned(presenter_first(services.rooms, call), 1)
     return with_settings
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from playground.ui.inputs import Slider
+
 # A click on a marker of the beam tree (plotly) becomes a `select` event with {node_id} on this gr.HTML.
 # Plotly drops its listeners whenever Gradio redraws the tree, so after any change under the tree the one
 # handler is (re)attached: removed first, so it is never there twice.
@@ -32,15 +34,15 @@ def more_samplers() -> tuple[list[gr.Slider], list[gr.Textbox]]:
     with gr.Accordion("More samplers: typical-p, ε / η cutoffs, top-h, no-repeat n-gram, sequence bias, "
                       "banned words", open=False, elem_id="decode-more"):
         with gr.Row():
-            typical = gr.Slider(0.01, 1, value=1.0, step=0.01, label="typical-p (1 = off)", elem_id="decode-typical",
+            typical = Slider(0.01, 1, value=1.0, step=0.01, label="typical-p (1 = off)", elem_id="decode-typical",
                                 info="keeps tokens whose surprise is close to the entropy, up to this mass")
-            epsilon = gr.Slider(0, 0.05, value=0.0, step=0.0001, label="epsilon cutoff (0 = off)",
+            epsilon = Slider(0, 0.05, value=0.0, step=0.0001, label="epsilon cutoff (0 = off)",
                                 elem_id="decode-epsilon", info="removes tokens below this probability")
-            eta = gr.Slider(0, 0.05, value=0.0, step=0.0001, label="eta cutoff (0 = off)", elem_id="decode-eta",
+            eta = Slider(0, 0.05, value=0.0, step=0.0001, label="eta cutoff (0 = off)", elem_id="decode-eta",
                             info="like epsilon, but the cutoff shrinks when the entropy is high")
-            top_h = gr.Slider(0, 1, value=0.0, step=0.05, label="top-h (0 = off)", elem_id="decode-top-h",
+            top_h = Slider(0, 1, value=0.0, step=0.05, label="top-h (0 = off)", elem_id="decode-top-h",
                               info="keeps top tokens while their entropy stays under this share")
-            ngram = gr.Slider(0, 10, value=0, step=1, label="no-repeat n-gram size (0 = off)",
+            ngram = Slider(0, 10, value=0, step=1, label="no-repeat n-gram size (0 = off)",
                               elem_id="decode-no-repeat", info="bans a token that would repeat an n-gram")
         with gr.Row():
             bias = gr.Textbox(label="sequence bias (word=bias, …; Enter to apply)", elem_id="decode-bias",

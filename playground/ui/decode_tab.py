@@ -17,7 +17,6 @@ from playground.decode.beam_report import FINAL_HEADERS, RAW_SCORES
 from playground.decode.branch import branch, follow
 from playground.decode.session import DecodeService, StepState
 from playground.decode.steps import (
-    MAX_STEP_TOKENS,
     choose,
     for_current_model,
     generate_states,
@@ -39,6 +38,7 @@ from playground.services import Services
 from playground.ui.decode_api import register_api
 from playground.ui.decode_samplers import TREE_CLICK_JS, more_samplers
 from playground.ui.errors import api_errors, unseen_progress, warned
+from playground.ui.inputs import Slider
 from playground.ui.link_parts import DecodeParts, link_row
 from playground.ui.session_adapter import decode_for, model_key
 from playground.ui.decode_handlers import (
@@ -80,15 +80,15 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
                       elem_id="decode-template-box"):
         template = gr.HTML(elem_id="decode-template")
     with gr.Row():
-        temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="temperature (0 = greedy)",
+        temperature = Slider(0, 2, value=1.0, step=0.05, label="temperature (0 = greedy)",
                                 elem_id="decode-temperature")
-        top_k = gr.Slider(0, 200, value=50, step=1, label="top-k (0 = off)", elem_id="decode-top-k")
-        top_p = gr.Slider(0.01, 1, value=1.0, step=0.01, label="top-p (1 = off)", elem_id="decode-top-p")
-        min_p = gr.Slider(0, 1, value=0.0, step=0.01, label="min-p (0 = off)", elem_id="decode-min-p")
-        penalty = gr.Slider(0.5, 2, value=1.0, step=0.05, label="repetition penalty (1 = off)",
+        top_k = Slider(0, 200, value=50, step=1, label="top-k (0 = off)", elem_id="decode-top-k")
+        top_p = Slider(0.01, 1, value=1.0, step=0.01, label="top-p (1 = off)", elem_id="decode-top-p")
+        min_p = Slider(0, 1, value=0.0, step=0.01, label="min-p (0 = off)", elem_id="decode-min-p")
+        penalty = Slider(0.5, 2, value=1.0, step=0.05, label="repetition penalty (1 = off)",
                             elem_id="decode-penalty")
-        top_n = gr.Slider(5, 50, value=20, step=1, label="tokens shown", elem_id="decode-top-n")
-        seed = gr.Number(value=0, precision=0, label="seed", minimum=0, elem_id="decode-seed")
+        top_n = Slider(5, 50, value=20, step=1, label="tokens shown", elem_id="decode-top-n")
+        seed = gr.Number(value=0, precision=0, label="seed", elem_id="decode-seed")  # range: the handlers' check
     more_sliders, more_texts = more_samplers()
     copy_link, link = link_row("decode")  # ui/links.py wires it
     knobs = [temperature, top_k, top_p, min_p, penalty, *more_sliders, *more_texts]
@@ -110,7 +110,7 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
                 greedy = gr.Button("Greedy", elem_id="decode-greedy")
                 undo = gr.Button("Undo", elem_id="decode-undo")
                 reset = gr.Button("Reset", elem_id="decode-reset")
-                n_tokens = gr.Number(value=20, precision=0, minimum=1, maximum=MAX_STEP_TOKENS, label="N",
+                n_tokens = gr.Number(value=20, precision=0, label="N",
                                      elem_id="decode-n", min_width=80)
                 generate = gr.Button("Generate N tokens", variant="secondary", elem_id="decode-generate")
             text = gr.HTML(elem_id="decode-text", js_on_load=TEXT_JS, css_template=TEXT_CSS)
@@ -118,9 +118,9 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
                 waterfall = gr.Plot(show_label=False, elem_id="decode-waterfall")
         with gr.Tab("Beam search", id="decode-beam"):
             with gr.Row():
-                beams = gr.Slider(1, MAX_BEAMS, value=3, step=1, label="beam width", elem_id="decode-beams")
-                steps = gr.Slider(1, MAX_STEPS, value=5, step=1, label="steps", elem_id="decode-steps")
-                length_penalty = gr.Slider(-2, 2, value=1.0, step=0.1, label="length penalty",
+                beams = Slider(1, MAX_BEAMS, value=3, step=1, label="beam width", elem_id="decode-beams")
+                steps = Slider(1, MAX_STEPS, value=5, step=1, label="steps", elem_id="decode-steps")
+                length_penalty = Slider(-2, 2, value=1.0, step=0.1, label="length penalty",
                                            elem_id="decode-length-penalty")
                 run_beam = gr.Button("Run beam search", variant="primary", elem_id="decode-run-beam")
             gr.Markdown("Beam search continues the text in *Next token*: the prompt plus any tokens chosen there "
@@ -143,7 +143,7 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
             sweep_chart = gr.Plot(label="Top-1 probability and entropy vs temperature", elem_id="decode-sweep")
             multiples = gr.Plot(label="The distribution at a few temperatures", elem_id="decode-multiples")
             with gr.Row():
-                compare_tokens = gr.Slider(5, 60, value=25, step=1, label="new tokens", elem_id="decode-compare-n")
+                compare_tokens = Slider(5, 60, value=25, step=1, label="new tokens", elem_id="decode-compare-n")
                 compare = gr.Button("Compare greedy · beam · sampled", elem_id="decode-compare-run")
             comparison = gr.Dataframe(headers=COMPARE_HEADERS,
                                       interactive=False, wrap=True, elem_id="decode-comparison",

@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from playground.ui.session_adapter import THIS_BROWSERS, empty_choice
+from playground.ui.inputs import Slider
 
 
 @dataclass
@@ -33,7 +34,7 @@ def eval_inputs(prefix: str, choices: list[Any], value: Any, *, dataset_label: s
                          elem_id=f"pg-{prefix}-file")
     with gr.Row():
         adapter = gr.Dropdown(empty_choice(THIS_BROWSERS), value="", label="Adapter", elem_id=f"pg-{prefix}-adapter")
-        limit = gr.Slider(1, 500, value=rows, step=1, label=rows_label, elem_id=f"pg-{prefix}-rows")
+        limit = Slider(1, 500, value=rows, step=1, label=rows_label, elem_id=f"pg-{prefix}-rows")
         if more:
             more()
         run = gr.Button(run_label, variant="primary", elem_id=f"pg-{prefix}-run")

@@ -32,6 +32,7 @@ from playground.inside.views import (
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, unseen_progress, warn
 from playground.ui.session_adapter import model_key, view_for
+from playground.ui.inputs import Slider
 
 EXAMPLES = ["The capital of France is", "The Eiffel Tower is in the city of", "1, 2, 3, 4, 5,",
             "The opposite of hot is"]
@@ -73,8 +74,8 @@ def build(services: Services, session: gr.State, stamp: gr.State | None = None) 
         with gr.Tab("Attention", id="inside-attention"):
             with gr.Row():
                 run_attn = gr.Button("Show attention", variant="primary", elem_id="inside-attn-run", scale=1)
-                layer = gr.Slider(1, layers, value=1, step=1, label="layer", elem_id="inside-layer", scale=2)
-                head = gr.Slider(0, heads, value=0, step=1, label="head (0 = average over heads)",
+                layer = Slider(1, layers, value=1, step=1, label="layer", elem_id="inside-layer", scale=2)
+                head = Slider(0, heads, value=0, step=1, label="head (0 = average over heads)",
                                  elem_id="inside-head", scale=2)
             attn_md = gr.Markdown(elem_id="inside-attn-summary")
             with gr.Row():

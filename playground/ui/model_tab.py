@@ -24,6 +24,7 @@ from playground.services import Services
 from playground.ui.errors import USER_ERRORS, user_errors, warn
 from playground.ui.paths import looks_like_a_path, server_path
 from playground.ui.session_adapter import adapter_of
+from playground.ui.inputs import Slider
 
 
 def check_model_path(services: Services, source: str) -> None:
@@ -75,12 +76,12 @@ def build(services: Services, header: gr.Markdown, state: gr.State, session: gr.
     d = MemoryEstimateConfig()
     with gr.Row():
         with gr.Column(scale=1):
-            batch = gr.Slider(1, 64, value=d.batch_size, step=1, label="Batch size")
-            seq = gr.Slider(64, 8192, value=d.seq_len, step=64, label="Sequence length")
+            batch = Slider(1, 64, value=d.batch_size, step=1, label="Batch size")
+            seq = Slider(64, 8192, value=d.seq_len, step=64, label="Sequence length")
             precision = gr.Radio(["fp32", "bf16", "fp16"], value=d.precision, label="Precision")
             method = gr.Radio([("Full fine-tune", "full"), ("LoRA", "lora"), ("QLoRA (4-bit base)", "qlora")],
                               value=d.method, label="Method")
-            rank = gr.Slider(1, 256, value=d.lora_rank, step=1, label="LoRA rank")
+            rank = Slider(1, 256, value=d.lora_rank, step=1, label="LoRA rank")
             optimizer = gr.Dropdown(["adamw_32bit", "adamw_8bit", "paged_adamw_32bit", "paged_adamw_8bit", "sgd"],
                                     value=d.optimizer, label="Optimizer")
             checkpointing = gr.Checkbox(value=d.gradient_checkpointing, label="Gradient checkpointing")

@@ -21,6 +21,7 @@ from playground.train.config import ALL_LINEAR, CPU_OPTIMIZERS, GPU_OPTIMIZERS, 
 from playground.train.form import SECTION_TITLES, FormField, form_fields, form_values, recipe_config
 from playground.train.launch import process_choices, strategy_choices
 from playground.ui.train_method import METHOD_FIELDS, build_method_note, hidden_fields, hidden_rows
+from playground.ui.inputs import Slider
 
 FILE_TYPES = [".jsonl", ".json", ".csv"]
 NO_PREVIEW = [["Click Preview data to see the first rows."]]  # the preview table before (or after a new source)
@@ -70,7 +71,7 @@ def widget(f: FormField, value: Any, **extra: Any) -> gr.components.Component:
         return gr.Number(value=value, precision=0 if s.kind is int else None, min_width=110, **step, **common)
     if kind == "slider":
         step = m.get("step", 1)  # a slider spans ge .. the last step below lt
-        return gr.Slider(m.get("ge", 0), m["lt"] - step, value=value, step=step, **common)
+        return Slider(m.get("ge", 0), m["lt"] - step, value=value, step=step, **common)
     if kind == "checkbox":
         return gr.Checkbox(value=bool(value), **common)
     if kind == "dropdown":
