@@ -111,8 +111,19 @@ def wait_text(page, selector: str, text: str, present: bool = True, timeout: flo
 
 
 def options(page, elem_id: str) -> list[str]:
-    page.locator(f"#{elem_id} input").click()
-    page.get_by_role("option").first.wait_for()
+    """A dropdown's option names, read by opening it as a user does. A click that lands while the list is being
+    redrawn (a library change reaching it) can leave it closed: close and open it again, up to 5 times."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(5):
+        page.locator(f"#{elem_id} input").click()
+        try:
+            page.get_by_role("option").first.wait_for(timeout=12_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            if attempt == 4:
+                raise
     names = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
     page.keyboard.press("Escape")
     return names
