@@ -126,7 +126,7 @@ def base_model_code(quantization: str, gradient_checkpointing: bool) -> str:
     the SFT and the DPO/GRPO scripts; the script imports BitsAndBytesConfig, PartialState and
     prepare_model_for_kbit_training when `quantization` is not "none"."""
     quant = ""
-    if quantization in ("4bit", "8bit"):  # the app's own arguments (model.store.quant_kwargs)
+    if quantization in ("4bit", "8bit"):  # the app's own arguments (model.quant.quant_kwargs)
         compute = "            bnb_4bit_compute_dtype=dtype,\n" if quantization == "4bit" else ""
         quant = ("        quantization_config=BitsAndBytesConfig(\n" + _keywords(quant_kwargs(quantization), " " * 12)
                  + compute + "        ),\n")

@@ -62,6 +62,9 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
     svc: DecodeService = services.decode  # the API's (the server's adapter); handlers get their session's
     with_settings = settings_wrapper(services)
 
+    def knob_errors(fn):  # a handler reading the knobs itself (its event's data first): mistakes as with_settings
+        return warned(fn, 1)
+
     gr.Markdown("See how the next token is chosen: the model's raw probabilities, then repetition penalty → "
                 "temperature → top-k → top-p → min-p, and every other sampler transformers has under *More "
                 "samplers* (transformers' own processors in generate()'s order: exactly what `generate()` "
@@ -212,7 +215,7 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
             yield (grown, *skip, built_text_html(svc.tokenizer(), grown), gr.skip(), gr.skip(), gr.skip())
         yield drawn_updates(svc, settings, st, start, grown, n)
 
-    @api_errors
+    @knob_errors
     def on_text_branch(evt: gr.EventData, *values):
         """A click in a chosen token's menu: cut the text there, and append the alternative clicked."""
         svc, settings, st, n = session_values(services, values)
@@ -229,11 +232,11 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
         svc, settings, st, paths, n = session_values(services, values)
         return (*_view(svc, settings, follow(svc, paths, settings, node_id, st), n), gr.Tabs(selected="decode-next"))
 
-    @api_errors
+    @knob_errors
     def on_tree_click(evt: gr.EventData, *values):
         return continue_from_node(values, evt.node_id)
 
-    @api_errors
+    @knob_errors
     def on_node_pick(*values):
         return continue_from_node(values[:-1], values[-1]) if values[-1] is not None else \
             (*skip_view, gr.skip())
@@ -282,13 +285,14 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
     reset.click(on_reset, knob_inputs(*box, top_n), prompt_out, **PRIVATE)
     generate.click(on_generate, knob_inputs(*box, top_n, n_tokens, seed), prompt_out, **PRIVATE)
     text.select(on_text_branch, knob_inputs(state, top_n), view_out, **PRIVATE)
-    # These three keep their last results on a refusal (an empty prompt): a toast, no "Error" over each view
+    # Beam keeps its last results on a refusal (an empty prompt): a toast, no "Error" over each view (explore and
+    # compare read the knobs: with_settings does the same for them)
     run_beam.click(warned(on_beam, 5), [session, state, prompt, chat, beams, steps, length_penalty],
                    [beam_summary, tree, finals, beam_paths, node_pick], **PRIVATE)
     tree_clicks.select(on_tree_click, knob_inputs(state, beam_paths, top_n), [*view_out, tabs], **PRIVATE)
     node_pick.input(on_node_pick, knob_inputs(state, beam_paths, top_n, node_pick), [*view_out, tabs], **PRIVATE)
-    explore.click(warned(on_explore, 2), knob_inputs(state, prompt, chat), [sweep_chart, multiples], **PRIVATE)
-    compare.click(warned(on_compare, 1), knob_inputs(state, prompt, chat, beams, compare_tokens, seed), comparison,
+    explore.click(on_explore, knob_inputs(state, prompt, chat), [sweep_chart, multiples], **PRIVATE)
+    compare.click(on_compare, knob_inputs(state, prompt, chat, beams, compare_tokens, seed), comparison,
                   **PRIVATE)
     register_api(svc, services.rooms)
     return DecodeParts(prompt, chat, knobs, seed, top_n, view_out, notice, template, tabs, beams, steps,
