@@ -44,7 +44,11 @@ def test_presenter_and_student_play_a_round(room_app, browser, page):
     code = page.locator("#pg-room-code").inner_text().strip()
     assert len(code) == 4
     assert page.locator("#pg-room-url").inner_text() == f"{url}?room={code}"
-    assert page.locator("#room-join svg path").count() == 1  # the QR code, drawn inline
+    # the QR code, drawn inline as one path (Gradio's own icons around the panel, e.g. a progress spinner
+    # while the open event finishes, are other svgs: count only the QR's)
+    qr = page.locator("#pg-room-join-panel svg[role=img]")
+    assert qr.count() == 1 and qr.locator("path").count() == 1
+    assert qr.get_attribute("aria-label") == f"QR code for {url}?room={code}"
     page.wait_for_function(f"({CHART_VOTES})?.x?.length === 10")  # the pick list's bars, no votes yet
     # F5 on the projector: a new session, but the browser kept the owner token, so the room comes back
     page.reload()
