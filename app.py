@@ -71,6 +71,11 @@ def exposure_warning(host: str, auth: str | None) -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    from playground.model.hub import offline_unless_reachable
+
+    offline = offline_unless_reachable()  # before huggingface_hub is imported: it reads HF_HUB_OFFLINE then
+    if offline:
+        print(offline, flush=True)
     from playground.model.sources import ModelLoadError
     from playground.model.store import LoadSettings, ModelStore
     from playground.services import Services

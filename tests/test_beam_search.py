@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 
-from playground.decode.beam import BeamSettings, beam_search, expand_tree, generate_beams, greedy_path
+from playground.decode.beam import (BeamSettings, beam_search, expand_tree, generate_beams, greedy_path,
+                                    tree_from_steps)
 from playground.decode.charts import beam_tree_figure
 from playground.decode.sampling import SamplingSettings
 from playground.decode.session import encode_prompt
@@ -61,30 +60,39 @@ def test_beam_search_result_marks_paths_and_draws_a_tree(tiny_store):
     assert {t.name for t in markers} >= {"kept beam", "finished hypothesis", "pruned"}
 
 
-class CourseModel(torch.nn.Module):
-    """The course's example as a model: first token A 0.6 / B 0.4; after A the best is 0.55, after B 0.9."""
+COURSE = {(): [0.0, 0.6, 0.4, 0.0, 0.0, 0.0], (1,): [0.0, 0.0, 0.0, 0.55, 0.45, 0.0],
+          (2,): [0.0, 0.0, 0.0, 0.05, 0.05, 0.9]}  # the course's example: first A 0.6 / B 0.4; then 0.55 / 0.9
 
-    TABLE = {(): [0.0, 0.6, 0.4, 0.0, 0.0, 0.0], (1,): [0.0, 0.0, 0.0, 0.55, 0.45, 0.0],
-             (2,): [0.0, 0.0, 0.0, 0.05, 0.05, 0.9]}
 
-    def forward(self, input_ids, use_cache=False):
-        rows = []
-        for seq in input_ids.tolist():
-            probs = torch.tensor(self.TABLE[tuple(seq[1:])]) + 1e-9
-            rows.append(probs.log())
-        return SimpleNamespace(logits=torch.stack(rows)[:, None, :])
+def course_steps(running: list[list[tuple[int, ...]]]) -> list:
+    """What generate() records at each step for the course's model: the running rows (after the prompt token 0)
+    and their next-token log-probabilities."""
+    return [([[0, *gen] for gen in rows], (torch.tensor([COURSE[g] for g in rows]) + 1e-9).log()) for rows in running]
 
 
 def test_course_example_beam_beats_greedy():
     labels = ["<s>", "A", "B", "x", "y", "z"]
-    tokenizer = SimpleNamespace(eos_token_id=None, all_special_ids=[], convert_ids_to_tokens=lambda i: labels[i],
-                                decode=lambda ids, **_: "".join(labels[i] for i in ids), backend_tokenizer=None)
-    lm = SimpleNamespace(model=CourseModel(), tokenizer=tokenizer, device="cpu",
-                         base_model=SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=None)))
-    _, greedy = expand_tree(lm, [0], BeamSettings(1, 2, 0.0))
-    _, beam = expand_tree(lm, [0], BeamSettings(2, 2, 0.0))
+    settings = dict(prompt_len=1, eos=set(), label=lambda i: labels[i])
+    _, greedy = tree_from_steps(course_steps([[()], [(1,)]]), settings=BeamSettings(1, 2, 0.0), **settings)
+    nodes, beam = tree_from_steps(course_steps([[(), ()], [(1,), (2,)]]), settings=BeamSettings(2, 2, 0.0),
+                                  **settings)
     assert greedy[0][0] == [1, 3] and torch.tensor(greedy[0][1]).exp() == pytest.approx(0.33, abs=1e-6)
     assert beam[0][0] == [2, 5] and torch.tensor(beam[0][1]).exp() == pytest.approx(0.36, abs=1e-6)
+    assert [(n.label, n.status) for n in nodes if n.step == 1][:2] == [("A", "kept"), ("B", "kept")]
+
+
+def test_the_tree_is_what_generate_searched_with_its_own_scores(tiny_store):
+    """The tree comes from generate()'s own beam search (its running beams and log-probs, recorded inside it),
+    not from a second search: each kept node is a beam generate() ran on, and each node's log-prob is the
+    model's own for that token after its path."""
+    lm = tiny_store.current
+    ids = prompt_ids(lm)
+    nodes, _ = expand_tree(lm, ids, BeamSettings(3, 4, 1.0))
+    paths = {-1: []}
+    for n in nodes:
+        paths[n.node_id] = paths[n.parent] + [n.token_id]
+    for n in [n for n in nodes if n.status == "kept"][:3] + [n for n in nodes if n.step == 4][:2]:
+        assert n.cum_logprob == pytest.approx(continuation_logprob(lm, ids, paths[n.node_id]), abs=1e-3)
 
 
 def test_strategy_comparison_uses_generate(tiny_store):

@@ -96,6 +96,16 @@ def test_settings_from_controls_names_a_bad_field():
         settings_from_controls("", 0.7, 50, 1.5, 0, 1.0, 64, 0)
 
 
+@pytest.mark.parametrize("emptied", [None, "", "  "])
+def test_an_emptied_seed_box_is_a_sentence_not_a_silent_seed_0(emptied):
+    # it used to fall back to the default seed 0 without a word, while Decode refused the same emptied box
+    with pytest.raises(ValueError, match=r"^seed is empty: it must be a whole number from 0 to 4294967295\.$"):
+        settings_from_controls("", 0.7, 50, 0.9, 0, 1.0, 64, emptied)
+    with pytest.raises(ValueError, match=r"^max_new_tokens is empty"):
+        settings_from_controls("", 0.7, 50, 0.9, 0, 1.0, None, 5)
+    assert settings_from_controls("", 0.7, 50, 0.9, 0, 1.0, 64, "7").seed == 7
+
+
 def _component(demo, elem_id):
     return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
 

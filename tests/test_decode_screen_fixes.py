@@ -240,3 +240,20 @@ def test_beam_explore_and_compare_refuse_an_empty_prompt_with_a_toast_and_keep_t
         gr.Warning = real
     assert warnings == ["The prompt is empty: type some text first."]
     assert out and all(v == gr.skip() for v in out.values())
+
+
+def test_undo_with_nothing_added_says_so_and_undo_after_a_step_removes_it(tab, monkeypatch):
+    """Undo before any token was added did nothing without a word; now a toast, every view left as it was."""
+    demo, parts, _ = tab
+    warnings = []
+    monkeypatch.setattr(gr, "Warning", lambda message, *a, **k: warnings.append(message))
+    drawn = _press(demo, "decode-run", **{"decode-prompt": PARIS})
+    for st in (None, drawn[parts.state]):  # a fresh page; a prompt drawn but nothing added yet
+        out = _press(demo, "decode-undo", state=st)
+        assert out and all(v == gr.skip() for v in out.values())
+    assert warnings == ["Nothing to undo: no token has been added after the prompt yet."] * 2
+    stepped = _stepped(demo, PARIS, drawn[parts.state])
+    assert len(stepped[parts.state].chosen) == 1
+    undone = _press(demo, "decode-undo", state=stepped[parts.state])
+    assert undone[parts.state].chosen == () and undone[parts.state].prompt.text == PARIS
+    assert warnings == ["Nothing to undo: no token has been added after the prompt yet."] * 2

@@ -113,6 +113,23 @@ def test_plain_conversational_and_implicit_prompt_rows():
     assert as_json["prompt"] == [{"role": "user", "content": "hi"}]  # CSV cells holding JSON conversations
 
 
+def test_from_value_pairs_are_read_like_from_value_sft_chats_and_bad_turns_are_named():
+    """SFT rows took from/value turns (TRL's maybe_convert_to_chatml) while DPO refused the same turns:
+    one message check now reads both."""
+    cols = {"chosen": "chosen", "rejected": "rejected"}
+    row = {"chosen": [{"from": "user", "value": "hi"}, {"from": "assistant", "value": "hello!"}],
+           "rejected": [{"from": "user", "value": "hi"}, {"from": "assistant", "value": "go"}]}
+    conv = to_preference_row(row, 4, cols, chat=True)
+    assert conv == {"prompt": [{"role": "user", "content": "hi"}],
+                    "chosen": [{"role": "assistant", "content": "hello!"}],
+                    "rejected": [{"role": "assistant", "content": "go"}]}
+    bad = {**row, "rejected": [{"role": "robot", "content": "go"}]}
+    with pytest.raises(ValueError, match=r"^Row 4: unknown message role 'robot' \(system, user, assistant or tool\)"):
+        to_preference_row(bad, 4, cols, chat=True)
+    with pytest.raises(ValueError, match=r"^Row 5: the chosen answer should be a non-empty list of \{role, content\}"):
+        to_preference_row({**row, "chosen": [1, 2]}, 5, cols, chat=True)
+
+
 # ---------------------------------------------------------------- the bundled preference recipe and its rule
 
 def test_sign_off_recipe_pairs_follow_the_rule_and_are_split():

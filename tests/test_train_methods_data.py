@@ -22,6 +22,7 @@ class WordTokenizer:
     """A tokenizer stand-in: one token a word, no chat template."""
 
     chat_template = None
+    eos_token = "</s>"
 
     def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
         return {"input_ids": text.split()}
@@ -185,12 +186,13 @@ def test_dpo_length_help_says_what_trl_enforces(tmp_path):
     assert "caps prompt + answer" in prompt_help and "Prompts are not cut on their own" in prompt_help
     assert "caps prompt + answer" in answer_help and "kept" not in answer_help
     # a 10-token prompt with a 1-token answer fits the 12-token cap: no warning about a long prompt
-    long_prompt = {"prompt": " ".join(["word"] * 10), "chosen": "yes", "rejected": "no"}
+    # answers open with a space, as plain-text DPO data does: DPO tokenizes prompt + answer + EOS as one text
+    long_prompt = {"prompt": " ".join(["word"] * 10), "chosen": " yes", "rejected": " no"}
     path = write_jsonl(tmp_path / "pairs.jsonl", [long_prompt] * 2)
     summary = preference_preview(DataSource(kind="file", path=str(path), eval_fraction=0.0), WordTokenizer(),
                                  8, 4)["summary"]
     assert "⚠️" not in summary
-    over = {**long_prompt, "chosen": "a b c"}  # 10 + 3 > 12: cut at the end
+    over = {**long_prompt, "chosen": " a b c"}  # 10 + 3 > 12: cut at the end
     path = write_jsonl(tmp_path / "pairs2.jsonl", [over] * 2)
     summary = preference_preview(DataSource(kind="file", path=str(path), eval_fraction=0.0), WordTokenizer(),
                                  8, 4)["summary"]

@@ -26,6 +26,7 @@ from playground.decode.cancel import Cancel, GiveWay, Turns
 from playground.decode.checks import check_int
 from playground.decode.sampling import SamplingSettings, generate_kwargs
 from playground.decode.session import context_limit
+from playground.decode.tokens import special_ids
 from playground.fsutil import check_str, shown
 from playground.model.store import LoadedModel
 from playground.model.turns import Urgency
@@ -135,8 +136,8 @@ def build_prompt_ids(tokenizer: Any, system_prompt: str, history: tuple[Message,
     messages += [{"role": m["role"], "content": m["content"]} for m in history] + [
         {"role": "user", "content": message}]
     if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])  # the template holds BOS etc.
+        return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"])  # the template holds BOS etc.
     text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages) + "Assistant:"
     return list(tokenizer(text)["input_ids"])
 
@@ -154,7 +155,7 @@ class _CallbackStreamer(TextStreamer):
 
 
 def _trim_special(tokenizer: Any, ids: list[int]) -> list[int]:
-    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    special = special_ids(tokenizer)
     while ids and ids[-1] in special:
         ids = ids[:-1]
     return ids

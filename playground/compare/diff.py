@@ -16,6 +16,7 @@ import torch
 
 from playground.adapters.live import base_context
 from playground.decode.tokens import incremental_texts, token_label
+from playground.model.anatomy import forward_accepts
 from playground.model.store import LoadedModel
 
 DELTA_RANGE = 4.0  # |Δ log p| at which the colour is at full strength
@@ -74,9 +75,9 @@ def what_changed(lm: LoadedModel, prompt_ids: list[int], tuned_ids: list[int], t
     lp_tuned = tuned_logits.float().log_softmax(-1).cpu()[torch.arange(n), target]
     full = torch.tensor([prompt_ids + tuned_ids], dtype=torch.long, device=lm.device)
     with base_context(lm), torch.inference_mode():
-        try:  # only the answer positions need the (vocabulary-sized) output layer
+        if forward_accepts(lm.model, "logits_to_keep"):  # only the answer positions need the output layer
             logits = lm.model(input_ids=full, logits_to_keep=n + 1).logits[0, :n]
-        except TypeError:  # an architecture without logits_to_keep
+        else:
             logits = lm.model(input_ids=full).logits[0, len(prompt_ids) - 1:len(prompt_ids) - 1 + n]
     lp_base = logits.float().log_softmax(-1).cpu()[torch.arange(n), target]
     texts = incremental_texts(lm.tokenizer, prompt_ids, tuned_ids)

@@ -20,9 +20,10 @@ import torch
 
 from playground.adapters.library import AdapterInfo
 from playground.adapters.live import AdapterManager
-from playground.compare.fit import context_of, fit_prompts, fit_row
+from playground.compare.fit import attention_mask, context_of, fit_prompts, fit_row, padded
 from playground.data.files import load_file, quiet_datasets
 from playground.data.loading import RawData, format_rows
+from playground.data.messages import text_of
 from playground.data.pig_latin import exact_match, word_accuracy
 from playground.data.prompts import format_prompts
 from playground.data.preview import prompt_and_full_ids
@@ -32,7 +33,7 @@ from playground.decode.checks import check_int
 from playground.decode.sampling import SamplingSettings, generate_kwargs
 from playground.model.turns import Urgency
 
-Progress = Callable[[float, str], None]
+Progress = Callable[[float, str], None]  # (fraction done, what is being done): the evaluations' progress bar
 PIG_LATIN_PREFIX = "translate to pig latin"
 NO_ADAPTER = "No adapter to evaluate: activate one in the Adapters tab or choose one here."
 LOSS_METRICS = [("loss", "loss ↓"), ("perplexity", "perplexity ↓")]
@@ -191,16 +192,9 @@ def load_examples(dataset: str, chat: bool, max_rows: int) -> tuple[str, list[Ex
                          "(messages, prompt/completion or instruction/output).")
     examples = [Example(r["prompt"], r["completion"][-1]["content"] if isinstance(r["completion"], list)  # chat
                         else str(r["completion"])) for r in rows]
-    prompts = [_user_text(e.prompt).lower() for e in examples]
+    prompts = [text_of(e.prompt).lower() for e in examples]
     pig = dataset == "pig-latin" or bool(prompts) and all(p.startswith(PIG_LATIN_PREFIX) for p in prompts)
     return name, examples, pig
-
-
-def _user_text(prompt: Any) -> str:
-    if isinstance(prompt, list):
-        users = [m["content"] for m in prompt if m.get("role") == "user"]
-        return users[-1] if users else ""
-    return str(prompt)
 
 
 def encode_all(tokenizer: Any, examples: list[Example]) -> list[tuple[list[int], list[int]]]:
@@ -215,14 +209,9 @@ def batch_nll(model: Any, device: torch.device, pad_id: int,
               batch: list[tuple[list[int], list[int]]]) -> tuple[float, int]:
     """Summed answer-token NLL and the number of answer tokens, from the model's own loss (mean × count)."""
     batch = [fit_row(prompt, full, context_of(model)) for prompt, full in batch]  # too long: cut from the left
-    width = max(len(full) for _, full in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, (prompt, full) in enumerate(batch):
-        ids[i, :len(full)] = torch.tensor(full)
-        mask[i, :len(full)] = 1
-        labels[i, len(prompt):len(full)] = torch.tensor(full[len(prompt):])
+    fulls = [full for _, full in batch]
+    ids, mask = padded(fulls, pad_id), attention_mask(fulls)
+    labels = padded([[-100] * len(prompt) + full[len(prompt):] for prompt, full in batch], -100)  # answers only
     count = int((labels[:, 1:] != -100).sum())
     if count == 0:
         return 0.0, 0
@@ -239,10 +228,9 @@ def batch_generate(model: Any, tokenizer: Any, device: torch.device, prompts: li
     """Answers for a batch of prompts (left-padded, as decoder-only generation needs): greedy by default;
     with `sampling`, `per_prompt` sampled answers each, prompt by prompt (generate's num_return_sequences)."""
     prompts, max_new_tokens = fit_prompts(prompts, max_new_tokens, context_of(model))  # cut from the left
-    width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long, device=device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long, device=device)
+    ids, mask = padded(prompts, pad, "left").to(device), attention_mask(prompts, "left").to(device)
+    width = ids.shape[1]
     out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, pad_token_id=pad,
                          **{**generate_kwargs(sampling), "num_return_sequences": per_prompt})
     return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]

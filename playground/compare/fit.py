@@ -6,19 +6,29 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from playground.model.inspect import context_length
+
 Row = tuple[list[int], list[int]]
-POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def padded(rows: list[list[int]], value: int, side: str = "right") -> torch.Tensor:
+    """Rows of ids as one (rows × longest) tensor, filled with `value` on `side` (torch's pad_sequence): right
+    for scoring, left for generation (a decoder-only model continues from the last position)."""
+    return pad_sequence([torch.tensor(r, dtype=torch.long) for r in rows], batch_first=True, padding_value=value,
+                        padding_side=side)
+
+
+def attention_mask(rows: list[list[int]], side: str = "right") -> torch.Tensor:
+    """1 over each row's own tokens, 0 over the padding `padded` adds on `side`."""
+    return padded([[1] * len(r) for r in rows], 0, side)
 
 
 def context_of(model: Any) -> int | None:
     """How many tokens `model` (plain or PEFT-wrapped) can attend to, from its config; None when it says nothing."""
-    cfg = getattr(model, "config", None)
-    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-    for key in POSITION_KEYS:
-        value = getattr(cfg, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+    return context_length(model)
 
 
 def fit_row(prompt: list[int], full: list[int], limit: int | None) -> Row:

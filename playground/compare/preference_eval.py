@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,17 +19,17 @@ from typing import Any
 import torch
 
 from playground.adapters.live import AdapterManager
-from playground.compare.evaluation import HeldOutRequest, batch_generate, recipe_method
-from playground.compare.fit import context_of, fit_pair
+from playground.compare.evaluation import HeldOutRequest, Progress, batch_generate, recipe_method
+from playground.compare.fit import attention_mask, context_of, fit_pair, padded
 from playground.data.files import load_file
 from playground.data.loading import RawData
-from playground.data.preference import format_preference, text_of
+from playground.data.messages import text_of
+from playground.data.preference import format_preference, pair_ids
 from playground.data.recipes import get_recipe, list_recipes
 from playground.data.rules import rule_for
 from playground.data.sources import DataSource
 from playground.model.turns import Urgency
 
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -93,34 +92,14 @@ def load_pairs(dataset: str, chat: bool, max_rows: int) -> tuple[str, Any]:
     return name, pairs
 
 
-def encode_pair(tokenizer: Any, prompt: Any, answer: Any) -> tuple[list[int], list[int]]:
-    """(prompt ids, answer ids) as DPOTrainer tokenizes them: the answer starts where prompt and prompt+answer
-    diverge (chat template), or is the answer's tokens + EOS (plain text)."""
-    if isinstance(prompt, list):
-        p = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-        full = tokenizer.apply_chat_template(prompt + answer, tokenize=False)
-        p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
-        f_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-        n = 0
-        while n < min(len(p_ids), len(f_ids)) and p_ids[n] == f_ids[n]:
-            n += 1
-        return list(f_ids[:n]), list(f_ids[n:])
-    p_ids = tokenizer(str(prompt))["input_ids"]
-    return list(p_ids), list(tokenizer(str(answer), add_special_tokens=False)["input_ids"]) + [tokenizer.eos_token_id]
-
-
 @torch.no_grad()
 def answer_logps(model: Any, device: torch.device, pad_id: int,
                  batch: list[tuple[list[int], list[int]]]) -> list[float]:
     """Summed log-probability of each answer given its prompt (a row too long for the context: cut, fit_pair)."""
     limit = context_of(model)
     batch = [fit_pair(p, a, limit) for p, a in batch]
-    width = max(len(p) + len(a) for p, a in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, (p, a) in enumerate(batch):
-        ids[i, :len(p) + len(a)] = torch.tensor(p + a)
-        mask[i, :len(p) + len(a)] = 1
+    rows = [p + a for p, a in batch]
+    ids, mask = padded(rows, pad_id), attention_mask(rows)
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
     logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
     return [float(logp[i, len(p) - 1:len(p) + len(a) - 1].sum()) for i, (p, a) in enumerate(batch)]
@@ -142,8 +121,7 @@ def evaluate_preferences(adapters: AdapterManager, request: PreferenceEvalReques
     chat = bool(getattr(tokenizer, "chat_template", None))
     say(0.0, "Loading the held-out pairs…")
     name, pairs = load_pairs(request.dataset.strip(), chat, request.max_rows)
-    encoded = [(encode_pair(tokenizer, r["prompt"], r["chosen"]), encode_pair(tokenizer, r["prompt"], r["rejected"]))
-               for r in pairs]
+    encoded = [((p, c), (p, r)) for p, c, r in pair_ids(pairs, tokenizer)]  # as DPOTrainer tokenizes them
     flat = [e for pair in encoded for e in pair]  # chosen, rejected, chosen, …
     batches = [flat[i:i + 2 * request.batch_size] for i in range(0, len(flat), 2 * request.batch_size)]
     rule = rule_for(name)

@@ -16,20 +16,19 @@ better-translated words; the aligned reading tells the two apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from playground.adapters.live import AdapterManager
-from playground.compare.evaluation import HeldOutRequest, batch_generate, encode_all, load_prompts
-from playground.data.reward_rules import Score, pig_latin_shape, rules_from_settings, text_of
+from playground.compare.evaluation import HeldOutRequest, Progress, batch_generate, encode_all, load_prompts
+from playground.data.messages import text_of
+from playground.data.reward_rules import Score, pig_latin_shape, rules_from_settings
 from playground.decode.checks import check_float, check_int
 from playground.decode.settings import SamplingSettings
 from playground.model.turns import Urgency
 
-Progress = Callable[[float, str], None]
 ANSWER_COLUMNS = ("prompt", "base", "start", "tuned")  # the answers table: "—" under a model that was not run
 
 

@@ -89,10 +89,11 @@ def column_views(update: CompareUpdate, histories: dict[str, tuple[Message, ...]
 
 def settings_from_controls(system: Any, temperature: Any, top_k: Any, top_p: Any, min_p: Any, penalty: Any,
                            max_new: Any, seed: Any) -> CompareSettings:
-    """The tab's setting controls, in their order, as one CompareSettings (ValueError names the field)."""
+    """The tab's setting controls, in their order, as one CompareSettings (ValueError names the field; an
+    emptied seed box too, as in Decode, rather than a silent seed 0)."""
     return CompareSettings.from_dict({"temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
-                                      "repetition_penalty": penalty, "max_new_tokens": max_new,
-                                      "system_prompt": system or ""}, seed=seed)
+                                      "repetition_penalty": penalty, "max_new_tokens": max_new, "seed": seed,
+                                      "system_prompt": system or ""})
 
 
 def settings_note(current: CompareSettings | None = None) -> str:

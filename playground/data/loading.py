@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.data.files import file_sha256, load_file, quiet_datasets
+from playground.data.messages import text_of
 from playground.data.recipes import ASSETS, get_recipe
 from playground.data.sources import DataSource
 
@@ -128,16 +129,19 @@ def _text(value: Any, what: str, row: int, allow_empty: bool = False) -> str:
     return text
 
 
-def _messages(value: Any, row: int) -> list[dict[str, str]]:
+def chat_messages(value: Any, row: int, what: str = "messages") -> list[dict[str, str]]:
+    """A conversation cell (a list, or its JSON text from a CSV) -> {role, content} messages, ShareGPT's
+    from/value converted by TRL; a ValueError naming the row and `what` (e.g. "the chosen answer") otherwise.
+    The one check of SFT, GRPO and DPO rows."""
     from trl.data_utils import maybe_convert_to_chatml
 
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise ValueError(f"Row {row}: messages should be a list of {{role, content}} objects.") from None
+            raise ValueError(f"Row {row}: {what} should be a list of {{role, content}} objects.") from None
     if not isinstance(value, list) or not value or not all(isinstance(m, dict) for m in value):
-        raise ValueError(f"Row {row}: messages should be a non-empty list of {{role, content}} objects.")
+        raise ValueError(f"Row {row}: {what} should be a non-empty list of {{role, content}} objects.")
     value = maybe_convert_to_chatml({"messages": [dict(m) for m in value]})["messages"]  # ShareGPT from/value
     out = []
     for m in value:
@@ -158,7 +162,7 @@ def to_training_row(row: dict[str, Any], number: int, fmt: str, columns: dict[st
                     chat: bool) -> dict[str, Any]:
     """One source row -> one TRL row. `chat`: wrap plain prompt/completion in the chat template."""
     if fmt == "messages":
-        msgs = _messages(row[columns["messages"]], number)
+        msgs = chat_messages(row[columns["messages"]], number)
         if not source.completion_only_loss:
             return {"messages": msgs}
         if msgs[-1]["role"] != "assistant" or len(msgs) < 2:
@@ -225,9 +229,6 @@ def prepare_data(source: DataSource, seed: int = 42, has_chat_template: bool = T
 def prompt_of(row: dict[str, Any]) -> str:
     """The user-side text of a TRL row (the default probe for user data)."""
     prompt = row.get("prompt", row.get("messages"))
-    if isinstance(prompt, list):
-        users = [m["content"] for m in prompt if m.get("role") == "user"]
-        return users[-1] if users else ""
-    if isinstance(prompt, str):
-        return prompt
+    if isinstance(prompt, (list, str)):
+        return text_of(prompt)
     return str(row.get("text", ""))[:200]

@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from playground.data.files import quiet_datasets
-from playground.data.loading import PreparedData, load_raw, split_rows, wraps_in_chat
+from playground.data.loading import PreparedData, chat_messages, load_raw, split_rows, wraps_in_chat
+from playground.data.messages import text_of
 from playground.data.recipes import ASSETS
 from playground.data.sources import DataSource
 
@@ -65,16 +67,6 @@ def _parse(value: Any) -> Any:
     return value
 
 
-def _messages(value: list, what: str, row: int) -> list[dict[str, str]]:
-    out = []
-    for m in value:
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
-            raise ValueError(f"Row {row}: the {what} should be a list of {{role, content}} messages "
-                             "(system, user or assistant).")
-        out.append({"role": m["role"], "content": "" if m.get("content") is None else str(m["content"])})
-    return out
-
-
 def to_preference_row(row: dict[str, Any], number: int, columns: dict[str, str], chat: bool) -> dict[str, Any]:
     """One source row -> one TRL preference row, or ValueError naming the row and what is wrong."""
     values = {role: _parse(row.get(col)) for role, col in columns.items()}
@@ -86,7 +78,8 @@ def to_preference_row(row: dict[str, Any], number: int, columns: dict[str, str],
     if isinstance(chosen, list) or isinstance(rejected, list):
         if not (isinstance(chosen, list) and isinstance(rejected, list)):
             raise ValueError(f"Row {number}: chosen and rejected must both be text or both be conversations.")
-        chosen, rejected = _messages(chosen, "chosen answer", number), _messages(rejected, "rejected answer", number)
+        chosen = chat_messages(chosen, number, "the chosen answer")
+        rejected = chat_messages(rejected, number, "the rejected answer")
         if prompt is None:  # implicit prompt: the shared leading turns, split as DPOTrainer splits them
             from trl.data_utils import extract_prompt  # lazy: trl is heavy, and most callers never get here
 
@@ -95,7 +88,7 @@ def to_preference_row(row: dict[str, Any], number: int, columns: dict[str, str],
         elif isinstance(prompt, str):
             prompt = [{"role": "user", "content": prompt}]
         else:
-            prompt = _messages(prompt, "prompt", number)
+            prompt = chat_messages(prompt, number, "the prompt")
         if not prompt or not any(m["content"].strip() for m in prompt):
             raise ValueError(f"Row {number}: the prompt is empty.")
         texts = ["".join(m["content"] for m in chosen), "".join(m["content"] for m in rejected)]
@@ -145,33 +138,28 @@ def prepare_preference(source: DataSource, seed: int = 42, has_chat_template: bo
                         format="preference", columns=columns)
 
 
-def text_of(value: Any) -> str:
-    """A prompt or answer (text, or messages) as plain text: the last user turn / the assistant turns."""
-    if isinstance(value, list):
-        users = [m["content"] for m in value if m.get("role") == "user"]
-        if users:
-            return users[-1]
-        return "".join(m.get("content", "") for m in value)
-    return str(value)
+def pair_ids(rows: Any, tokenizer: Any) -> list[tuple[list[int], list[int], list[int]]]:
+    """(prompt ids, chosen ids, rejected ids) of each pair, tokenized by DPOTrainer's own preparation (a stand-in
+    for the trainer: only the attributes it reads, so no model is needed): EOS added to plain-text answers, the
+    chat template applied, the answers starting where prompt and prompt + answer diverge. No length cap."""
+    from datasets import Dataset
+    from trl import DPOTrainer
+
+    rows = rows if isinstance(rows, Dataset) else Dataset.from_list(list(rows))
+    if len(rows) == 0:
+        return []
+    stand_in = SimpleNamespace(_tokenizer=tokenizer)
+    args = SimpleNamespace(dataset_num_proc=None, max_length=None, truncation_mode="keep_start")
+    with quiet_datasets():
+        done = DPOTrainer._prepare_dataset(stand_in, rows, tokenizer, args, "preview")
+    return [(list(p), list(c), list(r)) for p, c, r in zip(done["prompt_ids"], done["chosen_ids"],
+                                                           done["rejected_ids"])]
 
 
 def pair_lengths(ds: Any, tokenizer: Any, limit: int = 500) -> tuple[list[int], list[int]]:
-    """(prompt tokens, longer answer's tokens) per pair (first `limit` pairs), as the chat template renders them."""
-    prompts, answers = [], []
-    for row in ds.select(range(min(limit, len(ds)))):
-        prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
-        if isinstance(prompt, list) and getattr(tokenizer, "chat_template", None):
-            p = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-            full = [tokenizer.apply_chat_template(prompt + a, tokenize=False) for a in (chosen, rejected)]
-            n_prompt = len(tokenizer(p, add_special_tokens=False)["input_ids"])
-            n_full = max(len(tokenizer(f, add_special_tokens=False)["input_ids"]) for f in full)
-        else:
-            n_prompt = len(tokenizer(text_of(prompt))["input_ids"])
-            n_full = n_prompt + max(len(tokenizer(text_of(a), add_special_tokens=False)["input_ids"])
-                                    for a in (chosen, rejected))
-        prompts.append(n_prompt)
-        answers.append(max(0, n_full - n_prompt))
-    return prompts, answers
+    """(prompt tokens, longer answer's tokens) per pair (first `limit` pairs), as DPO training tokenizes them."""
+    ids = pair_ids(ds.select(range(min(limit, len(ds)))), tokenizer)
+    return [len(p) for p, _, _ in ids], [max(len(c), len(r)) for _, c, r in ids]
 
 
 def preference_preview(source: DataSource, tokenizer: Any, max_prompt: int, max_answer: int, row: int = 1,

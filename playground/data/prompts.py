@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.data.files import quiet_datasets
-from playground.data.loading import (PreparedData, RawData, _messages, _text, load_raw, resolve_format, split_rows,
+from playground.data.loading import (PreparedData, RawData, chat_messages, _text, load_raw, resolve_format, split_rows,
                                      wraps_in_chat)
 from playground.data.recipes import ASSETS
 from playground.data.sources import DataSource
@@ -29,7 +29,7 @@ def to_prompt_row(row: dict[str, Any], number: int, fmt: str, columns: dict[str,
     """One source row -> {"prompt": text or messages, "completion": the data's answer as text, or ""}."""
     answer = ""
     if fmt == "messages":
-        prompt: Any = _messages(row[columns["messages"]], number)
+        prompt: Any = chat_messages(row[columns["messages"]], number)
         if prompt[-1]["role"] == "assistant":  # every turn before the last answer
             prompt, answer = prompt[:-1], prompt[-1]["content"]
     elif fmt == "instruction":
@@ -44,7 +44,7 @@ def to_prompt_row(row: dict[str, Any], number: int, fmt: str, columns: dict[str,
                 value = json.loads(value)  # a conversation stored as JSON text (CSV cells)
             except json.JSONDecodeError:
                 pass
-        prompt = _messages(value, number) if isinstance(value, list) else _text(value, "prompt", number)
+        prompt = chat_messages(value, number) if isinstance(value, list) else _text(value, "prompt", number)
         answer = _answer_text(row.get(columns["completion"])) if "completion" in columns else ""
     if isinstance(prompt, list) and not any(m["content"].strip() for m in prompt):
         raise ValueError(f"Row {number}: the prompt is empty.")

@@ -23,15 +23,6 @@ Score = Callable[[str, str], float]  # (prompt text, answer text) -> 0..1
 REGEX_TIMEOUT_S = 0.5
 
 
-def text_of(value: Any) -> str:
-    """A prompt or completion as TRL passes it (text, or a list of chat messages) -> plain text: the last user
-    turn of a prompt, the content of a completion."""
-    if isinstance(value, list):
-        users = [m.get("content", "") for m in value if m.get("role") == "user"]
-        return users[-1] if users else "".join(m.get("content", "") for m in value)
-    return str(value)
-
-
 def pig_latin_reference(prompt: str) -> str:
     """The rule's translation of the prompt's sentence (the text after "Translate to Pig Latin:", or the whole
     prompt): what an answer is scored against."""

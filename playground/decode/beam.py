@@ -1,23 +1,27 @@
 """Beam search made visible: the tree of expanded candidates, generate()'s ranked beams, and the greedy path.
 
-Gradio-free. generate() does not expose the candidates it considers, so the tree is expanded here with
-generate's scoring rule (cumulative log-probability, 2×B candidates per step, the best B unfinished ones
-go on, finished ones scored sum/len^length_penalty). The FINAL ranked sequences and scores always come
-from `model.generate(num_beams=B, do_sample=False)` itself; tests/test_beam_search.py checks the tree ranks
-them the same way.
+Gradio-free. generate() does not return the candidates it considers, so a last LogitsProcessor records what its
+beam search saw at each step (the running beams and their next-token log-probabilities, computed by generate()
+itself), and the tree is expanded from those with its rule (2×B candidates a step by cumulative log-probability;
+the best B unfinished go on, finished ones scored sum/len^length_penalty). The FINAL ranked sequences and scores
+always come from `model.generate(num_beams=B, do_sample=False)` itself; tests/test_beam_search.py checks the
+tree ranks them the same way and that its kept beams are the ones generate() ran.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from playground.decode.checks import check_float, check_int
-from playground.decode.sampling import NEUTRAL_GENERATE_KWARGS, SamplingSettings, forward_kwargs, generate_kwargs
+from playground.decode.sampling import NEUTRAL_GENERATE_KWARGS, SamplingSettings, generate_kwargs
 from playground.decode.tokens import token_label
+from playground.decode.words import eos_ids
 from playground.model.store import LoadedModel
 
 MAX_BEAMS, MAX_STEPS = 8, 20
@@ -110,60 +114,90 @@ class BeamResult:
         return self.beam_vs_greedy == "better"
 
 
-def _eos_ids(lm: LoadedModel) -> list[int]:
-    eos = lm.base_model.generation_config.eos_token_id
-    if eos is None:
-        eos = lm.tokenizer.eos_token_id
-    return [] if eos is None else ([int(eos)] if isinstance(eos, int) else [int(e) for e in eos])
-
-
 def strip_after_eos(lm: LoadedModel, generated: list[int]) -> list[int]:
     """Cut a returned sequence after its first EOS (the rest is padding)."""
-    eos = set(_eos_ids(lm))
+    eos = eos_ids(lm.tokenizer, lm.base_model.generation_config)
     for i, tid in enumerate(generated):
         if tid in eos:
             return generated[: i + 1]
     return generated
 
 
+class _SearchRecorder(LogitsProcessor):
+    """Last processor of generate()'s search: keeps what it saw at each step, the running sequences (one row a
+    beam) and their next-token scores, and changes nothing."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[list[list[int]], torch.Tensor]] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        self.steps.append((input_ids.tolist(), scores.detach().float().cpu()))
+        return scores
+
+
+def _search_kwargs(lm: LoadedModel, settings: BeamSettings) -> dict[str, Any]:
+    """generate()'s beam search as this tab runs it: no sampling, no processors, `steps` new tokens at most."""
+    return dict(**{**NEUTRAL_GENERATE_KWARGS, "num_beams": settings.num_beams}, do_sample=False,
+                max_new_tokens=settings.steps, length_penalty=float(settings.length_penalty), early_stopping=False,
+                repetition_penalty=1.0, temperature=None, top_k=None, top_p=None, min_p=None,
+                pad_token_id=lm.tokenizer.pad_token_id)
+
+
 @torch.inference_mode()
-def expand_tree(lm: LoadedModel, prompt_ids: list[int], settings: BeamSettings) -> tuple[list[BeamNode], list[tuple[list[int], float]]]:
-    """Expand beams step by step with generate()'s scoring rule, keeping every candidate considered."""
-    model, eos = lm.model, set(_eos_ids(lm))
-    beams = settings.num_beams
-    keep = max(2, 1 + len(eos)) * beams   # generate() looks at this many candidates per step
-    running: list[tuple[int, list[int], float]] = [(-1, [], 0.0)]  # (node id, generated ids, cum log-prob)
+def expand_tree(lm: LoadedModel, prompt_ids: list[int], settings: BeamSettings) -> "Tree":
+    """The tree of generate()'s own beam search: its running beams and their next-token log-probabilities,
+    recorded step by step inside generate(), then expanded with its rule (tree_from_steps)."""
+    recorder = _SearchRecorder()
+    input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
+    lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **_search_kwargs(lm, settings),
+                      logits_processor=LogitsProcessorList([recorder]))
+    eos = eos_ids(lm.tokenizer, lm.base_model.generation_config)
+    return tree_from_steps(recorder.steps, len(prompt_ids), settings, eos, lambda t: token_label(lm.tokenizer, t))
+
+
+Tree = tuple[list[BeamNode], list[tuple[list[int], float]]]  # every candidate; the best hypotheses, best first
+
+
+def tree_from_steps(steps: list[tuple[list[list[int]], torch.Tensor]], prompt_len: int, settings: BeamSettings,
+                    eos: set[int], label: Callable[[int], str]) -> Tree:
+    """Every candidate generate()'s search considered, from what it saw at each step (the running sequences and
+    their next-token scores): each step, its 2×B best continuations by cumulative log-probability; of them the
+    best B that end (EOS, or the last step) become hypotheses scored sum/len^length_penalty. A candidate is
+    "kept" when generate() ran it at the next step: the rows it recorded say which beams went on."""
     nodes: list[BeamNode] = []
     finished: list[tuple[float, list[int]]] = []
-    for step in range(1, settings.steps + 1):
-        batch = torch.tensor([list(prompt_ids) + gen for _, gen, _ in running], dtype=torch.long, device=lm.device)
-        logits = model(input_ids=batch, use_cache=False, **forward_kwargs(model)).logits[:, -1].float()
-        logp = torch.log_softmax(logits, dim=-1).cpu()
-        acc = logp + torch.tensor([c for _, _, c in running])[:, None]
+    previous: dict[tuple[int, ...], BeamNode] = {}  # the last step's candidates by their generated ids
+    paths: dict[int, list[int]] = {-1: []}
+    beams = settings.num_beams
+    keep = max(2, 1 + len(eos)) * beams   # generate() looks at this many candidates per step
+    for step, (rows, scores) in enumerate(steps[:settings.steps], start=1):
+        logp = torch.log_softmax(scores, dim=-1)  # beam search records log-probs already; greedy, logits
+        running: list[tuple[int, int, float]] = []  # (row, parent node id, cum log-prob)
+        for b, row in enumerate(rows):
+            gen = tuple(row[prompt_len:])
+            if step == 1:  # every row is the prompt; the first is the real beam (the others start at −1e9)
+                running = [(b, -1, 0.0)]
+                break
+            node = previous.get(gen)
+            if node is not None and node.status != "kept":
+                node.status = "kept"
+                running.append((b, node.node_id, node.cum_logprob))
+        acc = torch.stack([logp[b] + cum for b, _, cum in running])
         top = torch.topk(acc.reshape(-1), k=min(keep, acc.numel()))
-        vocab = acc.shape[-1]
-        candidates = []
+        vocab, previous = acc.shape[-1], {}
         for rank, (value, flat) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
-            b, tid = divmod(flat, vocab)
-            parent, gen, _ = running[b]
-            node = BeamNode(node_id=len(nodes), step=step, parent=parent, token_id=tid,
-                            label=token_label(lm.tokenizer, tid), step_logprob=float(logp[b, tid]),
-                            cum_logprob=float(value))
+            r, tid = divmod(flat, vocab)
+            b, parent, _ = running[r]
+            node = BeamNode(node_id=len(nodes), step=step, parent=parent, token_id=tid, label=label(tid),
+                            step_logprob=float(logp[b, tid]), cum_logprob=float(value))
             nodes.append(node)
-            done = tid in eos or step == settings.steps
-            candidates.append((rank, node, gen + [tid], done))
-        # only the best `beams` candidates may become hypotheses; the best `beams` unfinished ones go on
-        for rank, node, gen, done in candidates:
-            if done and rank < beams:
+            paths[node.node_id] = paths[parent] + [tid]
+            if (tid in eos or step == settings.steps) and rank < beams:  # only the best B may become hypotheses
                 node.status = "finished"
-                node.score = length_score(node.cum_logprob, len(gen), settings.length_penalty)
-                finished.append((node.score, gen))
-        going_on = [c for c in candidates if not c[3]][:beams]
-        for _, node, _, _ in going_on:
-            node.status = "kept"
-        running = [(node.node_id, gen, node.cum_logprob) for _, node, gen, _ in going_on]
-        if not running:
-            break
+                node.score = length_score(node.cum_logprob, len(paths[node.node_id]), settings.length_penalty)
+                finished.append((node.score, paths[node.node_id]))
+            elif tid not in eos:
+                previous[tuple(paths[node.node_id])] = node
     finished.sort(key=lambda item: -item[0])
     return nodes, [(gen, score) for score, gen in finished[:beams]]
 
@@ -181,12 +215,9 @@ def generate_beams(lm: LoadedModel, prompt_ids: list[int], settings: BeamSetting
         return [_sequence(lm, g.token_ids, length_score(g.sum_logprob, len(g.token_ids), settings.length_penalty),
                           g.sum_logprob)]
     input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
-    out = lm.model.generate(
-        input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-        **{**NEUTRAL_GENERATE_KWARGS, "num_beams": settings.num_beams, "num_return_sequences": settings.num_beams},
-        do_sample=False, max_new_tokens=settings.steps, length_penalty=float(settings.length_penalty),
-        early_stopping=False, repetition_penalty=1.0, temperature=None, top_k=None, top_p=None, min_p=None,
-        output_scores=True, return_dict_in_generate=True, pad_token_id=lm.tokenizer.pad_token_id)
+    out = lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                            **{**_search_kwargs(lm, settings), "num_return_sequences": settings.num_beams},
+                            output_scores=True, return_dict_in_generate=True)
     result = []
     for seq, score in zip(out.sequences, out.sequences_scores.tolist()):
         gen = strip_after_eos(lm, seq[len(prompt_ids):].tolist())
@@ -203,6 +234,8 @@ def greedy_path(lm: LoadedModel, prompt_ids: list[int], steps: int) -> RankedSeq
                             output_logits=True, return_dict_in_generate=True,
                             pad_token_id=lm.tokenizer.pad_token_id)
     gen = out.sequences[0, len(prompt_ids):].tolist()
+    # each token's log-probability under the model's raw logits (not compute_transition_scores: it reshapes by
+    # config.vocab_size, which a model whose output layer is padded wider does not match)
     total = sum(float(torch.log_softmax(step_logits[0].float(), -1)[tid]) for step_logits, tid in zip(out.logits, gen))
     return _sequence(lm, gen, total, total)
 

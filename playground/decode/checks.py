@@ -22,6 +22,8 @@ def _number(name: str, value: Any, rule: str) -> float:
     """`value` as a float; `rule` ("must be …") is the field's sentence for a number too large for a float."""
     if isinstance(value, bool):  # JSON true/false: float() would read it as 1/0
         raise ValueError(f"{name} must be a number; got {shown(value)}.")
+    if value is None or (isinstance(value, str) and not value.strip()):  # an emptied number box, a JSON null
+        raise ValueError(f"{name} is empty: it {rule}.")
     try:
         x = float(value)
     except OverflowError:  # an integer beyond any float, e.g. 10**400

@@ -8,7 +8,7 @@ what `generate()` samples from (tests/test_decoding.py and test_decoding_sweep.p
 
 from __future__ import annotations
 
-import inspect
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -33,6 +33,7 @@ from playground.decode.processors import (  # noqa: F401 (re-exported: the pipel
 )
 from playground.decode.settings import NEUTRAL_GENERATE_KWARGS, SamplingSettings, generate_kwargs  # noqa: F401
 from playground.decode.tokens import token_label
+from playground.model.anatomy import forward_accepts
 
 RANKED = 1024  # tokens ranked for tables and charts (the rest only count towards totals)
 
@@ -73,7 +74,7 @@ class Distribution:
     @property
     def entropy_bits(self) -> float:
         """Of the final distribution (after every stage): what generate() samples from."""
-        return _entropy_bits(self.final_probs)
+        return entropy_bits(self.final_probs)
 
     @property
     def effective_choices(self) -> float:
@@ -101,11 +102,16 @@ class Distribution:
         return self.top_p_probs[self.order].cumsum(0)
 
 
-def _entropy_bits(probs: torch.Tensor) -> float:
-    """Shannon entropy in bits, never negative (a one-token distribution is 0.0, not -0.0)."""
-    p = probs[probs > 0]
-    h = float(-(p * torch.log2(p)).sum()) if p.numel() else 0.0
+def entropy_nats(logits: torch.Tensor) -> float:
+    """Shannon entropy of softmax(logits) in nats, as transformers' EtaLogitsWarper computes it (torch's
+    Categorical; −∞ logits count as zero probability); never negative (a one-token distribution is 0.0)."""
+    h = float(torch.distributions.Categorical(logits=logits.float()).entropy())
     return h if h > 0 else 0.0
+
+
+def entropy_bits(probs: torch.Tensor) -> float:
+    """The same entropy, of a probability vector, in bits."""
+    return entropy_nats(probs.float().log()) / math.log(2)
 
 
 def analyze(logits: torch.Tensor, input_ids: torch.Tensor | list[int], settings: SamplingSettings) -> Distribution:
@@ -209,7 +215,7 @@ def temperature_sweep(logits: torch.Tensor, temperatures: list[float]) -> list[t
     out = []
     for t in temperatures:
         p = TemperatureLogitsWarper(float(t))(dummy, scores).softmax(-1)[0]
-        out.append((float(t), float(p.max()), _entropy_bits(p)))
+        out.append((float(t), float(p.max()), entropy_bits(p)))
     return out
 
 
@@ -217,8 +223,7 @@ def temperature_sweep(logits: torch.Tensor, temperatures: list[float]) -> list[t
 
 def forward_kwargs(model: Any) -> dict[str, Any]:
     """Ask for the last position's logits only when the model supports it (as generate() does)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+    return {"logits_to_keep": 1} if forward_accepts(model, "logits_to_keep") else {}
 
 
 @torch.inference_mode()

@@ -26,6 +26,7 @@ from playground.decode.sampling import (
 )
 from playground.decode.tokens import token_label
 from playground.fsutil import check_str
+from playground.model.inspect import context_length
 from playground.model.store import LoadedModel, ModelStore, SeenThroughViews
 
 ALTERNATIVES = 5  # alternatives remembered per chosen token (shown on hover)
@@ -51,12 +52,9 @@ class EncodedPrompt:
 
 def context_limit(lm: LoadedModel) -> int:
     """How many tokens the model can attend to."""
-    cfg = lm.base_model.config
-    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(cfg, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
+    from_config = context_length(lm.base_model)
+    if from_config is not None:
+        return from_config
     max_len = getattr(lm.tokenizer, "model_max_length", 0)
     return max_len if 0 < max_len < 1_000_000 else 2048
 

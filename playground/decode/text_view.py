@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from playground.decode.session import ChosenToken, StepState
-from playground.decode.tokens import colour_legend_html, incremental_texts, prob_color
+from playground.decode.tokens import colour_legend_html, incremental_texts, prob_color, special_ids
 
 COLOUR_KEY = ("Each chosen token's background: the probability it had when chosen, in the distribution it was "
               "drawn from (after the filters; with temperature 0, the model's own after any repetition penalty); "
@@ -90,7 +90,7 @@ def _menu(i: int, c: ChosenToken) -> str:
 def branchable_text_html(tokenizer: Any, state: StepState) -> str:
     """The prompt in grey, then the chosen tokens coloured by probability, each with its branch menu."""
     texts = incremental_texts(tokenizer, state.prompt.ids, [c.token_id for c in state.chosen])
-    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    special = special_ids(tokenizer)
     prompt = state.prompt.text if not state.prompt.chat else state.prompt.fed_text
     parts = ['<div class="pg-decode-text" style="font-family: ui-monospace, monospace; white-space: pre-wrap; '
              'line-height: 1.9; font-size: 14px;">',

@@ -69,8 +69,14 @@ def token_label(tokenizer: Any, token_id: int) -> str:
     return visible(token_text(tokenizer, token_id))
 
 
-def is_special(tokenizer: Any, token_id: int) -> bool:
-    return int(token_id) in set(getattr(tokenizer, "all_special_ids", []) or [])
+def special_ids(tokenizer: Any) -> set[int]:
+    """Ids of the tokenizer's special tokens (named ones and added tokens marked special): the one set every
+    view highlights and Compare trims from an answer's end."""
+    ids = {int(i) for i in getattr(tokenizer, "all_special_ids", []) or []}
+    for tid, added in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).items():
+        if getattr(added, "special", False):
+            ids.add(int(tid))
+    return ids
 
 
 def incremental_texts(tokenizer: Any, prefix_ids: Sequence[int], ids: Sequence[int]) -> list[str]:
@@ -134,10 +140,10 @@ def _html_text(text: str) -> str:
 def template_html(tokenizer: Any, fed_text: str, ids: Sequence[int], dropped: int = 0) -> str:
     """The exact string fed to the model and its tokens as chips (special tokens highlighted)."""
     chips = []
-    special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+    special = special_ids(tokenizer)
     for tid in ids:
         label = html.escape(token_label(tokenizer, tid))
-        style = ("background: #fde68a; color: #92400e;" if int(tid) in special_ids
+        style = ("background: #fde68a; color: #92400e;" if int(tid) in special
                  else "background: #e0e7ff; color: #1e1b4b;")
         chips.append(f'<span title="id {int(tid)}" style="{style} border-radius: 3px; padding: 1px 4px; '
                      f'margin: 1px; display: inline-block; font-family: ui-monospace, monospace;">{label}</span>')

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from playground.decode.sampling import Distribution
+from playground.decode.sampling import Distribution, entropy_nats
 from playground.decode.settings import SamplingSettings
 from playground.decode.tokens import token_label
 from playground.decode.words import sequences_label
@@ -57,12 +57,6 @@ class StageRow:
                 "removed_ids": self.removed_ids, "top": [t.as_api() for t in self.top]}
 
 
-def _entropy_nats(scores: torch.Tensor) -> float:
-    logp = scores.log_softmax(-1)
-    p = logp.exp()
-    return float(-(p * logp).nan_to_num(0.0).sum())
-
-
 # The stages whose line is only their settings in a sentence (`{s.<field>}` is filled by str.format); the ones that
 # need the tokenizer, the vocabulary or the scores (raw, bias, banned, temperature, eta) are written out below.
 STAGE_TEMPLATES = {
@@ -100,7 +94,7 @@ def describe(name: str, s: SamplingSettings, tokenizer: Any, scores_in: torch.Te
                f"({'sharper' if s.temperature < 1 else 'flatter'})"
     if name == "eta":
         eps = s.eta_cutoff
-        h = _entropy_nats(scores_in) if scores_in is not None else float("nan")
+        h = entropy_nats(scores_in) if scores_in is not None else float("nan")
         eta = min(eps, math.sqrt(eps) * math.exp(-h)) if not math.isnan(h) else float("nan")
         return f"eta_cutoff {eps:g}: removes tokens below η = min(ε, √ε·e^−H) = {eta:.3g} (H = {h:.2f} nats)"
     return name

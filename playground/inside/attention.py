@@ -16,9 +16,9 @@ from typing import Any
 import torch
 
 from playground.decode.checks import check_int
-from playground.inside.lens import accepts
-from playground.inside.readout import UnsupportedModel, base_model
+from playground.inside.readout import UnsupportedModel
 from playground.inside.tokens import Prompt
+from playground.model.anatomy import forward_accepts, unwrap_peft_model
 from playground.model.store import LoadedModel
 
 MAX_ATTENTION_TOKENS = 256
@@ -40,13 +40,13 @@ def _configs(model: Any) -> list[Any]:
 
 def attn_implementation(model: Any) -> str | None:
     """The attention kernel the (base) model uses now, e.g. 'sdpa'."""
-    return getattr(base_model(model).config, "_attn_implementation", None)
+    return getattr(unwrap_peft_model(model).config, "_attn_implementation", None)
 
 
 @contextlib.contextmanager
 def eager_attention(model: Any) -> Iterator[str | None]:
     """Switch the model to eager attention for the duration of the block, then restore exactly what it was."""
-    base = base_model(model)
+    base = unwrap_peft_model(model)
     before = base.config._attn_implementation
     snapshot = [(cfg, cfg._attn_implementation_internal) for cfg in _configs(base)]
     public = before != "eager" and base._can_set_attn_implementation()
@@ -132,19 +132,19 @@ def attention_weights(lm: LoadedModel, prompt: Prompt) -> AttentionResult:
         raise ValueError(f"prompt is {len(prompt.ids):,} tokens long; the attention view takes at most "
                          f"{MAX_ATTENTION_TOKENS} tokens. Shorten the prompt.")
     kwargs: dict[str, Any] = {"output_attentions": True, "use_cache": False}
-    if accepts(model, "logits_to_keep"):
+    if forward_accepts(model, "logits_to_keep"):
         kwargs["logits_to_keep"] = 1
     before = attn_implementation(model)
     with torch.inference_mode(), eager_attention(model):
         out = model(input_ids=torch.tensor([prompt.ids], device=lm.device), **kwargs)
     attentions = getattr(out, "attentions", None)
     if not attentions or any(a is None for a in attentions):
-        kind = getattr(base_model(model).config, "model_type", "?")
+        kind = getattr(unwrap_peft_model(model).config, "model_type", "?")
         raise UnsupportedModel(f"This model family ({kind}) does not return its attention weights, so the "
                                "attention view cannot show it.")
     weights = torch.stack([a[0].float().cpu() for a in attentions])
     if not _plausible(weights, attentions[0].dtype):
-        kind = getattr(base_model(model).config, "model_type", "?")
+        kind = getattr(unwrap_peft_model(model).config, "model_type", "?")
         raise UnsupportedModel(f"This model family ({kind}) returned attention weights that are not causal "
                                "probabilities (rows must sum to 1, no weight on later tokens); not shown.")
     return AttentionResult(prompt=prompt, weights=weights, implementation=before, model_name=lm.name,

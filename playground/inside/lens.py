@@ -9,14 +9,14 @@ layers × positions grid of the top-1 token and its probability. The last layer 
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
-from playground.inside.readout import Readout, base_model, check_matches, last_residual
+from playground.inside.readout import Readout, check_matches, last_residual
 from playground.inside.tokens import Prompt, token_label
+from playground.model.anatomy import forward_accepts
 from playground.model.store import LoadedModel
 
 TOP_K = 5             # tokens per layer at the last position
@@ -105,14 +105,6 @@ class LensResult:
                 "max_abs_diff": self.max_abs_diff, "model": self.model_name, "adapter": self.adapter}
 
 
-def accepts(model: Any, name: str) -> bool:
-    """Whether the base model's forward takes `name` (e.g. logits_to_keep, to skip logits we do not need)."""
-    try:
-        return name in inspect.signature(base_model(model).forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def layer_name(index: int) -> str:
     return "embeddings" if index == 0 else f"layer {index}"
 
@@ -138,7 +130,7 @@ def logit_lens(lm: LoadedModel, prompt: Prompt, top_k: int = TOP_K, window: int 
     length = ids.shape[1]
     cols = min(length, window)
     kwargs: dict[str, Any] = {"output_hidden_states": True, "use_cache": False}
-    if accepts(model, "logits_to_keep"):
+    if forward_accepts(model, "logits_to_keep"):
         kwargs["logits_to_keep"] = cols  # the grid's last row is the model's own logits too
     with torch.inference_mode():
         with readout.capture():

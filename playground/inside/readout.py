@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from playground.model.anatomy import unwrap_peft_model
+
 # Where the final norm (and an optional projection after it) lives, per architecture, from the *ForCausalLM.
 NORM_PATHS = (
     "model.norm",                        # Llama, SmolLM, Mistral, Qwen2, Phi-3, Gemma, …
@@ -33,11 +35,6 @@ PROJECTION_PATHS = ("model.decoder.project_out",)  # OPT with word_embed_proj_di
 
 class UnsupportedModel(ValueError):
     """This model family's read-out could not be found or does not reproduce its logits."""
-
-
-def base_model(model: Any) -> Any:
-    """The transformers model under any PEFT wrapper (its LoRA layers stay in place and active)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _attr_path(root: Any, path: str) -> tuple[bool, Any]:
@@ -67,7 +64,7 @@ class Readout:
 
     @classmethod
     def find(cls, model: Any) -> "Readout":
-        base = base_model(model)
+        base = unwrap_peft_model(model)
         head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
         if head is None:
             raise _unsupported(base, "it has no LM head (get_output_embeddings() is None)")
@@ -117,7 +114,7 @@ def last_residual(readout: Readout, hidden_states: tuple[torch.Tensor, ...], mod
         return hidden_states[-1]
     full = [c for c in readout.captured if c.shape[:-1] == hidden_states[-1].shape[:-1]]
     if not full:
-        raise _unsupported(base_model(model), "its final norm did not run on the last layer's output")
+        raise _unsupported(unwrap_peft_model(model), "its final norm did not run on the last layer's output")
     return full[-1]
 
 
@@ -129,6 +126,6 @@ def check_matches(lens_last: torch.Tensor, real_last: torch.Tensor, model: Any, 
     tol = max(1e-3, 8 * eps) * (1 + float(real.abs().max()))
     gap = float((lens - real).abs().max())
     if not gap <= tol:
-        raise _unsupported(base_model(model), f"reading out its last layer gives other logits than the model "
+        raise _unsupported(unwrap_peft_model(model), f"reading out its last layer gives other logits than the model "
                            f"itself (max difference {gap:.3g}), e.g. because it scales or caps its logits")
     return float((torch.softmax(lens, -1) - torch.softmax(real, -1)).abs().max())

@@ -11,22 +11,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from playground.decode.session import encode_prompt as encode_with_template
-from playground.decode.tokens import token_label
+from playground.decode.tokens import special_ids, token_label
 from playground.inside.checks import check_text
 from playground.model.inspect import apply_sample_template
 
 SAMPLE_CONVERSATION = [{"role": "system", "content": "You are a helpful assistant."},
                        {"role": "user", "content": "What is the capital of France?"},
                        {"role": "assistant", "content": "Paris."}]
-
-
-def special_ids(tokenizer: Any) -> set[int]:
-    """Ids of the tokenizer's special tokens (named ones and added tokens marked special)."""
-    ids = {int(i) for i in getattr(tokenizer, "all_special_ids", []) or []}
-    for tid, added in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).items():
-        if getattr(added, "special", False):
-            ids.add(int(tid))
-    return ids
 
 
 @dataclass(frozen=True)

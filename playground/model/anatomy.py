@@ -13,6 +13,7 @@ auxiliary wrapper wraps `original_module`), so this module does not import peft.
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any
 
 import torch
@@ -29,6 +30,15 @@ def unwrap_peft_model(model: Any) -> Any:
     """The transformers model under a PeftModel wrapper (`get_base_model()`), or the model itself."""
     getter = getattr(model, "get_base_model", None)
     return getter() if callable(getter) and hasattr(model, "peft_config") else model
+
+
+def forward_accepts(model: Any, name: str) -> bool:
+    """Whether the base model's forward takes `name` (e.g. logits_to_keep, to skip logits nobody reads), checked
+    on its signature as generate() checks it (an error inside the forward is not mistaken for a "no")."""
+    try:
+        return name in inspect.signature(unwrap_peft_model(model).forward).parameters
+    except (TypeError, ValueError):  # no inspectable signature
+        return False
 
 
 def _wrapped(module: torch.nn.Module) -> torch.nn.Module:

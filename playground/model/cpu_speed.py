@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from playground.model.anatomy import unwrap_peft_model
+
 X86_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -195,7 +197,7 @@ def use_fp32_attention(model: Any) -> bool:
         from transformers import AttentionInterface
         from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = unwrap_peft_model(model)
         if getattr(base.config, "_attn_implementation", None) != "sdpa":
             return False
         AttentionInterface.register(FP32_ATTENTION, _sdpa_in_fp32)  # idempotent: the same key and function

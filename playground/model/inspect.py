@@ -56,6 +56,19 @@ def _cfg(cfg: Any, *names: str) -> int | None:
     return None
 
 
+# How model families name the number of positions they attend to.
+POSITION_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
+
+
+def context_length(model_or_config: Any) -> int | None:
+    """How many tokens a model (plain or PEFT-wrapped) or its config can attend to; None when the config does not
+    say. The one reading of the Model tab's facts, the Decode / Compare prompt cuts and the evaluations' cuts."""
+    cfg = getattr(model_or_config, "config", model_or_config)
+    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    value = _cfg(cfg, *POSITION_KEYS)
+    return value if value is not None and value > 0 else None
+
+
 def format_count(n: int) -> str:
     """134515008 -> '134.5M' (the way model cards write sizes)."""
     for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
@@ -99,7 +112,7 @@ def model_facts(model: Any, name: str) -> ModelFacts:
         total_params=total,
         trainable_params=trainable,
         vocab_size=_cfg(cfg, "vocab_size") or model.get_input_embeddings().weight.shape[0],
-        context_length=_cfg(cfg, "max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"),
+        context_length=context_length(cfg),
         hidden_size=hidden,
         num_layers=_cfg(cfg, "num_hidden_layers", "n_layer", "num_layers"),
         num_heads=_cfg(cfg, "num_attention_heads", "n_head"),

@@ -4,9 +4,11 @@ config's arguments declared once for the app, the training worker and the export
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import torch
+
+Quantization = Literal["none", "8bit", "4bit"]  # the base model's weights: as they are, LLM.int8, NF4 (QLoRA)
 
 
 def quant_kwargs(quantization: str) -> dict[str, Any]:

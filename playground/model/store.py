@@ -15,14 +15,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
+from playground.model.anatomy import unwrap_peft_model
 from playground.model.cpu_fused import speed_up_bf16_cpu
 from playground.model.cpu_speed import native_bf16_cpu_cached
 from playground.model.gguf import convert_gguf
-from playground.model.quant import quant_config
+from playground.model.quant import Quantization, quant_config
 from playground.model.sources import (
     BUNDLED,
     DEFAULT_DATA_DIR,
@@ -52,7 +53,6 @@ class SeenThroughViews:
         return clone
 
 
-Quantization = Literal["none", "8bit", "4bit"]
 Progress = Callable[[str], None]
 
 
@@ -92,7 +92,7 @@ class LoadedModel:
     @property
     def base_model(self) -> Any:
         """The transformers model under any PEFT wrapper."""
-        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return unwrap_peft_model(self.model)
 
 
 def fingerprint_model(model: Any) -> str:

@@ -13,15 +13,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from playground.data.sources import DataSource
 from playground.fsutil import validate_name
+from playground.model.quant import Quantization
 from playground.train.launch import PROCESSES_LABEL, STRATEGIES, STRATEGY_LABEL, check_launch
 from playground.train.methods import MethodSettings
 from playground.train.schema import Setting, check_fields, settings_of
 
-Quantization = Literal["none", "8bit", "4bit"]
 ALL_LINEAR = "all-linear"
 SCHEDULERS = ["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"]
 # Optimizers the trainer accepts by name; the bitsandbytes ones need a CUDA GPU.

@@ -82,40 +82,35 @@ def event_log(path: Path) -> EventLog:
     return EventLog(path) if world_size() == 1 else RankEventLog(path, rank(), world_size())
 
 
-def _group() -> Any:
-    """torch.distributed when a process group of several ranks is up, else None."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return dist
-    return None
-
-
-def _flags_tensor(values: list[float], dist: Any) -> Any:
+def _flags(values: list[bool]) -> Any:
+    """The flags as a float tensor on this rank's collective device (its GPU under NCCL, else the CPU), or None
+    in a single process. accelerate's PartialState is the process group the Trainer's Accelerator set up."""
+    if world_size() == 1:
+        return None
     import torch
+    from accelerate import PartialState
 
-    device = torch.device("cuda", torch.cuda.current_device()) if "nccl" in str(dist.get_backend()) else "cpu"
-    return torch.tensor(values, dtype=torch.float32, device=device)
+    return torch.tensor([float(bool(v)) for v in values], dtype=torch.float32, device=PartialState().device)
 
 
 def agree(*flags: bool) -> tuple[bool, ...]:
-    """Each flag as true on every rank when it is true on any rank (an all-reduce MAX)."""
-    dist = _group()
-    if dist is None:
+    """Each flag as true on every rank when it is true on any rank (accelerate's all-reduce with "max")."""
+    t = _flags(list(flags))
+    if t is None:
         return tuple(bool(f) for f in flags)
-    t = _flags_tensor([float(bool(f)) for f in flags], dist)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return tuple(bool(v) for v in t.tolist())
+    from accelerate.utils import reduce
+
+    return tuple(bool(v) for v in reduce(t, reduction="max").tolist())
 
 
 def main_decides(flag: bool) -> bool:
-    """Rank 0's flag on every rank (a broadcast): for a choice that reads rank 0's files."""
-    dist = _group()
-    if dist is None:
+    """Rank 0's flag on every rank (accelerate's broadcast): for a choice that reads rank 0's files."""
+    t = _flags([flag])
+    if t is None:
         return bool(flag)
-    t = _flags_tensor([float(bool(flag))], dist)
-    dist.broadcast(t, src=0)
-    return bool(t.item())
+    from accelerate.utils import broadcast
+
+    return bool(broadcast(t, from_process=0).item())
 
 
 def app_pid() -> int:

@@ -11,7 +11,7 @@ import datetime as dt
 import inspect
 from typing import Any
 
-from playground.data import pig_latin, reward_rules
+from playground.data import messages, pig_latin, reward_rules
 from playground.data.loading import resolve_format
 from playground.data.preference import resolve_preference_columns
 from playground.train.config import TrainJobConfig
@@ -66,17 +66,19 @@ def _grpo_rows(columns: dict[str, str], fmt: str) -> str:
             '        prompt = [{"role": "user", "content": prompt}]\n    return {"prompt": prompt}\n')
 
 
-def _reward_code(config: TrainJobConfig) -> tuple[str, list[str]]:
-    """The reward rules' source and the names of the reward functions switched on."""
+def _reward_code(config: TrainJobConfig) -> tuple[str, list[str], list[float]]:
+    """The reward rules' source, and the names and weights of the reward functions switched on (the worker's
+    rules, in its order: train.rewards builds them with the same rules_from_settings)."""
     m = config.tuning
     m.validate_rewards()  # a bad pattern is a sentence naming its field, not a script that fails
     parts = ["import re\nfrom typing import Any\n\nimport regex\n",
-             f"REGEX_TIMEOUT_S = {reward_rules.REGEX_TIMEOUT_S!r}", f"VOWELS = frozenset({''.join(sorted(pig_latin.VOWELS))!r})",
+             f"REGEX_TIMEOUT_S = {reward_rules.REGEX_TIMEOUT_S!r}",
+             f"VOWELS = frozenset({''.join(sorted(pig_latin.VOWELS))!r})",
              f"_TOKEN = re.compile({pig_latin._TOKEN.pattern!r})",
              f"PIG_LATIN_PREFIX = re.compile({reward_rules.PIG_LATIN_PREFIX.pattern!r}, re.IGNORECASE)",
              f"WORD = re.compile({reward_rules.WORD.pattern!r})\n"]
     for fn in (pig_latin._is_word, pig_latin._translate_token, pig_latin.to_pig_latin, pig_latin.rule_accuracy,
-               reward_rules.text_of, reward_rules.pig_latin_reference, reward_rules.score_pig_latin,
+               messages.text_of, reward_rules.pig_latin_reference, reward_rules.score_pig_latin,
                reward_rules.score_length, reward_rules.score_regex, reward_rules.score_words):
         parts.append(inspect.getsource(fn))
     calls = {"pig_latin": "score_pig_latin(text_of(p), text_of(c))",  # each rule's score, as the script calls it
@@ -84,16 +86,12 @@ def _reward_code(config: TrainJobConfig) -> tuple[str, list[str]]:
              "pattern": f"score_regex(text_of(c), {m.regex!r})",
              "words": f"score_words(text_of(c), {reward_rules.word_list(m.must_include)!r}, "
                       f"{reward_rules.word_list(m.must_exclude)!r})"}
-    names = [name for name, _, _ in _rules(config)]  # the worker's rules, in its order
+    rules = reward_rules.rules_from_settings(dataclasses.asdict(m))
+    names = [name for name, _, _ in rules]
     for name in names:
         parts.append(f"def {name}(prompts, completions, **kwargs):\n"
                      f"    return [{calls[name]} for p, c in zip(prompts, completions)]\n")
-    return "\n\n".join(parts), names
-
-
-def _rules(config: TrainJobConfig) -> list[tuple[str, float, Any]]:
-    """(name, weight, score) of the rewards switched on, as the worker builds them (train.rewards)."""
-    return reward_rules.rules_from_settings(dataclasses.asdict(config.tuning))
+    return "\n\n".join(parts), names, [weight for _, weight, _ in rules]
 
 
 def export_method_script(config: TrainJobConfig, run_id: str = "", output_dir: str | None = None,
@@ -110,8 +108,8 @@ def export_method_script(config: TrainJobConfig, run_id: str = "", output_dir: s
         fmt, columns = resolve_format(source_columns, d, prompts_only=method == "grpo")
         if method == "grpo":
             rows = _grpo_rows(columns, fmt)
-            rewards_code, reward_names = _reward_code(config)
-            kwargs = grpo_kwargs(config, [weight for _, weight, _ in _rules(config)])
+            rewards_code, reward_names, weights = _reward_code(config)
+            kwargs = grpo_kwargs(config, weights)
         else:
             rows, kwargs = _row_function(config, columns, fmt), sft_kwargs(config, fmt)
     max_steps = kwargs.pop("max_steps")

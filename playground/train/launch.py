@@ -149,9 +149,9 @@ def device_type_of(requested: str | None) -> str:
     """Where the worker will train: the base model's device, else what the worker would pick (cuda > mps > cpu)."""
     if requested:
         return _kind(requested)
-    import torch
+    from playground.model.sources import pick_device  # lazy: torch is heavy, and a device asked for needs none
 
-    return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    return pick_device().type
 
 
 def worker_command(python: str, run_dir: Path, resume: bool, processes: int, strategy: str,

@@ -180,8 +180,9 @@ def prompts_view(cfg: Any, tokenizer: Any, raw: Any) -> Any:
     """The Data section's preview for GRPO: the prompts it will sample answers to, and what the data's own answers
     score under the chosen rewards (a check that the rules reward what you mean)."""
     from playground.data.loading import split_rows
+    from playground.data.messages import text_of
     from playground.data.prompts import format_prompts
-    from playground.data.reward_rules import rules_from_settings, text_of
+    from playground.data.reward_rules import rules_from_settings
     from playground.train.charts import length_histogram
     from playground.train.panel import DataPreviewView
 

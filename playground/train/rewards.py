@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from playground.data.reward_rules import rules_from_settings, text_of
+from playground.data.messages import text_of
+from playground.data.reward_rules import rules_from_settings
 from playground.train.methods import MethodSettings
 
 

@@ -27,7 +27,9 @@ import dataclasses
 import functools
 import math
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 KNOWN_KEYS = {"label", "help", "widget", "choices", "open", "ge", "gt", "le", "lt", "step", "error", "blank",
@@ -139,8 +141,9 @@ def _range_sentence(m: dict[str, Any], whole: bool, value: float) -> str:
 
 
 @functools.cache
-def settings_of(cls: type, section: str) -> dict[str, Setting]:
-    """The fields of a settings dataclass that carry a label, in declaration order (shared: do not modify)."""
+def settings_of(cls: type, section: str) -> Mapping[str, Setting]:
+    """The fields of a settings dataclass that carry a label, in declaration order (cached and shared, so
+    read-only: a caller that wants to change it makes its own dict)."""
     hints = typing.get_type_hints(cls)
     out = {}
     for f in dataclasses.fields(cls):
@@ -148,7 +151,7 @@ def settings_of(cls: type, section: str) -> dict[str, Setting]:
             continue
         kind, optional = _kind(hints[f.name])
         out[f.name] = Setting(f.name, section, kind, optional, dict(f.metadata))
-    return out
+    return MappingProxyType(out)
 
 
 def _kind(hint: Any) -> tuple[type, bool]:

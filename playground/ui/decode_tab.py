@@ -16,13 +16,7 @@ from playground.decode.beam import MAX_BEAMS, MAX_STEPS, BeamSettings
 from playground.decode.beam_report import FINAL_HEADERS, RAW_SCORES
 from playground.decode.branch import branch, follow
 from playground.decode.session import DecodeService, StepState
-from playground.decode.steps import (
-    choose,
-    for_current_model,
-    generate_states,
-    start_from_box,
-    state_for_prompt,
-)
+from playground.decode.steps import choose, for_current_model, generate_states, start_from_box, state_for_prompt
 from playground.decode.text_view import TEXT_CSS, TEXT_JS
 from playground.decode.views import (
     COMPARE_HEADERS,
@@ -196,7 +190,9 @@ def build(services: Services, session: gr.State, header: gr.Markdown | None = No
 
     @with_settings
     def on_undo(svc, settings, st, n):
-        return skip_view if st is None else _view(svc, settings, st.undo(), n)
+        if st is None or not st.chosen:  # a toast; the view stays as it is
+            raise ValueError("Nothing to undo: no token has been added after the prompt yet.")
+        return _view(svc, settings, st.undo(), n)
 
     @with_settings
     def on_reset(svc, settings, st, prompt_text, use_chat, n):
