@@ -18,3 +18,6 @@ def test_every_context_reading_takes_the_same_config_keys():
     silent = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=0))
     assert context_length(silent) is None and context_of(silent) is None
     assert context_limit(SimpleNamespace(base_model=silent, tokenizer=SimpleNamespace(model_max_length=4096))) == 4096
+    # a key set to 0 (unknown) falls through to the next one that says something, as each reading did before
+    zero_then_ctx = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=0, n_ctx=512))
+    assert context_length(zero_then_ctx) == context_of(zero_then_ctx) == 512

@@ -40,3 +40,15 @@ def test_chat_pairs_take_the_template_and_answers_start_after_the_generation_pro
     assert pair_lengths(__import__("datasets").Dataset.from_list(rows), tok) == ([len(p)] * 2, [len(c)] * 2)
     assert pair_ids([], tok) == []
 
+
+
+def test_pairs_dpo_could_not_tokenize_are_a_sentence_not_a_library_error(tok):
+    from types import SimpleNamespace
+
+    chat = [{"prompt": [{"role": "user", "content": "hi"}], "chosen": [{"role": "assistant", "content": "a"}],
+             "rejected": [{"role": "assistant", "content": "b"}]}]
+    with pytest.raises(ValueError, match="^These pairs are conversations .* this model has no chat template"):
+        pair_ids(chat, SimpleNamespace(chat_template=None, eos_token="</s>"))
+    with pytest.raises(ValueError, match="^This model's tokenizer has no end-of-text token"):
+        pair_ids([{"prompt": "p", "chosen": " a", "rejected": " b"}], SimpleNamespace(chat_template=None,
+                                                                                     eos_token=None))

@@ -148,6 +148,14 @@ def pair_ids(rows: Any, tokenizer: Any) -> list[tuple[list[int], list[int], list
     rows = rows if isinstance(rows, Dataset) else Dataset.from_list(list(rows))
     if len(rows) == 0:
         return []
+    conversations = isinstance(rows[0]["chosen"], list)
+    if conversations and not getattr(tokenizer, "chat_template", None):  # DPO would fail on the first pair
+        raise ValueError("These pairs are conversations (lists of messages), but this model has no chat template "
+                         "to render them: use text prompt / chosen / rejected columns, or a model with a chat "
+                         "template.")
+    if not conversations and not getattr(tokenizer, "eos_token", None):
+        raise ValueError("This model's tokenizer has no end-of-text token, which DPO appends to every plain-text "
+                         "answer: use a model that has one, or pairs of conversations.")
     stand_in = SimpleNamespace(_tokenizer=tokenizer)
     args = SimpleNamespace(dataset_num_proc=None, max_length=None, truncation_mode="keep_start")
     with quiet_datasets():

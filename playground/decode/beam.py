@@ -116,7 +116,7 @@ class BeamResult:
 
 def strip_after_eos(lm: LoadedModel, generated: list[int]) -> list[int]:
     """Cut a returned sequence after its first EOS (the rest is padding)."""
-    eos = eos_ids(lm.tokenizer, lm.base_model.generation_config)
+    eos = _eos(lm)
     for i, tid in enumerate(generated):
         if tid in eos:
             return generated[: i + 1]
@@ -135,12 +135,18 @@ class _SearchRecorder(LogitsProcessor):
         return scores
 
 
+def _eos(lm: LoadedModel) -> set[int]:
+    """The ids that end a beam: the model's generation_config, else the tokenizer's (passed to generate() too, so
+    the tree and the search stop on the same tokens)."""
+    return eos_ids(lm.tokenizer, lm.base_model.generation_config)
+
+
 def _search_kwargs(lm: LoadedModel, settings: BeamSettings) -> dict[str, Any]:
     """generate()'s beam search as this tab runs it: no sampling, no processors, `steps` new tokens at most."""
     return dict(**{**NEUTRAL_GENERATE_KWARGS, "num_beams": settings.num_beams}, do_sample=False,
                 max_new_tokens=settings.steps, length_penalty=float(settings.length_penalty), early_stopping=False,
                 repetition_penalty=1.0, temperature=None, top_k=None, top_p=None, min_p=None,
-                pad_token_id=lm.tokenizer.pad_token_id)
+                pad_token_id=lm.tokenizer.pad_token_id, eos_token_id=sorted(_eos(lm)) or None)
 
 
 @torch.inference_mode()
@@ -151,8 +157,7 @@ def expand_tree(lm: LoadedModel, prompt_ids: list[int], settings: BeamSettings) 
     input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
     lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **_search_kwargs(lm, settings),
                       logits_processor=LogitsProcessorList([recorder]))
-    eos = eos_ids(lm.tokenizer, lm.base_model.generation_config)
-    return tree_from_steps(recorder.steps, len(prompt_ids), settings, eos, lambda t: token_label(lm.tokenizer, t))
+    return tree_from_steps(recorder.steps, len(prompt_ids), settings, _eos(lm), lambda t: token_label(lm.tokenizer, t))
 
 
 Tree = tuple[list[BeamNode], list[tuple[list[int], float]]]  # every candidate; the best hypotheses, best first
@@ -171,7 +176,9 @@ def tree_from_steps(steps: list[tuple[list[list[int]], torch.Tensor]], prompt_le
     beams = settings.num_beams
     keep = max(2, 1 + len(eos)) * beams   # generate() looks at this many candidates per step
     for step, (rows, scores) in enumerate(steps[:settings.steps], start=1):
-        logp = torch.log_softmax(scores, dim=-1)  # beam search records log-probs already; greedy, logits
+        # beam search hands its processors log-probabilities (used as they are, so near-ties rank as in
+        # generate()); greedy search hands them logits
+        logp = torch.log_softmax(scores, dim=-1) if beams == 1 else scores
         running: list[tuple[int, int, float]] = []  # (row, parent node id, cum log-prob)
         for b, row in enumerate(rows):
             gen = tuple(row[prompt_len:])
@@ -182,6 +189,8 @@ def tree_from_steps(steps: list[tuple[list[list[int]], torch.Tensor]], prompt_le
             if node is not None and node.status != "kept":
                 node.status = "kept"
                 running.append((b, node.node_id, node.cum_logprob))
+        if not running:  # nothing of what generate() ran is a candidate here (cannot happen with its own rule)
+            break
         acc = torch.stack([logp[b] + cum for b, _, cum in running])
         top = torch.topk(acc.reshape(-1), k=min(keep, acc.numel()))
         vocab, previous = acc.shape[-1], {}
@@ -196,7 +205,7 @@ def tree_from_steps(steps: list[tuple[list[list[int]], torch.Tensor]], prompt_le
                 node.status = "finished"
                 node.score = length_score(node.cum_logprob, len(paths[node.node_id]), settings.length_penalty)
                 finished.append((node.score, paths[node.node_id]))
-            elif tid not in eos:
+            else:
                 previous[tuple(paths[node.node_id])] = node
     finished.sort(key=lambda item: -item[0])
     return nodes, [(gen, score) for score, gen in finished[:beams]]
@@ -232,7 +241,7 @@ def greedy_path(lm: LoadedModel, prompt_ids: list[int], steps: int) -> RankedSeq
     out = lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                             **generate_kwargs(SamplingSettings(temperature=0.0)), max_new_tokens=steps,
                             output_logits=True, return_dict_in_generate=True,
-                            pad_token_id=lm.tokenizer.pad_token_id)
+                            pad_token_id=lm.tokenizer.pad_token_id, eos_token_id=sorted(_eos(lm)) or None)
     gen = out.sequences[0, len(prompt_ids):].tolist()
     # each token's log-probability under the model's raw logits (not compute_transition_scores: it reshapes by
     # config.vocab_size, which a model whose output layer is padded wider does not match)

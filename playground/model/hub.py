@@ -5,7 +5,8 @@ the Model or Train tab made the page wait ~25-50 s before saying it is not in th
 cannot be reached at start, the app turns on the hub's own offline mode (HF_HUB_OFFLINE, read by
 huggingface_hub, transformers and datasets when they are imported, and inherited by training workers): models
 and datasets already in the cache still load, anything else is refused at once with the same sentence.
-An HF_HUB_OFFLINE the operator set (0 or 1) is left as it is.
+An HF_HUB_OFFLINE the operator set (0 or 1) is left as it is, and so is a machine that reaches the web through a
+proxy (HTTPS_PROXY and the like): a direct connection would say nothing about the hub there.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from collections.abc import MutableMapping
 from urllib.parse import urlparse
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-CONNECT_TIMEOUT_S = 2.0  # a reachable hub answers a TCP connect in well under this; DNS failures return at once
+CONNECT_TIMEOUT_S = 2.0  # a reachable hub answers a TCP connect in well under this (a name lookup is not bounded
+# by it: with no DNS server at all it fails at once, a DNS server that does not answer can take a few seconds)
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
 def endpoint(environ: MutableMapping[str, str]) -> tuple[str, int]:
@@ -39,6 +42,8 @@ def offline_unless_reachable(environ: MutableMapping[str, str] = os.environ) -> 
     to print when it did, else None. Call before huggingface_hub is imported (it reads the variable then)."""
     if environ.get("HF_HUB_OFFLINE") not in (None, "") or environ.get("TRANSFORMERS_OFFLINE") not in (None, ""):
         return None
+    if any(environ.get(v) for v in PROXY_VARIABLES):  # the hub is reached through a proxy: a direct connect
+        return None                                    # would say nothing about it, so leave the libraries online
     host, port = endpoint(environ)
     if reachable(host, port):
         return None

@@ -65,8 +65,8 @@ def context_length(model_or_config: Any) -> int | None:
     say. The one reading of the Model tab's facts, the Decode / Compare prompt cuts and the evaluations' cuts."""
     cfg = getattr(model_or_config, "config", model_or_config)
     cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-    value = _cfg(cfg, *POSITION_KEYS)
-    return value if value is not None and value > 0 else None
+    values = (getattr(cfg, key, None) for key in POSITION_KEYS)  # the first positive whole number (not a bool)
+    return next((v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0), None)
 
 
 def format_count(n: int) -> str:

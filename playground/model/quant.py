@@ -4,9 +4,10 @@ config's arguments declared once for the app, the training worker and the export
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
+if TYPE_CHECKING:  # only for the annotation: train.config reads Quantization without importing torch
+    import torch
 
 Quantization = Literal["none", "8bit", "4bit"]  # the base model's weights: as they are, LLM.int8, NF4 (QLoRA)
 
