@@ -237,8 +237,18 @@ def set_slider(page, elem_id: str, value) -> None:
     """Type a value into a Gradio slider's number box (or a number field) as a user does. A slider in an accordion
     that just opened mounts as it opens: a value typed before the box holds its own can be overwritten by the mount
     (seen in loaded CI runs), so wait until the box has a value first."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     selector = f"#{elem_id} input[type=number]"
     page.wait_for_function("s => !!document.querySelector(s)?.value", arg=selector)
     number = page.locator(selector).first
-    number.fill(str(value))
-    number.press("Enter")
+    for _ in range(3):  # a redraw landing just after the Enter can still put the old value back: type it again
+        number.fill(str(value))
+        number.press("Enter")
+        page.wait_for_timeout(300)
+        try:
+            page.wait_for_function("([s, v]) => document.querySelector(s)?.value === v", arg=[selector, str(value)],
+                                   timeout=2_000)
+            return
+        except PlaywrightTimeout:  # overwritten, or clamped into the slider's range (then the box is right)
+            continue
