@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from playground.decode.beam import (BeamSettings, beam_search, expand_tree, generate_beams, greedy_path,
-                                    tree_from_steps)
+from playground.decode.beam import BeamSettings, beam_search, greedy_path, search, tree_from_steps
 from playground.decode.charts import beam_tree_figure
 from playground.decode.sampling import SamplingSettings
 from playground.decode.session import encode_prompt
@@ -22,8 +21,7 @@ def test_tree_ranks_the_same_final_beams_as_generate(tiny_store, beams, steps, p
     lm = tiny_store.current
     ids = prompt_ids(lm)
     settings = BeamSettings(beams, steps, penalty)
-    nodes, tree_final = expand_tree(lm, ids, settings)
-    final = generate_beams(lm, ids, settings)
+    (nodes, tree_final), final = search(lm, ids, settings)  # the tree by its rule; the beams generate() returned
     assert len(final) == beams
     assert [seq for seq, _ in tree_final] == [f.token_ids for f in final]
     for (_, score), f in zip(tree_final, final):
@@ -40,9 +38,13 @@ def test_tree_ranks_the_same_final_beams_as_generate(tiny_store, beams, steps, p
 def test_beam_width_one_is_greedy(tiny_store):
     lm = tiny_store.current
     ids = prompt_ids(lm)
-    one = generate_beams(lm, ids, BeamSettings(1, 6, 1.0))[0]
+    (nodes, tree_final), [one] = search(lm, ids, BeamSettings(1, 6, 1.0))
     greedy = greedy_path(lm, ids, 6)
-    assert one.token_ids == greedy.token_ids
+    assert one.token_ids == greedy.token_ids == tree_final[0][0]
+    assert one.sum_logprob == pytest.approx(greedy.sum_logprob, abs=1e-4)
+    assert [n.token_id for n in nodes if n.status != "pruned"] == greedy.token_ids
+    result = beam_search(lm, ids, BeamSettings(1, 6, 1.0))
+    assert result.beam_vs_greedy == "equal" and all(n.on_greedy == n.on_best for n in result.nodes)
     assert greedy.sum_logprob == pytest.approx(continuation_logprob(lm, ids, greedy.token_ids), abs=1e-4)
 
 
@@ -87,7 +89,7 @@ def test_the_tree_is_what_generate_searched_with_its_own_scores(tiny_store):
     model's own for that token after its path."""
     lm = tiny_store.current
     ids = prompt_ids(lm)
-    nodes, _ = expand_tree(lm, ids, BeamSettings(3, 4, 1.0))
+    (nodes, _), _ = search(lm, ids, BeamSettings(3, 4, 1.0))
     paths = {-1: []}
     for n in nodes:
         paths[n.node_id] = paths[n.parent] + [n.token_id]
@@ -102,7 +104,7 @@ def test_strategy_comparison_uses_generate(tiny_store):
     rows = compare_strategies(lm, ids, settings, num_beams=3, max_new_tokens=6, seed=5)
     assert [r.name for r in rows] == ["Greedy", "Beam search", "Sampled"]
     assert rows[0].token_ids == greedy_path(lm, ids, 6).token_ids
-    assert rows[1].token_ids == generate_beams(lm, ids, BeamSettings(3, 6, 1.0))[0].token_ids
+    assert rows[1].token_ids == search(lm, ids, BeamSettings(3, 6, 1.0))[1][0].token_ids
     assert rows[1].sum_logprob >= rows[0].sum_logprob - 1e-4 or len(rows[1].token_ids) != len(rows[0].token_ids)
     again = compare_strategies(lm, ids, settings, num_beams=3, max_new_tokens=6, seed=5)
     assert again[2].token_ids == rows[2].token_ids  # fixed seed: same sample

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from playground.adapters.live import base_context
+from playground.decode.sampling import token_logprobs
 from playground.decode.tokens import incremental_texts, token_label
 from playground.model.anatomy import forward_accepts
 from playground.model.store import LoadedModel
@@ -71,15 +72,14 @@ def what_changed(lm: LoadedModel, prompt_ids: list[int], tuned_ids: list[int], t
     n = len(tuned_ids)
     if n == 0 or tuned_logits is None:
         return WhatChanged([], div, len(base_ids), base_tok)
-    target = torch.tensor(tuned_ids, dtype=torch.long)
-    lp_tuned = tuned_logits.float().log_softmax(-1).cpu()[torch.arange(n), target]
+    lp_tuned = token_logprobs(tuned_logits[:n], tuned_ids).cpu()
     full = torch.tensor([prompt_ids + tuned_ids], dtype=torch.long, device=lm.device)
     with base_context(lm), torch.inference_mode():
         if forward_accepts(lm.model, "logits_to_keep"):  # only the answer positions need the output layer
             logits = lm.model(input_ids=full, logits_to_keep=n + 1).logits[0, :n]
         else:
             logits = lm.model(input_ids=full).logits[0, len(prompt_ids) - 1:len(prompt_ids) - 1 + n]
-    lp_base = logits.float().log_softmax(-1).cpu()[torch.arange(n), target]
+    lp_base = token_logprobs(logits, tuned_ids).cpu()
     texts = incremental_texts(lm.tokenizer, prompt_ids, tuned_ids)
     tokens = [TokenDelta(tid, texts[i], token_label(lm.tokenizer, tid), float(lp_tuned[i]), float(lp_base[i]))
               for i, tid in enumerate(tuned_ids)]

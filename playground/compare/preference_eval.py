@@ -101,7 +101,9 @@ def answer_logps(model: Any, device: torch.device, pad_id: int,
     rows = [p + a for p, a in batch]
     ids, mask = padded(rows, pad_id), attention_mask(rows)
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-    logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
+    from trl.trainer.utils import selective_log_softmax  # lazy (trl is heavy): DPOTrainer's own log-probs
+
+    logp = selective_log_softmax(logits[:, :-1], ids[:, 1:].to(device))
     return [float(logp[i, len(p) - 1:len(p) + len(a) - 1].sum()) for i, (p, a) in enumerate(batch)]
 
 

@@ -4,14 +4,14 @@ Gradio-free. generate() does not return the candidates it considers, so a last L
 beam search saw at each step (the running beams and their next-token log-probabilities, computed by generate()
 itself), and the tree is expanded from those with its rule (2×B candidates a step by cumulative log-probability;
 the best B unfinished go on, finished ones scored sum/len^length_penalty). The FINAL ranked sequences and scores
-always come from `model.generate(num_beams=B, do_sample=False)` itself; tests/test_beam_search.py checks the
-tree ranks them the same way and that its kept beams are the ones generate() ran.
+always come from the same `model.generate(num_beams=B, do_sample=False)` call (one search serves both views);
+tests/test_beam_search.py checks the tree ranks them the same way and that its kept beams are the ones generate() ran.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +19,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from playground.decode.checks import check_float, check_int
-from playground.decode.sampling import NEUTRAL_GENERATE_KWARGS, SamplingSettings, generate_kwargs
+from playground.decode.sampling import NEUTRAL_GENERATE_KWARGS, SamplingSettings, generate_kwargs, token_logprobs
 from playground.decode.tokens import token_label
 from playground.decode.words import eos_ids
 from playground.model.store import LoadedModel
@@ -150,14 +150,26 @@ def _search_kwargs(lm: LoadedModel, settings: BeamSettings) -> dict[str, Any]:
 
 
 @torch.inference_mode()
-def expand_tree(lm: LoadedModel, prompt_ids: list[int], settings: BeamSettings) -> "Tree":
-    """The tree of generate()'s own beam search: its running beams and their next-token log-probabilities,
-    recorded step by step inside generate(), then expanded with its rule (tree_from_steps)."""
+def search(lm: LoadedModel, prompt_ids: list[int], settings: BeamSettings) -> tuple["Tree", list[RankedSequence]]:
+    """One call of generate()'s own beam search gives both views: the tree of what it saw (its running beams and
+    their next-token log-probabilities, recorded step by step inside it, then expanded with its rule by
+    tree_from_steps) and all B beams it returns, best first, with its scores."""
     recorder = _SearchRecorder()
     input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
-    lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **_search_kwargs(lm, settings),
-                      logits_processor=LogitsProcessorList([recorder]))
-    return tree_from_steps(recorder.steps, len(prompt_ids), settings, _eos(lm), lambda t: token_label(lm.tokenizer, t))
+    out = lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                            **{**_search_kwargs(lm, settings), "num_return_sequences": settings.num_beams},
+                            output_scores=True, return_dict_in_generate=True,
+                            logits_processor=LogitsProcessorList([recorder]))
+    tree = tree_from_steps(recorder.steps, len(prompt_ids), settings, _eos(lm), lambda t: token_label(lm.tokenizer, t))
+    if settings.num_beams == 1:  # generate() ran greedy search, which reports no sequence score: sum the tree's
+        gen = strip_after_eos(lm, out.sequences[0, len(prompt_ids):].tolist())
+        total = float(token_logprobs(torch.cat([scores for _, scores in recorder.steps[:len(gen)]]), gen).sum())
+        return tree, [_sequence(lm, gen, length_score(total, len(gen), settings.length_penalty), total)]
+    final = []
+    for seq, score in zip(out.sequences, out.sequences_scores.tolist()):
+        gen = strip_after_eos(lm, seq[len(prompt_ids):].tolist())
+        final.append(_sequence(lm, gen, score, score * (len(gen) ** settings.length_penalty)))
+    return tree, final
 
 
 Tree = tuple[list[BeamNode], list[tuple[list[int], float]]]  # every candidate; the best hypotheses, best first
@@ -217,24 +229,6 @@ def _sequence(lm: LoadedModel, generated: list[int], score: float, sum_logprob: 
 
 
 @torch.inference_mode()
-def generate_beams(lm: LoadedModel, prompt_ids: list[int], settings: BeamSettings) -> list[RankedSequence]:
-    """generate()'s own beam search: all B returned beams, best first, with their scores."""
-    if settings.num_beams == 1:  # generate() runs greedy search then, which reports no sequence score
-        g = greedy_path(lm, prompt_ids, settings.steps)
-        return [_sequence(lm, g.token_ids, length_score(g.sum_logprob, len(g.token_ids), settings.length_penalty),
-                          g.sum_logprob)]
-    input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
-    out = lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                            **{**_search_kwargs(lm, settings), "num_return_sequences": settings.num_beams},
-                            output_scores=True, return_dict_in_generate=True)
-    result = []
-    for seq, score in zip(out.sequences, out.sequences_scores.tolist()):
-        gen = strip_after_eos(lm, seq[len(prompt_ids):].tolist())
-        result.append(_sequence(lm, gen, score, score * (len(gen) ** settings.length_penalty)))
-    return result
-
-
-@torch.inference_mode()
 def greedy_path(lm: LoadedModel, prompt_ids: list[int], steps: int) -> RankedSequence:
     """generate()'s greedy continuation with its total log-probability (score = that sum, no length penalty)."""
     input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
@@ -245,15 +239,15 @@ def greedy_path(lm: LoadedModel, prompt_ids: list[int], steps: int) -> RankedSeq
     gen = out.sequences[0, len(prompt_ids):].tolist()
     # each token's log-probability under the model's raw logits (not compute_transition_scores: it reshapes by
     # config.vocab_size, which a model whose output layer is padded wider does not match)
-    total = sum(float(torch.log_softmax(step_logits[0].float(), -1)[tid]) for step_logits, tid in zip(out.logits, gen))
+    total = float(token_logprobs(torch.cat(out.logits[:len(gen)]), gen).sum())
     return _sequence(lm, gen, total, total)
 
 
 def beam_search(lm: LoadedModel, prompt_ids: list[int], settings: BeamSettings) -> BeamResult:
     """The tree, generate()'s ranked beams and the greedy path for one prompt. Caller holds store.use()."""
-    nodes, tree_final = expand_tree(lm, prompt_ids, settings)
-    final = generate_beams(lm, prompt_ids, settings)
-    greedy = greedy_path(lm, prompt_ids, settings.steps)
+    (nodes, tree_final), final = search(lm, prompt_ids, settings)
+    # a beam of width one is greedy search: its one beam is the greedy path, with no third generate()
+    greedy = replace(final[0]) if settings.num_beams == 1 else greedy_path(lm, prompt_ids, settings.steps)
     greedy.score = length_score(greedy.sum_logprob, len(greedy.token_ids), settings.length_penalty)  # beams' scale
     _mark_paths(nodes, final, greedy)
     context = lm.tokenizer.decode(list(prompt_ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)

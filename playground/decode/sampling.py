@@ -109,6 +109,12 @@ def entropy_nats(logits: torch.Tensor) -> float:
     return h if h > 0 else 0.0
 
 
+def token_logprobs(logits: torch.Tensor, ids: torch.Tensor | list[int]) -> torch.Tensor:
+    """log P(ids[i]) under softmax(logits[i]) for each row, by torch's Categorical (as entropy_nats)."""
+    index = torch.as_tensor(ids, dtype=torch.long, device=logits.device)
+    return torch.distributions.Categorical(logits=logits.float()).log_prob(index)
+
+
 def entropy_bits(probs: torch.Tensor) -> float:
     """The same entropy, of a probability vector, in bits."""
     return entropy_nats(probs.float().log()) / math.log(2)

@@ -13,7 +13,7 @@ import torch
 
 from playground.decode.beam import MAX_BEAMS, strip_after_eos
 from playground.decode.checks import check_int
-from playground.decode.sampling import SamplingSettings, generate_kwargs
+from playground.decode.sampling import SamplingSettings, generate_kwargs, token_logprobs
 from playground.decode.settings import describe_more, penalty_and_more
 from playground.model.store import LoadedModel
 
@@ -97,5 +97,4 @@ def continuation_logprob(lm: LoadedModel, prompt_ids: list[int], generated: list
         return 0.0
     ids = torch.tensor([list(prompt_ids) + list(generated)], dtype=torch.long, device=lm.device)
     logits = lm.model(input_ids=ids, use_cache=False).logits[0, len(prompt_ids) - 1:-1].float()
-    logp = torch.log_softmax(logits, -1)
-    return float(logp.gather(1, torch.tensor(generated, device=logp.device)[:, None]).sum())
+    return float(token_logprobs(logits, generated).sum())
