@@ -20,6 +20,7 @@ from playground.decode.sampling import (
     next_logits,
     sample_token,
     temperature_sweep,
+    token_logprobs,
     top_rows,
 )
 from playground.decode.session import encode_prompt
@@ -241,3 +242,11 @@ def test_the_course_picture_top_k_then_top_p_on_the_bundled_model(bundled_store)
     assert rows[0].token == "␣Paris" and rows[0].kept and [r.removed_by for r in rows[1:5]] == ["top-p"] * 4
     assert rows[0].cumulative >= 0.5 > rows[0].scaled_prob  # the old after-temperature sum stayed below p
     assert rows[4].cumulative == pytest.approx(1.0, abs=1e-5)  # top-k left five tokens: they sum to 1
+
+
+def test_token_logprobs_read_each_row_and_keep_a_nan_as_a_value():
+    logits = torch.stack([LOGITS, LOGITS.flip(0), torch.tensor([0.0, -math.inf, 1.0, float("nan"), 0.0])])
+    got = token_logprobs(logits, [0, 0, 2])
+    assert got[:2].tolist() == pytest.approx([math.log(0.5), math.log(0.05)], abs=1e-6)
+    assert math.isnan(float(got[2]))  # half precision can make a NaN: the view shows it, no error after the answer
+    assert token_logprobs(torch.tensor([[0.0, -math.inf]]), [0]).tolist() == pytest.approx([0.0])

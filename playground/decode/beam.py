@@ -158,7 +158,7 @@ def search(lm: LoadedModel, prompt_ids: list[int], settings: BeamSettings) -> tu
     input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
     out = lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                             **{**_search_kwargs(lm, settings), "num_return_sequences": settings.num_beams},
-                            output_scores=True, return_dict_in_generate=True,
+                            output_scores=settings.num_beams > 1, return_dict_in_generate=True,  # beams' scores
                             logits_processor=LogitsProcessorList([recorder]))
     tree = tree_from_steps(recorder.steps, len(prompt_ids), settings, _eos(lm), lambda t: token_label(lm.tokenizer, t))
     if settings.num_beams == 1:  # generate() ran greedy search, which reports no sequence score: sum the tree's

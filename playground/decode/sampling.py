@@ -110,9 +110,10 @@ def entropy_nats(logits: torch.Tensor) -> float:
 
 
 def token_logprobs(logits: torch.Tensor, ids: torch.Tensor | list[int]) -> torch.Tensor:
-    """log P(ids[i]) under softmax(logits[i]) for each row, by torch's Categorical (as entropy_nats)."""
+    """log P(ids[i]) under softmax(logits[i]) for each row, by torch's Categorical (as entropy_nats). No argument
+    checks: a NaN logit (half precision on a GPU) gives a NaN the view shows, not an error after the answer."""
     index = torch.as_tensor(ids, dtype=torch.long, device=logits.device)
-    return torch.distributions.Categorical(logits=logits.float()).log_prob(index)
+    return torch.distributions.Categorical(logits=logits.float(), validate_args=False).log_prob(index)
 
 
 def entropy_bits(probs: torch.Tensor) -> float:
