@@ -218,6 +218,8 @@ def test_grid_table_and_summary_agree_on_the_last_layer_in_bf16(tokenizer):
     the model's own logits that the table and the summary show: the three disagreed on the final cell."""
     result = InsideService(make_store(make_model("llama", len(tokenizer)).to(torch.bfloat16), tokenizer)).lens(PROMPT)
     assert result.grid[-1][-1] == result.layers[-1].top[0] == result.answer
+    # every layer's cell at the last position is the table's top-1 for that layer (not a re-rounded read-out)
+    assert [row[-1] for row in result.grid] == [layer.top[0] for layer in result.layers]
 
 
 def test_lens_summary_says_when_the_answer_first_enters_the_top_tokens():
@@ -234,3 +236,14 @@ def test_lens_summary_says_when_the_answer_first_enters_the_top_tokens():
     result = LensResult(Prompt("x", False, "x", (1,), ("x",)), layers, (0,), (), 0.0)
     summary = result.summary()
     assert "first enters the top 5 at layer 1" in summary and "among the top 5 from" not in summary
+
+
+def test_lens_summary_names_row_zero_the_embeddings():
+    """Row 0 of the lens is the embeddings in the table and heatmaps: the sentence may not call it "layer 0"."""
+    from playground.inside.lens import LensLayer, LensResult, LensToken
+    from playground.inside.tokens import Prompt
+
+    layers = tuple(LensLayer(i, f"layer {i}", (LensToken("t9", 9, 0.5), LensToken("t1", 1, 0.1))) for i in range(4))
+    summary = LensResult(Prompt("x", False, "x", (1,), ("x",)), layers, (0,), (), 0.0).summary()
+    assert "top-1 at **the embeddings** (of 3 layers) and stays top-1 from the embeddings on" in summary
+    assert "layer 0" not in summary

@@ -109,6 +109,8 @@ HEAD = 'title = "T"\n'
      "broken.toml [train]: Unknown recipe 'klingon'"),
     ('[train]\nrecipe = "pig-latin"\nquick = { max_stepz = 3 }\n[[steps]]\ntitle = "A"\nsay = "a."\n',
      "broken.toml [train]: "),
+    ('[train]\nrecipe = "pig-latin"\nquick = { max_steps = 2024-01-01 }\n[[steps]]\ntitle = "A"\nsay = "a."\n',
+     "broken.toml [train]: Object of type date is not JSON serializable"),  # a sentence, not a failed start
 ])
 def test_a_broken_lesson_is_one_sentence_naming_file_step_and_key(body, expected):
     assert expected in _sentence(HEAD + body)

@@ -165,6 +165,29 @@ def test_the_model_goes_first_only_for_a_room_other_devices_joined(hub):
     assert hub.presenting("projector")
 
 
+def test_the_rooms_own_model_calls_go_first_only_with_an_audience():
+    """Open and Next ask the model for the round's candidates: at the presenter's urgency only when a class
+    waits, so a page opening rooms in a loop does not jump every student's queue."""
+    from playground.model.turns import context_urgency
+
+    class Watched(FakeModel):
+        def candidates(self, ids, n):
+            seen.append(context_urgency())
+            return super().candidates(ids, n)
+
+    seen: list = []
+    hub = RoomHub(Watched(), clock=Clock())
+    code = hub.open(PROMPT, False, "alone", host="10.0.0.31").code
+    hub.reveal(code, "alone")
+    hub.next_round(code, "alone")
+    assert [u is None or u.name for u in seen] == [True, True]  # no one joined: the call's own urgency
+    for i, host in enumerate(("10.0.0.32", "10.0.0.33")):
+        hub.join(code, f"s{i}", "", host)
+    hub.reveal(code, "alone")
+    hub.next_round(code, "alone")
+    assert seen[-1].name == "PRESENTER"
+
+
 # ------------------------------------------------------------------ C: the student's ballot
 
 
@@ -186,3 +209,29 @@ def test_whichever_ballot_input_the_student_used_last_wins(hub):
     assert clear.fn is None and clear.outputs == [typed] and clear.js.strip() == "() => ''"
     on_vote.fn("␣rain", "", seat, me)
     assert hub.snapshot(code, "s1").your_vote == "␣rain"
+
+
+def test_a_ballot_left_on_screen_from_the_last_round_is_not_counted_in_the_next(hub):
+    """After Next the student's page shows the old list until its next poll: a vote sent from it is refused
+    with a sentence, not counted in the new round (the page sends the round it shows; /room_vote may too)."""
+    demo, ui, listener = build_tab(hub)
+    code = hub.open(PROMPT, False, "teacher", host=TEACHER).code
+    hub.join(code, "s1", "", "10.0.0.7")
+    hub.reveal(code, "teacher")
+    hub.next_round(code, "teacher")
+    out = listener(ui["room-guess"], "submit").fn(None, "plain", {"code": code, "round": 1, "key": ""}, request("s1"))
+    assert "Round 1 is over: this is round 2" in str(out[ui["room-student-status"]])
+    assert hub.snapshot(code, "s1").your_vote is None and hub.snapshot(code, "teacher").votes == 0
+    assert hub.vote(code, "s1", "plain", round_no=2).your_vote == "plain"  # the round on screen: counted
+
+
+def test_a_huge_guess_or_name_is_cut_before_it_is_read_character_by_character(monkeypatch):
+    """The hub cleans votes under its lock: a megabyte-long guess may not hold every room's polls for seconds."""
+    import playground.classroom.codes as codes
+
+    looked: list[str] = []
+    category = codes.unicodedata.category
+    monkeypatch.setattr(codes, "unicodedata", SimpleNamespace(category=lambda ch: looked.append(ch) or category(ch)))
+    assert codes.clean_guess("x" * 1_000_000) == "x" * codes.MAX_GUESS
+    assert codes.clean_name("y" * 1_000_000) == "y" * codes.MAX_NAME
+    assert len(looked) <= 4 * (codes.MAX_GUESS + codes.MAX_NAME)

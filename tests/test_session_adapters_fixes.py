@@ -101,6 +101,19 @@ def test_a_retrained_adapter_is_reloaded_and_the_server_default_stays(manager, t
     assert (newer - new).abs().max() > 1e-3 and manager.active() == "alpha"
 
 
+def test_a_retrained_adapter_gets_a_new_revision_with_another_one_loaded(manager, tiny_llama_dir):
+    """Caches (Inside's lens, Decode's logits) are keyed on a view's revision: reloading new weights under the same
+    name must change it, also when another adapter stays loaded (no unload of the last one to bump it)."""
+    lm = manager.store.current
+    for name in ("alpha", "beta"):
+        logits_of(manager.view(name))  # both loaded
+    before = manager.view("alpha").revision
+    make_adapter(manager.library.root, "alpha", tiny_llama_dir, seed=7, base_name=lm.name,
+                 fingerprint=lm.fingerprint)  # retrained with Overwrite
+    logits_of(manager.view("alpha"))  # reloads it
+    assert manager.view("alpha").revision != before
+
+
 def test_a_browser_whose_adapter_was_renamed_follows_the_new_name(manager):
     svc = _services(manager)
     choice, _ = sa.pick(svc, "alpha")

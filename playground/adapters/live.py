@@ -155,6 +155,8 @@ class AdapterManager(LibraryOperations):
             raise AdapterError(f"Adapter {name!r} could not be loaded into {lm.name}: {err}") from err
         self._loaded[name] = Loaded(key, weights_stamp(info.path), time.monotonic(), notes)
         self._apply(lm, server)  # keep the visible state as it was, also after a reload of the server's adapter
+        if slot is not None:  # new weights under the same name: a new revision, so caches keyed on it (Inside's
+            self.store.set_model(lm.model, lm.active_adapter)  # lens, Decode's logits) drop the old numbers
         return key
 
     def _evict(self, lm: LoadedModel) -> None:

@@ -47,9 +47,11 @@ def clean_code(code: object) -> str:
     return text
 
 
-def _printable(text: str) -> str:
-    """Control and format characters dropped (they could break the page or the chart), newlines as spaces."""
-    text = text.replace("\n", " ").replace("\r", " ").replace("\t", " ")
+def _printable(text: str, keep: int) -> str:
+    """Control and format characters dropped (they could break the page or the chart), newlines as spaces. Cut
+    first to a few times what is kept: a megabyte-long vote is not read character by character (under the
+    hub's lock)."""
+    text = text[:4 * keep].replace("\n", " ").replace("\r", " ").replace("\t", " ")
     return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
 
 
@@ -57,7 +59,7 @@ def clean_name(name: object) -> str:
     """An optional display name: trimmed, at most MAX_NAME characters; "" means anonymous."""
     if name is not None and not isinstance(name, str):
         raise ValueError(f"The name must be text; got {type(name).__name__}.")
-    return _printable(name or "").strip()[:MAX_NAME].strip()
+    return _printable(name or "", MAX_NAME).strip()[:MAX_NAME].strip()
 
 
 def clean_guess(guess: object, labels: Container[str] = ()) -> str:
@@ -67,7 +69,7 @@ def clean_guess(guess: object, labels: Container[str] = ()) -> str:
         raise ValueError(f"The vote must be text (a token from the list or one you type); got {type(guess).__name__}.")
     if guess in labels:
         return guess
-    text = _printable(guess or "")[:MAX_GUESS]
+    text = _printable(guess or "", MAX_GUESS)[:MAX_GUESS]
     words = text.replace(SPACE_MARK, " ").split()
     if not words:
         raise ValueError("The vote is empty: pick a token from the list or type your guess.")

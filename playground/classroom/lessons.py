@@ -150,7 +150,7 @@ def _train(where: str, raw: Any, check_train: TrainCheck | None) -> tuple[str | 
     if check_train is not None:
         try:
             check_train(recipe, dict(quick))
-        except ValueError as err:
+        except (ValueError, TypeError) as err:  # TypeError: a value no form holds (a TOML date), no crash at start
             raise LessonError(f"{where} [train]: {err}") from None
     return recipe, dict(quick)
 

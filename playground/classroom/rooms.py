@@ -12,6 +12,7 @@ invent sessions but not computers, so rooms and joins are also capped per client
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import secrets
 import threading
@@ -40,11 +41,8 @@ class NextTokenModel(Protocol):
     """The model side of a room (classroom/model_side.py wraps the DecodeService; tests pass a fake)."""
 
     def encode(self, text: str, chat: bool) -> tuple[int, ...]: ...
-
     def candidates(self, ids: tuple[int, ...], n: int) -> list[Candidate]: ...  # best first
-
     def decode(self, ids: Sequence[int]) -> str: ...
-
     def signature(self) -> str: ...  # changes when a model with another tokenizer is loaded
 
 
@@ -111,7 +109,7 @@ class RoomHub:
             raise ValueError(f"The prompt is {len(prompt)} characters; a room takes at most {MAX_PROMPT}.")
         side = model or self.model
         ids = tuple(side.encode(prompt, chat))
-        candidates = self._candidates(ids, side)
+        candidates = self._candidates(ids, side, urgent=False)  # no class is waiting for a room just opened
         with self._lock:
             self._purge()
             for code in [c for c, r in self._rooms.items() if _held_by(r, owner, token)]:
@@ -167,8 +165,8 @@ class RoomHub:
                 raise ValueError("A model with another tokenizer was loaded since this room opened: open a new "
                                  "room to go on with this model.")
             this_round, appended = room.round, [*room.appended, room.chosen.token_id]
-            ids = room.prompt_ids + tuple(appended)
-        candidates = self._candidates(ids, side)  # the model runs outside the lock
+            ids, urgent = room.prompt_ids + tuple(appended), room.audience(trusted_host) >= self.min_audience
+        candidates = self._candidates(ids, side, urgent)  # the model runs outside the lock
         continuation = side.decode(appended)
         with self._lock:
             room = self._owned(code, owner, "start the next round", token)
@@ -199,13 +197,15 @@ class RoomHub:
             room.last_active = self.clock()
             return room_view(room, session)
 
-    def vote(self, code: str, session: str, guess: str, host: str = "") -> RoomView:
-        """This session's vote for the current round: one per round, a new vote replaces the old one until
-        the reveal. Voting without joining first joins anonymously."""
+    def vote(self, code: str, session: str, guess: str, host: str = "", round_no: int = 0) -> RoomView:
+        """This session's vote for the current round (or for `round_no`, refused once another round started):
+        one per round, a new vote replaces the old one until the reveal. Voting without joining joins."""
         session = _session(session)
         with self._lock:
             room = self._room(code)
             guess = clean_guess(guess, {c.label for c in room.candidates})
+            if round_no and round_no != room.round:  # a ballot still on screen from a round that ended
+                raise ValueError(f"Round {round_no} is over: this is round {room.round}. Vote from the new list.")
             if room.revealed:
                 raise ValueError(f"Voting for round {room.round} is over: the model's choice is revealed. "
                                  "Wait for the next round.")
@@ -247,8 +247,8 @@ class RoomHub:
 
     # ------------------------------------------------------------------ internals (under the lock)
 
-    def _candidates(self, ids: tuple[int, ...], side: NextTokenModel) -> tuple[Candidate, ...]:
-        with urgency(Urgency.PRESENTER):  # only the presenter's open / next come here: the class is waiting
+    def _candidates(self, ids: tuple[int, ...], side: NextTokenModel, urgent: bool) -> tuple[Candidate, ...]:
+        with urgency(Urgency.PRESENTER) if urgent else contextlib.nullcontext():  # a class waits (presenting())
             found = tuple(side.candidates(ids, self.top_n))
         if not found:
             raise ValueError("The model gave no next-token candidates for this text.")

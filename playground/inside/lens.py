@@ -78,11 +78,10 @@ class LensResult:
     def summary(self) -> str:
         n, a = self.layers[-1].index, self.answer
         where = (f"it becomes the lens's top-1 only at **layer {n}**, the last" if self.first_layer == n else
-                 f"it first becomes the lens's top-1 at **layer {self.first_layer}** of {n} and stays top-1 "
-                 f"from layer {self.settled_layer} on")
+                 f"it first becomes the lens's top-1 at **{_at(self.first_layer)}** (of {n} layers) and stays "
+                 f"top-1 from {_at(self.settled_layer)} on")
         if self.first_top_layer < self.first_layer:
-            entry = "the embeddings" if self.first_top_layer == 0 else f"layer {self.first_top_layer}"
-            where += f" (it first enters the top {len(self.layers[-1].top)} at {entry})"
+            where += f" (it first enters the top {len(self.layers[-1].top)} at {_at(self.first_top_layer)})"
         adapter = f" · adapter `{self.adapter}`" if self.adapter else ""
         shown = (f"the last {len(self.positions)} of {len(self.prompt.ids)} positions" if
                  len(self.positions) < len(self.prompt.ids) else f"all {len(self.positions)} positions")
@@ -107,6 +106,11 @@ class LensResult:
 
 def layer_name(index: int) -> str:
     return "embeddings" if index == 0 else f"layer {index}"
+
+
+def _at(index: int) -> str:
+    """A row of the lens in a sentence: row 0 is the embeddings, as the table and the heatmaps name it."""
+    return "the embeddings" if index == 0 else f"layer {index}"
 
 
 def _grid(readout: Readout, stack: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,7 +154,9 @@ def logit_lens(lm: LoadedModel, prompt: Prompt, top_k: int = TOP_K, window: int 
         # through norm + head rounds differently and could show another top-1 there).
         best, best_ids = torch.softmax(real_rows, -1).max(-1)
         grid_ids[-1], grid_probs[-1] = best_ids.cpu(), best.cpu()
-        grid_ids[-1, -1], grid_probs[-1, -1] = top_i[-1, 0], top_p[-1, 0]  # the very numbers of the table
+        # The grid's last column (the prompt's last position, every layer) is the table's own top-1: the same
+        # vectors read out in a product of another shape can round to another near-tied token in bf16.
+        grid_ids[:, -1], grid_probs[:, -1] = top_i[:, 0].cpu(), top_p[:, 0].cpu()
     top_p, top_i = top_p.cpu().tolist(), top_i.cpu().tolist()
     labels: dict[int, str] = {}
 

@@ -21,6 +21,7 @@ from playground.classroom.page import join_html, join_url, notice_html, presente
 from playground.classroom.qr import qr_svg
 from playground.classroom.rooms import RoomHub
 from playground.classroom.views import RoomView
+from playground.decode.checks import check_int
 from playground.services import Services
 from playground.ui.errors import USER_ERRORS, api_errors, unseen_progress
 from playground.ui.session_adapter import decode_for
@@ -210,7 +211,7 @@ def build(services: Services, session: gr.State | None = None) -> None:
         # and a vote clears it too, so a typed guess counts only while it is the latest thing entered.
         try:
             view = hub.vote(state["code"], _session(request), guess if (guess or "").strip() else choice,
-                            _host(request))
+                            _host(request), round_no=int(state.get("round") or 0))  # the round on screen
         except USER_ERRORS as err:
             return {s_status: notice_html(f"⚠️ {err}")}
         return {**student_view(view, state), typed: ""}
@@ -265,9 +266,11 @@ def _register_api(hub: RoomHub) -> None:
         return hub.join(code, _session(request), name, _host(request)).as_api()
 
     @api_errors
-    def room_vote(code: str, token: str, request: gr.Request | None = None) -> dict:
-        """Vote for the next token: a token from `choices` or any text; again before the reveal replaces it."""
-        return hub.vote(code, _session(request), token, _host(request)).as_api()
+    def room_vote(code: str, token: str, round_no: int = 0, request: gr.Request | None = None) -> dict:
+        """Vote for the next token: a token from `choices` or any text; again before the reveal replaces it.
+        `round_no` (optional): the round the vote is for, refused once the room moved on (0: the current one)."""
+        return hub.vote(code, _session(request), token, _host(request), check_int("round_no", round_no, 0, 10**6)
+                        ).as_api()
 
     @api_errors
     def room_state(code: str, request: gr.Request | None = None) -> dict:
@@ -291,9 +294,6 @@ def _register_api(hub: RoomHub) -> None:
 
     cheap = dict(concurrency_limit=None)  # these only read or write the hub (no model call), many at once
     gr.api(room_open, api_name="room_open")
-    gr.api(room_join, api_name="room_join", **cheap)
-    gr.api(room_vote, api_name="room_vote", **cheap)
-    gr.api(room_state, api_name="room_state", **cheap)
-    gr.api(room_reveal, api_name="room_reveal", **cheap)
     gr.api(room_next, api_name="room_next")
-    gr.api(room_close, api_name="room_close", **cheap)
+    for endpoint in (room_join, room_vote, room_state, room_reveal, room_close):
+        gr.api(endpoint, api_name=endpoint.__name__, **cheap)
