@@ -199,15 +199,15 @@ def test_whichever_ballot_input_the_student_used_last_wins(hub):
     pick, typed = ui["room-pick"], ui["room-guess"]
     assert listener(ui["room-guess"], "submit").fn is on_vote.fn
     seat = {"code": code, "round": 1, "key": ""}
-    out = on_vote.fn(None, "Madrid", seat, me)  # typed, then voted: the typed guess counts...
+    out = on_vote.fn(None, "Madrid", seat, {}, me)  # typed, then voted: the typed guess counts...
     assert hub.snapshot(code, "s1").your_vote == "Madrid" and out[typed] == ""  # ...and the box empties
     seat = out[next(k for k, v in out.items() if isinstance(v, dict) and "key" in v)]
-    on_vote.fn("␣sea", "", seat, me)  # then picked from the list: the pick counts
+    on_vote.fn("␣sea", "", seat, {}, me)  # then picked from the list: the pick counts
     assert hub.snapshot(code, "s1").your_vote == "␣sea"
     # typed, then picked before voting: picking empties the box in the browser, so the pick is what is sent
     (clear,) = [f for f in demo.fns.values() if (pick._id, "input") in f.targets]
     assert clear.fn is None and clear.outputs == [typed] and clear.js.strip() == "() => ''"
-    on_vote.fn("␣rain", "", seat, me)
+    on_vote.fn("␣rain", "", seat, {}, me)
     assert hub.snapshot(code, "s1").your_vote == "␣rain"
 
 
@@ -219,7 +219,8 @@ def test_a_ballot_left_on_screen_from_the_last_round_is_not_counted_in_the_next(
     hub.join(code, "s1", "", "10.0.0.7")
     hub.reveal(code, "teacher")
     hub.next_round(code, "teacher")
-    out = listener(ui["room-guess"], "submit").fn(None, "plain", {"code": code, "round": 1, "key": ""}, request("s1"))
+    out = listener(ui["room-guess"], "submit").fn(None, "plain", {"code": code, "round": 1, "key": ""}, {},
+                                                       request("s1"))
     assert "Round 1 is over: this is round 2" in str(out[ui["room-student-status"]])
     assert hub.snapshot(code, "s1").your_vote is None and hub.snapshot(code, "teacher").votes == 0
     assert hub.vote(code, "s1", "plain", round_no=2).your_vote == "plain"  # the round on screen: counted
@@ -235,3 +236,41 @@ def test_a_huge_guess_or_name_is_cut_before_it_is_read_character_by_character(mo
     assert codes.clean_guess("x" * 1_000_000) == "x" * codes.MAX_GUESS
     assert codes.clean_name("y" * 1_000_000) == "y" * codes.MAX_NAME
     assert len(looked) <= 4 * (codes.MAX_GUESS + codes.MAX_NAME)
+
+
+def test_a_reloaded_student_page_is_the_same_person_with_the_same_vote(hub):
+    """Each page load is a new Gradio session: the seat the student's browser keeps (BrowserState) makes a
+    reloaded phone rejoin as the same member with one vote, instead of inflating the counts and, after eight
+    reloads, being locked out of the room by the per-computer cap."""
+    demo, ui, listener = build_tab(hub)
+    code = hub.open(PROMPT, False, "teacher", host=TEACHER).code
+    on_join, on_vote = listener(ui["room-join-btn"], "click"), listener(ui["room-vote"], "click")
+    key_box = next(b for b in on_join.inputs if type(b).__name__ == "BrowserState")
+    assert key_box.storage_key == "pg-room-seat" and key_box in on_join.outputs
+    key = on_join.fn(code, "Ana", {}, {}, request("page-1"))[key_box]  # first visit: a new seat, kept
+    seat = {"code": code, "round": 1, "key": ""}
+    on_vote.fn("␣sea", "", seat, key, request("page-1"))
+    for reload in range(10):  # reloads: new sessions, the same kept seat
+        assert on_join.fn(code, "", {}, key, request(f"page-{reload + 2}"))[key_box] == key  # name box empty again
+    on_vote.fn("␣rain", "", seat, key, request("page-12"))
+    teacher = hub.snapshot(code, "teacher")
+    assert (teacher.members, teacher.votes) == (1, 1) and dict(teacher.people) == {"Ana": True}  # name kept
+    assert hub.snapshot(code, key["seat"]).your_vote == "␣rain"  # the new vote replaced the old one
+    other = on_join.fn(code, "", {}, {"seat": "teacher"}, request("page-x"))[key_box]  # a tampered key: a new seat
+    assert other["seat"] != "teacher" and other["seat"].startswith("seat-")
+    assert hub.snapshot(code, "teacher").members == 2
+
+
+def test_a_new_room_never_reuses_a_code_that_just_ended(hub, monkeypatch):
+    """A student still polling an ended room is told how it ended: a new room with that code would take them into
+    someone else's class without a word."""
+    import playground.classroom.codes as codes
+
+    old = hub.open(PROMPT, False, "teacher", host=TEACHER).code
+    hub.close(old, "teacher")
+    fresh = "".join(c for c in codes.ALPHABET if c not in old)[:codes.CODE_LENGTH]
+    drawn = iter(old + fresh)  # the random draw comes up with the ended code first
+    monkeypatch.setattr(codes, "secrets", SimpleNamespace(choice=lambda _: next(drawn)))
+    assert hub.open(PROMPT, False, "teacher2", host=TEACHER).code == fresh
+    with pytest.raises(ValueError, match=f"Room {old} has ended: its presenter closed it"):
+        hub.join(old, "s1", "", "10.0.0.7")

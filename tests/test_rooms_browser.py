@@ -78,6 +78,11 @@ def test_presenter_and_student_play_a_round(room_app, browser, page):
         student.wait_for_function("document.querySelector('#room-guess input, #room-guess textarea').value === ''")
         student.locator("#room-vote").click()
         student.get_by_text(f"Your vote: “{pick}”").wait_for()
+        student.reload()  # a phone reloading the page: a new Gradio session, the seat kept in localStorage
+        student.wait_for_function(f"document.querySelector('#room-code input, #room-code textarea')?.value === "
+                                  f"{code!r}")
+        student.locator("#room-join-btn").click()
+        student.get_by_text(f"Your vote: “{pick}”").wait_for()  # the same person, with the same vote
 
         # the presenter's chart shows the vote live (Timer), read from the plotly figure in the page
         page.wait_for_function(f"(() => {{ const d = {CHART_VOTES}; return d && d.y[d.x.indexOf({pick!r})] === 1; }})()")

@@ -121,11 +121,11 @@ class RoomHub:
                     and sum(r.host == host for r in self._rooms.values()) >= self.max_rooms_per_host):
                 raise ValueError(f"{self.max_rooms_per_host} rooms are already open from this computer ({host}), "
                                  "the most one computer may have: close one of them first.")
-            room = Room(code=new_code(self._rooms), owner=owner, prompt=prompt, chat=chat, prompt_ids=ids,
+            code = new_code(self._rooms.keys() | self._ended.keys())  # a student polling an ended code is told so
+            room = Room(code=code, owner=owner, prompt=prompt, chat=chat, prompt_ids=ids,
                         candidates=candidates, last_active=self.clock(), signature=side.signature(),
                         token=secrets.token_urlsafe(24), host=host, model=model)
             self._rooms[room.code] = room
-            self._ended.pop(room.code, None)
             return room_view(room, owner, with_token=True)
 
     def resume(self, token: str, session: str) -> RoomView | None:
@@ -186,12 +186,12 @@ class RoomHub:
     # ------------------------------------------------------------------ students
 
     def join(self, code: str, session: str, name: str = "", host: str = "") -> RoomView:
-        """Join (or rejoin, renaming) a room from client `host`; the name is optional."""
+        """Join (or rejoin, renaming) a room from client `host`; the name is optional (none keeps one given)."""
         session, name = _session(session), clean_name(name)
         with self._lock:
             room = self._room(code)
             new = self._admit(room, session, _host(host))
-            if new or room.members[session] != name:
+            if new or (name and room.members[session] != name):  # a rejoin with no name keeps the old one
                 room.members[session] = name
                 room.version += 1
             room.last_active = self.clock()

@@ -1,10 +1,11 @@
 """Guess the next token: the presenter opens a room (code + QR), students vote on the model's next token from any
 browser, the chart shows the votes by the model's distribution, then its choice. Plus the /room_* API endpoints.
 
-Layout and event wiring only; rooms live in playground/classroom/ (RoomHub, held by Services). A browser
-session (gr.Request.session_hash, one per page load) is a person: it owns the room it opened and has one vote
-per round. The presenter's browser also keeps the room's owner token (gr.BrowserState, in localStorage), so a
-reload of the projector page gets the room back; the client's host feeds the hub's per-computer caps.
+Layout and event wiring only; rooms live in playground/classroom/ (RoomHub, held by Services). A presenter is a
+browser session (gr.Request.session_hash, one per page load) that owns the room it opened; its browser also
+keeps the room's owner token (gr.BrowserState, in localStorage), so a reload of the projector page gets the room
+back. A student is the seat their browser keeps (room_requests.py), with one vote per round, also after a reload
+(an API client: its session). The client's host feeds the hub's per-computer caps.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from gradio.context import get_render_context
 
 from playground.classroom.charts import room_figure
 from playground.classroom.model_side import DecodeModel
-from playground.classroom.page import join_html, join_url, notice_html, presenter_html, student_html, text_html
+from playground.classroom.page import join_html, notice_html, presenter_html, student_html, text_html
 from playground.classroom.qr import qr_svg
 from playground.classroom.rooms import RoomHub
 from playground.classroom.views import RoomView
 from playground.decode.checks import check_int
 from playground.services import Services
+from playground.ui import room_requests as rq
 from playground.ui.errors import USER_ERRORS, api_errors, unseen_progress
 from playground.ui.session_adapter import decode_for
 
@@ -30,26 +32,6 @@ DEFAULT_PROMPT = "The rain in Spain falls mainly in the"
 PRESENTER_POLL, STUDENT_POLL = 1.0, 1.5  # seconds; a poll only reads the hub (no model call)
 PRIVATE = dict(api_visibility="private")
 LIVE = dict(api_visibility="private", concurrency_limit=None)  # polls: with errors.unseen_progress
-
-
-def _session(request: gr.Request | None) -> str:
-    return (request.session_hash or "") if request is not None else ""
-
-
-def _host(request: gr.Request | None) -> str:
-    client = getattr(request, "client", None) if request is not None else None
-    return str(getattr(client, "host", "") or "")
-
-
-def _token(key: Any) -> str:
-    """The owner token in the browser's key: a dict, because BrowserState does not store a falsy value, so {}
-    is how a closed room's token is cleared."""
-    return str(key.get("owner", "")) if isinstance(key, dict) else ""
-
-
-def _url(request: gr.Request | None, code: str) -> str:
-    headers = request.headers if request is not None else {}
-    return join_url(headers.get("x-forwarded-host") or headers.get("host"), headers.get("x-forwarded-proto"), code)
 
 
 def build(services: Services, session: gr.State | None = None) -> None:
@@ -100,6 +82,7 @@ def build(services: Services, session: gr.State | None = None) -> None:
                 vote_btn = gr.Button("Vote", variant="primary", elem_id="room-vote")
             s_status = gr.HTML(elem_id="room-student-status")
             seat = gr.State({})  # {"code", "round", "key"}: the room this page joined and what it shows
+            student_key = gr.BrowserState({}, storage_key="pg-room-seat")  # {"seat": id}: one person across reloads
             s_timer = gr.Timer(STUDENT_POLL, active=False)
 
     presenter_buttons = (reveal_btn, next_btn, close_btn)
@@ -115,7 +98,7 @@ def build(services: Services, session: gr.State | None = None) -> None:
 
     def presenting(view: RoomView, show: bool, request: gr.Request | None) -> dict:
         """The whole presenter view of a room this page (now) presents: on open, and on a reload."""
-        url = _url(request, view.code)
+        url = rq.url(request, view.code)
         return {**presenter_view(view, show), room_code: view.code, join_panel: join_html(view.code, url, qr_svg(url)),
                 p_timer: gr.Timer(active=True), close_btn: gr.Button(interactive=True),
                 owner_key: {"owner": view.owner_token}}
@@ -124,7 +107,8 @@ def build(services: Services, session: gr.State | None = None) -> None:
         try:  # the browser's old token closes its room from before a reload too: one room per presenter
             # the model as this browser runs it (its own adapter), not the server's default
             model = DecodeModel(decode_for(services, choice)) if session is not None else None
-            view = hub.open(text, use_chat, _session(request), host=_host(request), token=_token(key), model=model)
+            view = hub.open(text, use_chat, rq.session(request), host=rq.host(request), token=rq.owner_token(key),
+                            model=model)
         except USER_ERRORS as err:
             return {p_status: notice_html(f"⚠️ {err}")}
         return presenting(view, show, request)
@@ -134,9 +118,9 @@ def build(services: Services, session: gr.State | None = None) -> None:
             if not code:
                 return {p_status: gr.skip()} if quiet else presenter_gone("Open a room first.")
             try:
-                return presenter_view(action(code, _session(request), _token(key)), show)
+                return presenter_view(action(code, rq.session(request), rq.owner_token(key)), show)
             except USER_ERRORS as err:
-                if hub.owned_by(_session(request), _token(key)) != code:  # closed or expired meanwhile
+                if hub.owned_by(rq.session(request), rq.owner_token(key)) != code:  # closed or expired meanwhile
                     return presenter_gone(f"⚠️ {err}")
                 return {p_status: notice_html(f"⚠️ {err}")}
         return handler
@@ -145,7 +129,7 @@ def build(services: Services, session: gr.State | None = None) -> None:
         cleared: dict = {}
         try:
             if code:
-                hub.close(code, _session(request), _token(key))
+                hub.close(code, rq.session(request), rq.owner_token(key))
                 cleared = {owner_key: {}}  # only when it was this token's room: another tab may hold a newer one
         except USER_ERRORS:
             pass  # already gone: closing is what was asked
@@ -156,7 +140,7 @@ def build(services: Services, session: gr.State | None = None) -> None:
         if not code:
             return {p_timer: gr.Timer(active=False)}
         try:
-            view = hub.snapshot(code, _session(request), _token(key))
+            view = hub.snapshot(code, rq.session(request), rq.owner_token(key))
         except USER_ERRORS as err:
             return presenter_gone(f"⚠️ {err}")
         return {shown: gr.skip()} if view.version == seen else presenter_view(view, show)
@@ -175,9 +159,9 @@ def build(services: Services, session: gr.State | None = None) -> None:
         """A browser keeping a live room's owner token gets its presenter view back (a reloaded projector).
         Not on the page's load: BrowserState reads localStorage when its tab is first drawn, which for a tab
         other than the first comes later, and then fires this change."""
-        if not _token(key) or code:  # nothing kept, or this page presents its room already (set by Open)
+        if not rq.owner_token(key) or code:  # nothing kept, or this page presents its room already (set by Open)
             return {room_code: gr.skip()}
-        view = hub.resume(_token(key), _session(request))
+        view = hub.resume(rq.owner_token(key), rq.session(request))
         return presenting(view, show, request) if view is not None else {room_code: gr.skip()}
 
     owner_key.change(on_key, [owner_key, room_code, peek], p_out, **PRIVATE)
@@ -195,33 +179,34 @@ def build(services: Services, session: gr.State | None = None) -> None:
         return {seat: {}, s_timer: gr.Timer(active=False), ballot: gr.Column(visible=False),
                 s_status: notice_html(message)}
 
-    def on_join(code: str, name: str, state: dict, request: gr.Request) -> dict:
+    def on_join(code: str, name: str, state: dict, key: Any, request: gr.Request) -> dict:
+        key = rq.seat_key(key)  # the seat this browser kept, or a new one it keeps from now on
         try:
-            view = hub.join(code, _session(request), name, _host(request))
+            view = hub.join(code, key["seat"], name, rq.host(request))
         except USER_ERRORS as err:
             return {s_status: notice_html(f"⚠️ {err}")}
         return {**student_view(view, state or {}), s_code: view.code, ballot: gr.Column(visible=True),
-                s_timer: gr.Timer(active=True)}
+                s_timer: gr.Timer(active=True), student_key: key}
 
-    def on_vote(choice: str | None, guess: str, state: dict, request: gr.Request) -> dict:
+    def on_vote(choice: str | None, guess: str, state: dict, key: Any, request: gr.Request) -> dict:
         state = state or {}
         if not state.get("code"):
             return {s_status: notice_html("⚠️ Join a room first: type its code and press Join.")}
         # Whichever the student used last wins: a pick from the list clears the typed box (pick.input below)
         # and a vote clears it too, so a typed guess counts only while it is the latest thing entered.
         try:
-            view = hub.vote(state["code"], _session(request), guess if (guess or "").strip() else choice,
-                            _host(request), round_no=int(state.get("round") or 0))  # the round on screen
+            view = hub.vote(state["code"], rq.student(key, request), guess if (guess or "").strip() else choice,
+                            rq.host(request), round_no=int(state.get("round") or 0))  # the round on screen
         except USER_ERRORS as err:
             return {s_status: notice_html(f"⚠️ {err}")}
         return {**student_view(view, state), typed: ""}
 
-    def on_student_tick(state: dict, request: gr.Request) -> Any:
+    def on_student_tick(state: dict, key: Any, request: gr.Request) -> Any:
         state = state or {}
         if not state.get("code"):
             return {s_timer: gr.Timer(active=False)}
         try:
-            view = hub.snapshot(state["code"], _session(request))
+            view = hub.snapshot(state["code"], rq.student(key, request))
         except USER_ERRORS as err:
             return student_gone(f"⚠️ {err}")
         if state.get("key") == f"{view.round}|{view.revealed}|{view.your_vote}":
@@ -239,12 +224,12 @@ def build(services: Services, session: gr.State | None = None) -> None:
         return out
 
     s_out = [s_status, s_text, seat, vote_btn, pick, typed, s_code, ballot, s_timer]
-    join_btn.click(on_join, [s_code, s_name, seat], s_out, **PRIVATE)
-    s_code.submit(on_join, [s_code, s_name, seat], s_out, **PRIVATE)
-    vote_btn.click(on_vote, [pick, typed, seat], s_out, **PRIVATE)
-    typed.submit(on_vote, [pick, typed, seat], s_out, **PRIVATE)
+    join_btn.click(on_join, [s_code, s_name, seat, student_key], [*s_out, student_key], **PRIVATE)
+    s_code.submit(on_join, [s_code, s_name, seat, student_key], [*s_out, student_key], **PRIVATE)
+    vote_btn.click(on_vote, [pick, typed, seat, student_key], s_out, **PRIVATE)
+    typed.submit(on_vote, [pick, typed, seat, student_key], s_out, **PRIVATE)
     pick.input(None, None, typed, js="() => ''")  # in the browser: picking clears a typed guess at once
-    s_timer.tick(on_student_tick, seat, s_out, **unseen_progress(seat), **LIVE)
+    s_timer.tick(on_student_tick, [seat, student_key], s_out, **unseen_progress(seat), **LIVE)
     load_out = [s_code, parts] + ([outer] if isinstance(outer, gr.Tabs) else [])
     gr.on(None, on_load, None, load_out, queue=False, **PRIVATE)
     _register_api(hub)
@@ -257,40 +242,40 @@ def _register_api(hub: RoomHub) -> None:
     @api_errors
     def room_open(prompt: str, chat: bool = False, request: gr.Request | None = None) -> dict:
         """Open a room on a prompt (this client presents it; its previous room closes). Adds join_url."""
-        view = hub.open(prompt, chat, _session(request), host=_host(request))
-        return {**view.as_api(), "join_url": _url(request, view.code)}
+        view = hub.open(prompt, chat, rq.session(request), host=rq.host(request))
+        return {**view.as_api(), "join_url": rq.url(request, view.code)}
 
     @api_errors
     def room_join(code: str, name: str = "", request: gr.Request | None = None) -> dict:
         """Join a room by its code; the name is optional."""
-        return hub.join(code, _session(request), name, _host(request)).as_api()
+        return hub.join(code, rq.session(request), name, rq.host(request)).as_api()
 
     @api_errors
     def room_vote(code: str, token: str, round_no: int = 0, request: gr.Request | None = None) -> dict:
         """Vote for the next token: a token from `choices` or any text; again before the reveal replaces it.
         `round_no` (optional): the round the vote is for, refused once the room moved on (0: the current one)."""
-        return hub.vote(code, _session(request), token, _host(request), check_int("round_no", round_no, 0, 10**6)
+        return hub.vote(code, rq.session(request), token, rq.host(request), check_int("round_no", round_no, 0, 10**6)
                         ).as_api()
 
     @api_errors
     def room_state(code: str, request: gr.Request | None = None) -> dict:
         """The room now: students see the tally and the model's choice only after the reveal."""
-        return hub.snapshot(code, _session(request)).as_api()
+        return hub.snapshot(code, rq.session(request)).as_api()
 
     @api_errors
     def room_reveal(code: str, request: gr.Request | None = None) -> dict:
         """Presenter only: reveal the model's choice (its top-1 token); voting for the round ends."""
-        return hub.reveal(code, _session(request)).as_api()
+        return hub.reveal(code, rq.session(request)).as_api()
 
     @api_errors
     def room_next(code: str, request: gr.Request | None = None) -> dict:
         """Presenter only: append the revealed token and start the next round."""
-        return hub.next_round(code, _session(request)).as_api()
+        return hub.next_round(code, rq.session(request)).as_api()
 
     @api_errors
     def room_close(code: str, request: gr.Request | None = None) -> dict:
         """Presenter only: close the room and forget everything in it."""
-        return {"code": hub.close(code, _session(request)), "closed": True}
+        return {"code": hub.close(code, rq.session(request)), "closed": True}
 
     cheap = dict(concurrency_limit=None)  # these only read or write the hub (no model call), many at once
     gr.api(room_open, api_name="room_open")
